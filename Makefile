@@ -1,0 +1,41 @@
+# ledger: PostgreSQL extension (PGXS) plus its tests.
+#
+#   make && make install     build and install the extension
+#   make installcheck        pg_regress + isolation specs against $PGHOST/$PGPORT
+#   make demo                the README's first command
+#   make test                the README's second command: every test
+
+EXTENSION = ledger
+MODULE_big = ledger
+OBJS = \
+	src/ledger.o \
+	src/durability.o \
+	src/statements.o \
+	src/arguments.o \
+	src/account.o \
+	src/idempotency.o \
+	src/posting.o \
+	src/journal.o \
+	src/audit.o
+
+DATA = $(wildcard sql/ledger--*.sql)
+
+# pg_regress: sql/<name>.sql against expected/<name>.out
+REGRESS = account posting transfer idempotency history verify durability journal
+# isolation specs: test/specs/<name>.spec against expected/<name>.out
+ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race
+ISOLATION_OPTS = --inputdir=test
+
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers -Wmissing-prototypes
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: demo test
+demo:
+	bash test/demo.sh
+
+test:
+	bash test/run_all.sh

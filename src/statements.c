@@ -1,0 +1,234 @@
+/*-------------------------------------------------------------------------
+ *
+ * statements.c
+ *	  Every query the ledger runs, prepared once per backend and kept.
+ *
+ * Keeping the text of all internal SQL in one table makes it easy to
+ * check the rule that matters most for security: every relation,
+ * function and operator is schema-qualified, and every name or key is a
+ * bound parameter, never spliced into the text.
+ *
+ * Plans are kept with SPI_keepplan; the plan cache revalidates them when
+ * the ledger's tables change, so a DROP/CREATE EXTENSION in the same
+ * backend is safe.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "ledger.h"
+
+#define MAX_STATEMENT_ARGS 6
+
+typedef struct StatementDefinition
+{
+	const char *sql;
+	int			expected;		/* SPI_OK_* code on success */
+	int			nargs;
+	Oid			argtypes[MAX_STATEMENT_ARGS];
+} StatementDefinition;
+
+static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
+	[STMT_OPEN_ACCOUNT] = {
+		"INSERT INTO ledger.accounts (name, currency, min_balance)"
+		" VALUES ($1, $2, $3)"
+		" ON CONFLICT (name) DO NOTHING"
+		" RETURNING account_id",
+		SPI_OK_INSERT_RETURNING, 3, {TEXTOID, TEXTOID, INT8OID}
+	},
+	[STMT_FIND_ACCOUNT] = {
+		"SELECT account_id, currency, min_balance, balance"
+		" FROM ledger.accounts"
+		" WHERE name OPERATOR(pg_catalog.=) $1",
+		SPI_OK_SELECT, 1, {TEXTOID}
+	},
+	[STMT_LOCK_ACCOUNT] = {
+		"SELECT account_id, balance, min_balance, currency"
+		" FROM ledger.accounts"
+		" WHERE name OPERATOR(pg_catalog.=) $1"
+		" FOR UPDATE",
+		SPI_OK_SELECT, 1, {TEXTOID}
+	},
+
+	/*
+	 * LockRows sits above Sort, so the rows are locked in account_id order:
+	 * two transfers over the same pair, in either direction, queue on the
+	 * same first lock instead of deadlocking.
+	 */
+	[STMT_LOCK_ACCOUNT_PAIR] = {
+		"SELECT account_id, balance, min_balance, currency, name"
+		" FROM ledger.accounts"
+		" WHERE name OPERATOR(pg_catalog.=) $1"
+		"    OR name OPERATOR(pg_catalog.=) $2"
+		" ORDER BY account_id"
+		" FOR UPDATE",
+		SPI_OK_SELECT, 2, {TEXTOID, TEXTOID}
+	},
+	[STMT_UPDATE_BALANCE] = {
+		"UPDATE ledger.accounts SET balance = $2"
+		" WHERE account_id OPERATOR(pg_catalog.=) $1",
+		SPI_OK_UPDATE, 2, {INT8OID, INT8OID}
+	},
+	[STMT_INSERT_ENTRY] = {
+		"INSERT INTO ledger.entries"
+		" (account_id, amount, balance_after, transfer_id, idempotency_key, created_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6)",
+		SPI_OK_INSERT, 6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
+	},
+	[STMT_NEXT_TRANSFER_ID] = {
+		"SELECT pg_catalog.nextval('ledger.transfers_transfer_id_seq'::pg_catalog.regclass)",
+		SPI_OK_SELECT, 0, {InvalidOid}
+	},
+	[STMT_INSERT_TRANSFER] = {
+		"INSERT INTO ledger.transfers"
+		" (transfer_id, from_account_id, to_account_id, amount, idempotency_key, created_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6)",
+		SPI_OK_INSERT, 6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
+	},
+	[STMT_FIND_KEY] = {
+		"SELECT operation, account, counter_account, amount, result"
+		" FROM ledger.idempotency_keys"
+		" WHERE idempotency_key OPERATOR(pg_catalog.=) $1",
+		SPI_OK_SELECT, 1, {TEXTOID}
+	},
+
+	/*
+	 * A concurrent transaction holding the same key makes this wait for it;
+	 * if that one commits we insert nothing and replay its result.
+	 */
+	[STMT_CLAIM_KEY] = {
+		"INSERT INTO ledger.idempotency_keys"
+		" (idempotency_key, operation, account, counter_account, amount, result)"
+		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT (idempotency_key) DO NOTHING",
+		SPI_OK_INSERT, 6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID}
+	},
+	[STMT_HISTORY] = {
+		"SELECT entry_id, amount, balance_after, transfer_id, idempotency_key, created_at"
+		" FROM ledger.entries"
+		" WHERE account_id OPERATOR(pg_catalog.=) $1"
+		" ORDER BY entry_id DESC"
+		" LIMIT $2",
+		SPI_OK_SELECT, 2, {INT8OID, INT8OID}
+	},
+
+	/*
+	 * The audit: every balance equals the sum of its journal and the last
+	 * running balance, no balance is below its floor, every transfer has
+	 * exactly two entries that sum to zero and move its amount.
+	 */
+	[STMT_VERIFY] = {
+		"SELECT a.name::pg_catalog.text, p.problem"
+		" FROM ("
+		"  SELECT a.account_id,"
+		"         pg_catalog.format('balance %s does not equal the sum of its journal entries %s',"
+		"                           a.balance, COALESCE(j.total, 0)) AS problem"
+		"    FROM ledger.accounts a"
+		"    LEFT JOIN (SELECT account_id, pg_catalog.sum(amount) AS total"
+		"                 FROM ledger.entries GROUP BY account_id) j"
+		"           ON j.account_id OPERATOR(pg_catalog.=) a.account_id"
+		"   WHERE a.balance::pg_catalog.numeric OPERATOR(pg_catalog.<>) COALESCE(j.total, 0)"
+		"  UNION ALL"
+		"  SELECT account_id,"
+		"         pg_catalog.format('balance %s is below its floor %s', balance, min_balance)"
+		"    FROM ledger.accounts"
+		"   WHERE balance OPERATOR(pg_catalog.<) min_balance"
+		"  UNION ALL"
+		"  SELECT account_id,"
+		"         pg_catalog.format('entry %s records balance_after %s but the running sum is %s',"
+		"                           entry_id, balance_after, running)"
+		"    FROM (SELECT account_id, entry_id, balance_after,"
+		"                 pg_catalog.sum(amount) OVER (PARTITION BY account_id ORDER BY entry_id) AS running"
+		"            FROM ledger.entries) r"
+		"   WHERE balance_after::pg_catalog.numeric OPERATOR(pg_catalog.<>) running"
+		"  UNION ALL"
+		"  SELECT t.from_account_id,"
+		"         pg_catalog.format('transfer %s has %s entries summing to %s',"
+		"                           t.transfer_id, pg_catalog.count(e.entry_id), COALESCE(pg_catalog.sum(e.amount), 0))"
+		"    FROM ledger.transfers t"
+		"    LEFT JOIN ledger.entries e ON e.transfer_id OPERATOR(pg_catalog.=) t.transfer_id"
+		"   GROUP BY t.transfer_id, t.from_account_id, t.to_account_id, t.amount"
+		"  HAVING pg_catalog.count(e.entry_id) OPERATOR(pg_catalog.<>) 2"
+		"      OR COALESCE(pg_catalog.sum(e.amount), 0) OPERATOR(pg_catalog.<>) 0"
+		"      OR COALESCE(pg_catalog.sum(e.amount) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.to_account_id), 0)"
+		"         OPERATOR(pg_catalog.<>) t.amount"
+		" ) p"
+		" JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) p.account_id"
+		" ORDER BY 1, 2",
+		SPI_OK_SELECT, 0, {InvalidOid}
+	},
+};
+
+static SPIPlanPtr plans[LEDGER_STATEMENT_COUNT];
+
+static SPIPlanPtr
+statement_plan(LedgerStatement stmt)
+{
+	const StatementDefinition *def = &statements[stmt];
+	SPIPlanPtr	plan;
+
+	if (plans[stmt] != NULL)
+		return plans[stmt];
+
+	plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+	if (plan == NULL)
+		elog(ERROR, "ledger: SPI_prepare failed for statement %d: %s",
+			 (int) stmt, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "ledger: SPI_keepplan failed for statement %d", (int) stmt);
+	plans[stmt] = plan;
+	return plan;
+}
+
+/*
+ * Run one of the ledger's statements inside the caller's SPI connection.
+ * nulls follows SPI's convention ('n' for NULL, ' ' otherwise) and may be
+ * NULL when no argument is.  Returns SPI_processed.
+ */
+int
+ledger_execute(LedgerStatement stmt, Datum *values, const char *nulls,
+			   bool read_only)
+{
+	int			rc;
+
+	rc = SPI_execute_plan(statement_plan(stmt), values, nulls, read_only, 0);
+	if (rc != statements[stmt].expected)
+		elog(ERROR, "ledger: statement %d failed: %s",
+			 (int) stmt, SPI_result_code_string(rc));
+	return (int) SPI_processed;
+}
+
+/*
+ * Fetch an int8 column (1-based) from the last result; false if NULL.
+ */
+bool
+ledger_get_int64(int row, int col, int64 *value)
+{
+	bool		isnull;
+	Datum		d;
+
+	d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+	if (!isnull)
+		*value = DatumGetInt64(d);
+	return !isnull;
+}
+
+/*
+ * Fetch a text column (1-based) from the last result as a palloc'd C
+ * string in the current (SPI) memory context; NULL if the value is NULL.
+ */
+char *
+ledger_get_cstring(int row, int col)
+{
+	bool		isnull;
+	Datum		d;
+
+	d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+	if (isnull)
+		return NULL;
+	return text_to_cstring(DatumGetTextPP(d));
+}

@@ -1,0 +1,183 @@
+# test/lib.sh: shared shell helpers for the demo and the test suites.
+#
+#   ledger_require_packages   install (as root) or name the missing Debian packages
+#   ledger_build_install      build the extension and install it into the server
+#   cluster_start NAME [postgres -c options...]
+#                             throwaway cluster on a free loopback port, as an
+#                             unprivileged user; exports PGHOST/PGPORT/PGUSER
+#   cluster_stop NAME         stop it by the pid in its postmaster.pid
+#
+# Every cluster started here is stopped when the calling script exits, also
+# on failure.  Servers are always stopped by pid, never by process name.
+
+set -euo pipefail
+
+LEDGER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LEDGER_PG_MAJOR=15
+LEDGER_PG_BIN=/usr/lib/postgresql/$LEDGER_PG_MAJOR/bin
+LEDGER_TEST_USER=${LEDGER_TEST_USER:-ledgertest}
+LEDGER_PACKAGES="postgresql-$LEDGER_PG_MAJOR postgresql-server-dev-$LEDGER_PG_MAJOR libpq-dev \
+postgresql-$LEDGER_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc libc6-dev"
+
+LEDGER_TMP=""
+LEDGER_CLUSTERS=""
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Install what is missing.  The server and its headers are named in one
+# apt-get call: server-dev alone would pull a newer minor release than the
+# installed server and upgrade it half-way.
+ledger_require_packages() {
+	local missing="" pkg
+	for pkg in $LEDGER_PACKAGES "$@"; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+			missing="$missing $pkg"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing packages:$missing" >&2
+		echo "run:  sudo apt-get update && sudo apt-get install -y $LEDGER_PACKAGES $*" >&2
+		exit 1
+	fi
+	log "installing:$missing"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $LEDGER_PACKAGES "$@" >/dev/null
+}
+
+ledger_build_install() {
+	local pg_config=$LEDGER_PG_BIN/pg_config
+	log "building the extension"
+	make -s -C "$LEDGER_ROOT" PG_CONFIG="$pg_config" EXTRA_CFLAGS=-Werror >/dev/null
+	if [ -w "$($pg_config --pkglibdir)" ] && [ -w "$($pg_config --sharedir)/extension" ]; then
+		make -s -C "$LEDGER_ROOT" PG_CONFIG="$pg_config" install >/dev/null
+	else
+		echo "cannot write to the server's directories; run:" >&2
+		echo "  sudo make -C $LEDGER_ROOT PG_CONFIG=$pg_config install" >&2
+		exit 1
+	fi
+}
+
+# Run a command as the unprivileged server user (postgres refuses root).
+as_server_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u "$LEDGER_TEST_USER" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+ensure_server_user() {
+	[ "$(id -u)" -eq 0 ] || return 0
+	id -u "$LEDGER_TEST_USER" >/dev/null 2>&1 ||
+		useradd --system --no-create-home --shell /usr/sbin/nologin "$LEDGER_TEST_USER"
+}
+
+ledger_tmpdir() {
+	if [ -z "$LEDGER_TMP" ]; then
+		LEDGER_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ledger-test.XXXXXX")
+		chmod 755 "$LEDGER_TMP"
+		trap ledger_cleanup EXIT
+	fi
+	echo "$LEDGER_TMP"
+}
+
+port_is_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# cluster_start NAME [-c name=value ...]
+cluster_start() {
+	local name=$1; shift
+	local dir port attempt
+	ensure_server_user
+	dir=$(ledger_tmpdir)/$name
+	mkdir -p "$dir"
+	[ "$(id -u)" -eq 0 ] && chown "$LEDGER_TEST_USER" "$dir"
+	as_server_user "$LEDGER_PG_BIN/initdb" -D "$dir/data" -U postgres -A trust \
+		--no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
+		{ cat "$dir/initdb.log" >&2; return 1; }
+	for attempt in $(seq 1 20); do
+		port=$(( 20000 + (RANDOM % 20000) ))
+		port_is_free "$port" || continue
+		if as_server_user "$LEDGER_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+			-o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir $*" \
+			start >/dev/null 2>&1; then
+			LEDGER_CLUSTERS="$LEDGER_CLUSTERS $name"
+			echo "$port" >"$dir/port"
+			export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+			log "cluster $name up on 127.0.0.1:$port (data in $dir/data)"
+			return 0
+		fi
+	done
+	echo "could not start cluster $name; its log:" >&2
+	cat "$dir/server.log" >&2 || true
+	return 1
+}
+
+cluster_dir() { echo "$LEDGER_TMP/$1"; }
+cluster_port() { cat "$LEDGER_TMP/$1/port"; }
+cluster_pid() { head -n 1 "$LEDGER_TMP/$1/data/postmaster.pid" 2>/dev/null; }
+
+# Point the PG* variables at cluster NAME.
+cluster_use() { export PGHOST=127.0.0.1 PGPORT=$(cluster_port "$1") PGUSER=postgres PGDATABASE=postgres; }
+
+# Start an existing (stopped or crashed) cluster again on its port.
+cluster_restart() {
+	local name=$1 dir
+	dir=$(cluster_dir "$name")
+	as_server_user "$LEDGER_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 \
+		-o "-p $(cluster_port "$name") -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir" \
+		start >/dev/null
+}
+
+# Stop cluster NAME: fast shutdown by pid, SIGKILL if it will not go.
+cluster_stop() {
+	local name=$1 pid i
+	pid=$(cluster_pid "$name") || true
+	[ -n "$pid" ] || return 0
+	kill -INT "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 300); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	log "cluster $name did not stop; killing pid $pid"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Kill the postmaster and all its children at once with SIGKILL, as a
+# machine crash would: nothing gets a chance to flush.
+cluster_crash() {
+	local name=$1 pid children
+	pid=$(cluster_pid "$name")
+	children=$(children_of "$pid")
+	kill -KILL "$pid" $children 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+	for child in $children; do
+		while kill -0 "$child" 2>/dev/null; do sleep 0.05; done
+	done
+}
+
+# Pids whose parent is $1, read from /proc (procps may not be installed).
+children_of() {
+	local parent=$1 stat line fields
+	for stat in /proc/[0-9]*/stat; do
+		read -r line <"$stat" 2>/dev/null || continue
+		fields=(${line##*) })
+		if [ "${fields[1]}" = "$parent" ]; then
+			stat=${stat#/proc/}
+			echo "${stat%/stat}"
+		fi
+	done
+}
+
+ledger_cleanup() {
+	local name
+	for name in $LEDGER_CLUSTERS; do
+		cluster_stop "$name" || true
+	done
+	if [ -n "$LEDGER_TMP" ] && [ -z "${LEDGER_KEEP_TMP:-}" ]; then
+		rm -rf "$LEDGER_TMP"
+	fi
+}
+
+psql_q() { "$LEDGER_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
