@@ -21,8 +21,8 @@ OBJS = \
 DATA = $(wildcard sql/ledger--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
-REGRESS = account posting transfer idempotency history verify durability journal
-# isolation specs: test/specs/<name>.spec against expected/<name>.out
+REGRESS = account posting transfer idempotency history verify durability
+# isolation specs: test/specs/<name>.spec against test/expected/<name>.out
 ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race
 ISOLATION_OPTS = --inputdir=test
 
