@@ -72,13 +72,14 @@ ensure_server_user() {
 		useradd --system --no-create-home --shell /usr/sbin/nologin "$LEDGER_TEST_USER"
 }
 
-ledger_tmpdir() {
-	if [ -z "$LEDGER_TMP" ]; then
-		LEDGER_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ledger-test.XXXXXX")
-		chmod 755 "$LEDGER_TMP"
-		trap ledger_cleanup EXIT
-	fi
-	echo "$LEDGER_TMP"
+# Create this script's temp directory and arm the cleanup.  Must run in
+# the main shell, never in $(...), or the trap and the path would be lost.
+ledger_init_tmp() {
+	[ -n "$LEDGER_TMP" ] && return 0
+	LEDGER_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ledger-test.XXXXXX")
+	chmod 755 "$LEDGER_TMP"
+	trap ledger_cleanup EXIT
+	trap 'exit 130' INT TERM
 }
 
 port_is_free() {
@@ -90,7 +91,8 @@ cluster_start() {
 	local name=$1; shift
 	local dir port attempt
 	ensure_server_user
-	dir=$(ledger_tmpdir)/$name
+	ledger_init_tmp
+	dir=$LEDGER_TMP/$name
 	mkdir -p "$dir"
 	[ "$(id -u)" -eq 0 ] && chown "$LEDGER_TEST_USER" "$dir"
 	as_server_user "$LEDGER_PG_BIN/initdb" -D "$dir/data" -U postgres -A trust \

@@ -32,10 +32,10 @@ ledger_build_install
 cluster_start regress
 set +e
 make -C "$LEDGER_ROOT" -s PG_CONFIG="$LEDGER_PG_BIN/pg_config" installcheck \
-	>"$(ledger_tmpdir)/installcheck.log" 2>&1
+	>"$LEDGER_TMP/installcheck.log" 2>&1
 status=$?
 set -e
-cat "$(ledger_tmpdir)/installcheck.log"
+cat "$LEDGER_TMP/installcheck.log"
 # one result per test, from pg_regress's "name ... ok" lines
 while read -r line; do
 	name=$(echo "$line" | sed -E 's/^(test |ok [0-9]+ +- +)?[[:space:]]*([A-Za-z0-9_]+).*/\2/')
@@ -43,7 +43,7 @@ while read -r line; do
 		*"... ok"*) record "$name" 0 ;;
 		*"... FAILED"*|*"... failed"*) record "$name" 1 ;;
 	esac
-done < <(grep -E '\.\.\. (ok|FAILED|failed)' "$(ledger_tmpdir)/installcheck.log")
+done < <(grep -E '\.\.\. (ok|FAILED|failed)' "$LEDGER_TMP/installcheck.log")
 if [ "$status" -ne 0 ]; then
 	record installcheck 1
 	[ -f "$LEDGER_ROOT/regression.diffs" ] && cat "$LEDGER_ROOT/regression.diffs"

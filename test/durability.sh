@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Durability settings against real servers:
+#
+#  1. fsync = off: every ledger write is refused (55000) unless a superuser
+#     declared the data disposable with ledger.data_is_disposable.
+#  2. A synchronous standby is configured but absent: a posting made with
+#     synchronous_commit = off or local (even SET LOCAL after the posting)
+#     still waits for the standby, while an ordinary write does not.  This
+#     is what "acknowledged by the synchronous standby" rests on.
+source "$(dirname "$0")/lib.sh"
+
+fail() { echo "durability: FAILED: $*" >&2; exit 1; }
+
+# sqlstate_of SQL: run it and print the SQLSTATE it failed with (or "ok")
+sqlstate_of() {
+	local out
+	out=$("$LEDGER_PG_BIN/psql" -X -At -v VERBOSITY=sqlstate -c "$1" 2>&1) && { echo ok; return; }
+	echo "$out" | sed -nE 's/^(psql:[^E]*)?ERROR: +([0-9A-Z]{5}).*/\2/p' | head -n 1
+}
+
+# --- 1. fsync = off -----------------------------------------------------
+cluster_start nofsync -c fsync=off
+psql_q -c 'CREATE EXTENSION ledger'
+
+state=$(sqlstate_of "SELECT ledger_open_account('a')")
+[ "$state" = 55000 ] || fail "open_account with fsync=off gave '$state', want 55000"
+state=$(sqlstate_of "SELECT ledger_balance('a')")
+[ "$state" = LG002 ] || fail "nothing was opened, balance gave '$state', want LG002"
+
+# a superuser may declare the data disposable, for this session or server-wide
+state=$(sqlstate_of "SET ledger.data_is_disposable = on; SELECT ledger_open_account('a'); SELECT ledger_credit('a', 5)")
+[ "$state" = ok ] || fail "postings with ledger.data_is_disposable = on gave '$state'"
+state=$(sqlstate_of "SELECT ledger_credit('a', 5)")
+[ "$state" = 55000 ] || fail "the setting leaked into another session: '$state'"
+psql_q -c "LOAD 'ledger'" -c "ALTER SYSTEM SET ledger.data_is_disposable = on" \
+	-c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+state=$(sqlstate_of "SELECT ledger_credit('a', 5)")
+[ "$state" = ok ] || fail "server-wide ledger.data_is_disposable = on gave '$state'"
+[ "$(psql_q -c "SELECT ledger_balance('a')")" = 10 ] || fail "balance of a is not 10"
+log "fsync=off: postings refused with 55000 unless ledger.data_is_disposable"
+cluster_stop nofsync
+
+# --- 2. synchronous standby configured but absent -------------------------
+cluster_start syncrep
+psql_q -c 'CREATE EXTENSION ledger' \
+	-c "SELECT ledger_open_account('acct', 'XXX', NULL)" \
+	-c 'CREATE TABLE plain (x int)' >/dev/null
+psql_q -c "ALTER SYSTEM SET synchronous_standby_names = 'ghost'" -c 'SELECT pg_reload_conf()' >/dev/null
+sleep 1
+
+# an ordinary write with synchronous_commit = off does not wait
+PGOPTIONS='-c synchronous_commit=off' timeout 20 \
+	"$LEDGER_PG_BIN/psql" -X -q -c 'INSERT INTO plain VALUES (1)' ||
+	fail "an ordinary asynchronous insert waited for the absent standby"
+
+# expect_sync_wait NAME SQL...: the session must be seen waiting on SyncRep
+expect_sync_wait() {
+	local name=$1 client i waiting=""; shift
+	PGAPPNAME=$name timeout 60 \
+		"$LEDGER_PG_BIN/psql" -X -q "$@" >/dev/null 2>&1 &
+	client=$!
+	for i in $(seq 1 100); do
+		waiting=$(psql_q -c "SELECT pid FROM pg_stat_activity
+		                      WHERE application_name = '$name' AND wait_event = 'SyncRep'")
+		[ -n "$waiting" ] && break
+		sleep 0.1
+	done
+	[ -n "$waiting" ] || { kill "$client" 2>/dev/null; fail "$name: the posting did not wait for the standby"; }
+	psql_q -c "SELECT pg_cancel_backend($waiting)" >/dev/null
+	wait "$client" || true
+	log "$name: waited for the synchronous standby"
+}
+
+expect_sync_wait off_session -c 'SET synchronous_commit = off' -c "SELECT ledger_credit('acct', 1)"
+expect_sync_wait local_session -c 'SET synchronous_commit = local' -c "SELECT ledger_debit('acct', 1)"
+expect_sync_wait set_local_after -c 'BEGIN' -c "SELECT ledger_credit('acct', 1, 'k1')" \
+	-c 'SET LOCAL synchronous_commit = off' -c 'COMMIT'
+
+cluster_stop syncrep
+echo "durability: fsync=off refusal and forced synchronous commit verified"
