@@ -47,28 +47,44 @@ psql_q -c 'CREATE EXTENSION ledger' \
 	-c "SELECT ledger_open_account('acct', 'XXX', NULL)" \
 	-c 'CREATE TABLE plain (x int)' >/dev/null
 psql_q -c "ALTER SYSTEM SET synchronous_standby_names = 'ghost'" -c 'SELECT pg_reload_conf()' >/dev/null
-sleep 1
+
+# sees_sync_wait NAME SQL...: run SQL in a new session named NAME; true if
+# that session is seen waiting for the standby (it is then cancelled: the
+# transaction stays committed locally, the client gets a warning).
+sees_sync_wait() {
+	local name=$1 client i waiting=""; shift
+	PGAPPNAME=$name timeout 60 "$LEDGER_PG_BIN/psql" -X -q "$@" \
+		>"$LEDGER_TMP/$name.out" 2>&1 &
+	client=$!
+	for i in $(seq 1 100); do
+		waiting=$(psql_q -c "SELECT pid FROM pg_stat_activity
+		                      WHERE application_name = '$name' AND wait_event = 'SyncRep'")
+		[ -n "$waiting" ] && break
+		kill -0 "$client" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$waiting" ] && psql_q -c "SELECT pg_cancel_backend($waiting)" >/dev/null
+	kill "$client" 2>/dev/null || true
+	wait "$client" || true
+	[ -n "$waiting" ]
+}
+
+# The reload reaches every process asynchronously: wait until an ordinary
+# synchronous commit is seen waiting, which proves the setting is live.
+for attempt in $(seq 1 10); do
+	sees_sync_wait "probe$attempt" -c 'INSERT INTO plain VALUES (0)' && break
+	[ "$attempt" -lt 10 ] || fail "synchronous_standby_names never took effect"
+done
 
 # an ordinary write with synchronous_commit = off does not wait
 PGOPTIONS='-c synchronous_commit=off' timeout 20 \
 	"$LEDGER_PG_BIN/psql" -X -q -c 'INSERT INTO plain VALUES (1)' ||
 	fail "an ordinary asynchronous insert waited for the absent standby"
 
-# expect_sync_wait NAME SQL...: the session must be seen waiting on SyncRep
+# a ledger posting does, however the session lowered synchronous_commit
 expect_sync_wait() {
-	local name=$1 client i waiting=""; shift
-	PGAPPNAME=$name timeout 60 \
-		"$LEDGER_PG_BIN/psql" -X -q "$@" >/dev/null 2>&1 &
-	client=$!
-	for i in $(seq 1 100); do
-		waiting=$(psql_q -c "SELECT pid FROM pg_stat_activity
-		                      WHERE application_name = '$name' AND wait_event = 'SyncRep'")
-		[ -n "$waiting" ] && break
-		sleep 0.1
-	done
-	[ -n "$waiting" ] || { kill "$client" 2>/dev/null; fail "$name: the posting did not wait for the standby"; }
-	psql_q -c "SELECT pg_cancel_backend($waiting)" >/dev/null
-	wait "$client" || true
+	local name=$1
+	sees_sync_wait "$@" || { cat "$LEDGER_TMP/$name.out" >&2; fail "$name: the posting did not wait for the standby"; }
 	log "$name: waited for the synchronous standby"
 }
 
