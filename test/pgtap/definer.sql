@@ -1,0 +1,159 @@
+/*
+ * definer.sql: how the API functions are declared.
+ *
+ * Proves that every function the extension installs in its own schema
+ *	- is SECURITY DEFINER, so callers need no privilege on the tables;
+ *	- pins search_path to exactly "pg_catalog, pg_temp", so nothing of the
+ *	  caller's can be found by name while it runs as the owner;
+ *	- is not STRICT: a NULL argument raises 22004 naming the argument, it
+ *	  never silently returns NULL (spot-checked for every argument that
+ *	  must not be NULL, plus the NULLs that are allowed);
+ * that the four writing functions are VOLATILE; and that the data schema
+ * and everything in it belong to the installing superuser.
+ */
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+
+BEGIN;
+CREATE EXTENSION ledger;
+
+SELECT plan(50);
+
+/* Every function that belongs to the extension and lives in its schema. */
+CREATE TEMP VIEW extension_function AS
+SELECT p.oid AS fn_oid,
+	   p.oid::regprocedure::text AS signature,
+	   p.prosecdef,
+	   p.proconfig,
+	   p.proisstrict,
+	   p.proowner
+  FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_depend d
+	ON d.classid = 'pg_catalog.pg_proc'::regclass
+   AND d.objid = p.oid
+   AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+   AND d.deptype = 'e'
+  JOIN pg_catalog.pg_extension e
+	ON e.oid = d.refobjid
+   AND e.extnamespace = p.pronamespace
+ WHERE e.extname = 'ledger';
+
+/* ---- which functions: the seven of the API, no more, no fewer ---------- */
+
+SELECT set_eq(
+	$$SELECT signature FROM extension_function$$,
+	ARRAY['ledger_open_account(text,text,bigint)',
+		  'ledger_credit(text,bigint,text)',
+		  'ledger_debit(text,bigint,text)',
+		  'ledger_transfer(text,text,bigint,text)',
+		  'ledger_balance(text)',
+		  'ledger_history(text,integer)',
+		  'ledger_verify()'],
+	'the extension''s schema holds exactly the seven API functions');
+
+/* ---- SECURITY DEFINER, pinned search_path, not STRICT ------------------- */
+
+SELECT ok(prosecdef, signature || ' is SECURITY DEFINER')
+  FROM extension_function
+ ORDER BY signature;
+
+SELECT is(proconfig, '{"search_path=pg_catalog, pg_temp"}'::text[],
+		  signature || ' pins search_path to pg_catalog, pg_temp')
+  FROM extension_function
+ ORDER BY signature;
+
+SELECT ok(NOT proisstrict, signature || ' is not STRICT')
+  FROM extension_function
+ ORDER BY signature;
+
+/* ---- volatility: the writers must see and make changes, never be cached - */
+
+SELECT volatility_is('ledger_open_account', ARRAY['text', 'text', 'bigint'], 'volatile',
+					 'ledger_open_account is VOLATILE');
+SELECT volatility_is('ledger_credit', ARRAY['text', 'bigint', 'text'], 'volatile',
+					 'ledger_credit is VOLATILE');
+SELECT volatility_is('ledger_debit', ARRAY['text', 'bigint', 'text'], 'volatile',
+					 'ledger_debit is VOLATILE');
+SELECT volatility_is('ledger_transfer', ARRAY['text', 'text', 'bigint', 'text'], 'volatile',
+					 'ledger_transfer is VOLATILE');
+
+/* ---- a NULL is an error (22004) naming the argument, never a NULL result - */
+
+SELECT is(ledger_open_account('alice'), 1::bigint, 'alice opened');
+SELECT is(ledger_open_account('bob'), 2::bigint, 'bob opened');
+
+SELECT throws_ok($$SELECT ledger_open_account(NULL)$$,
+				 '22004', 'account must not be null',
+				 'ledger_open_account(NULL) raises 22004');
+SELECT throws_ok($$SELECT ledger_open_account('carol', NULL)$$,
+				 '22004', 'currency must not be null',
+				 'ledger_open_account with a NULL currency raises 22004');
+SELECT throws_ok($$SELECT ledger_credit(NULL, 100)$$,
+				 '22004', 'account must not be null',
+				 'ledger_credit with a NULL account raises 22004');
+SELECT throws_ok($$SELECT ledger_credit('alice', NULL)$$,
+				 '22004', 'amount must not be null',
+				 'ledger_credit with a NULL amount raises 22004');
+SELECT throws_ok($$SELECT ledger_debit(NULL, 100)$$,
+				 '22004', 'account must not be null',
+				 'ledger_debit with a NULL account raises 22004');
+SELECT throws_ok($$SELECT ledger_debit('alice', NULL)$$,
+				 '22004', 'amount must not be null',
+				 'ledger_debit with a NULL amount raises 22004');
+SELECT throws_ok($$SELECT ledger_transfer(NULL, 'bob', 100)$$,
+				 '22004', 'from_account must not be null',
+				 'ledger_transfer with a NULL from_account raises 22004');
+SELECT throws_ok($$SELECT ledger_transfer('alice', NULL, 100)$$,
+				 '22004', 'to_account must not be null',
+				 'ledger_transfer with a NULL to_account raises 22004');
+SELECT throws_ok($$SELECT ledger_transfer('alice', 'bob', NULL)$$,
+				 '22004', 'amount must not be null',
+				 'ledger_transfer with a NULL amount raises 22004');
+SELECT throws_ok($$SELECT ledger_balance(NULL)$$,
+				 '22004', 'account must not be null',
+				 'ledger_balance(NULL) raises 22004');
+SELECT throws_ok($$SELECT * FROM ledger_history(NULL)$$,
+				 '22004', 'account must not be null',
+				 'ledger_history with a NULL account raises 22004');
+SELECT throws_ok($$SELECT * FROM ledger_history('alice', NULL)$$,
+				 '22004', 'max_rows must not be null',
+				 'ledger_history with a NULL max_rows raises 22004');
+
+/* The NULLs that mean something: no floor, and no idempotency key. */
+SELECT is(ledger_open_account('bank', 'XXX', NULL), 3::bigint,
+		  'ledger_open_account with a NULL min_balance opens an account without a floor');
+SELECT is(ledger_debit('bank', 100, NULL), -100::bigint,
+		  'ledger_debit with a NULL key posts without a key');
+SELECT is(ledger_credit('alice', 100, NULL), 100::bigint,
+		  'ledger_credit with a NULL key posts without a key');
+SELECT is(ledger_transfer('alice', 'bob', 40, NULL), 1::bigint,
+		  'ledger_transfer with a NULL key posts without a key');
+SELECT is_empty($$SELECT * FROM ledger.idempotency_keys$$,
+				'a NULL key claimed no idempotency key');
+SELECT is_empty($$SELECT * FROM ledger_verify()$$,
+				'ledger_verify() finds nothing wrong');
+
+/* ---- ownership: the installing superuser owns the data and the code ---- */
+
+SELECT schema_owner_is('ledger', session_user,
+					   'schema ledger is owned by the installing role');
+SELECT ok(rolsuper, 'the installing role, owner of schema ledger, is a superuser')
+  FROM pg_catalog.pg_roles
+ WHERE rolname = session_user;
+SELECT is_empty(
+	$$SELECT c.oid::regclass
+		FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	   WHERE n.nspname = 'ledger'
+		 AND c.relowner <> n.nspowner$$,
+	'every table, index and sequence in ledger belongs to the owner of the schema');
+SELECT is_empty(
+	$$SELECT signature
+		FROM extension_function
+	   WHERE proowner <> (SELECT nspowner FROM pg_catalog.pg_namespace
+						   WHERE nspname = 'ledger')$$,
+	'every API function runs as the owner of schema ledger');
+
+SELECT * FROM finish();
+ROLLBACK;
