@@ -118,11 +118,15 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 
 	/*
 	 * The audit: every balance equals the sum of its journal and the last
-	 * running balance, no balance is below its floor, every transfer has
-	 * exactly two entries that sum to zero and move its amount.
+	 * running balance, no balance is below its floor, every journal row
+	 * belongs to an existing account, and every transfer has exactly two
+	 * entries: amount out of its from account, amount into its to account.
+	 * Problems of a vanished account are reported under its id.
 	 */
 	[STMT_VERIFY] = {
-		"SELECT a.name::pg_catalog.text, p.problem"
+		"SELECT COALESCE(a.name::pg_catalog.text,"
+		"                pg_catalog.format('<missing account %s>', p.account_id)),"
+		"       p.problem"
 		" FROM ("
 		"  SELECT a.account_id,"
 		"         pg_catalog.format('balance %s does not equal the sum of its journal entries %s',"
@@ -146,18 +150,28 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		"            FROM ledger.entries) r"
 		"   WHERE balance_after::pg_catalog.numeric OPERATOR(pg_catalog.<>) running"
 		"  UNION ALL"
+		"  SELECT e.account_id,"
+		"         pg_catalog.format('%s journal entries belong to no account', pg_catalog.count(*))"
+		"    FROM ledger.entries e"
+		"   WHERE NOT EXISTS (SELECT FROM ledger.accounts a"
+		"                      WHERE a.account_id OPERATOR(pg_catalog.=) e.account_id)"
+		"   GROUP BY e.account_id"
+		"  UNION ALL"
 		"  SELECT t.from_account_id,"
-		"         pg_catalog.format('transfer %s has %s entries summing to %s',"
-		"                           t.transfer_id, pg_catalog.count(e.entry_id), COALESCE(pg_catalog.sum(e.amount), 0))"
+		"         pg_catalog.format('transfer %s of %s does not have one entry of -%s on its from account and one of +%s on its to account',"
+		"                           t.transfer_id, t.amount, t.amount, t.amount)"
 		"    FROM ledger.transfers t"
 		"    LEFT JOIN ledger.entries e ON e.transfer_id OPERATOR(pg_catalog.=) t.transfer_id"
 		"   GROUP BY t.transfer_id, t.from_account_id, t.to_account_id, t.amount"
 		"  HAVING pg_catalog.count(e.entry_id) OPERATOR(pg_catalog.<>) 2"
-		"      OR COALESCE(pg_catalog.sum(e.amount), 0) OPERATOR(pg_catalog.<>) 0"
-		"      OR COALESCE(pg_catalog.sum(e.amount) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.to_account_id), 0)"
-		"         OPERATOR(pg_catalog.<>) t.amount"
+		"      OR pg_catalog.count(e.entry_id) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.from_account_id"
+		"                                              AND e.amount OPERATOR(pg_catalog.=) OPERATOR(pg_catalog.-) t.amount)"
+		"         OPERATOR(pg_catalog.<>) 1"
+		"      OR pg_catalog.count(e.entry_id) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.to_account_id"
+		"                                              AND e.amount OPERATOR(pg_catalog.=) t.amount)"
+		"         OPERATOR(pg_catalog.<>) 1"
 		" ) p"
-		" JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) p.account_id"
+		" LEFT JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) p.account_id"
 		" ORDER BY 1, 2",
 		SPI_OK_SELECT, 0, {InvalidOid}
 	},
