@@ -14,9 +14,8 @@ SELECT ledger_open_account('bank', 'EUR', NULL) AS bank_id;  -- no floor: a sour
 SELECT ledger_transfer('bank', 'alice', 10000, 'deposit-1') AS transfer_id;
 SELECT ledger_debit('alice', 2500, 'coffee-42') AS balance_after_coffee;
 SELECT ledger_debit('alice', 2500, 'coffee-42') AS same_key_replays;
-\set VERBOSITY verbose
 SELECT ledger_debit('alice', 1000000) AS overdraw;
-\set VERBOSITY default
+\echo refused with SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT * FROM ledger_history('alice');
 SELECT ledger_balance('alice') AS alice, ledger_balance('bank') AS bank;
 SELECT count(*) AS problems FROM ledger_verify();
