@@ -16,14 +16,15 @@ OBJS = \
 	src/idempotency.o \
 	src/posting.o \
 	src/journal.o \
+	src/batch.o \
 	src/audit.o
 
 DATA = $(wildcard sql/ledger--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
-REGRESS = account posting transfer idempotency history verify durability
+REGRESS = account posting transfer idempotency history verify durability batch upgrade
 # isolation specs: test/specs/<name>.spec against test/expected/<name>.out
-ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race
+ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race
 ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
@@ -32,6 +33,9 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every object depends on the shared headers (PGXS tracks no header changes)
+$(OBJS): src/ledger.h src/errors.h
 
 .PHONY: demo test
 demo:

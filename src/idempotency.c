@@ -42,6 +42,21 @@ nullable_equals(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/*
+ * Is a stored request the same as a new one?  Names compare byte for byte.
+ */
+bool
+ledger_same_request(const char *operation, const char *account,
+					const char *counter_account, int64 amount,
+					const char *other_operation, const char *other_account,
+					const char *other_counter_account, int64 other_amount)
+{
+	return strcmp(operation, other_operation) == 0 &&
+		strcmp(account, other_account) == 0 &&
+		nullable_equals(counter_account, other_counter_account) &&
+		amount == other_amount;
+}
+
 static char *
 describe_request(const char *operation, const char *account,
 				 const char *counter_account, int64 amount)
@@ -82,10 +97,10 @@ ledger_key_replay(const LedgerRequest *request, int64 *result)
 	this_counter_account = request->counter_account ?
 		text_to_cstring(request->counter_account) : NULL;
 
-	if (strcmp(operation, request->operation) != 0 ||
-		strcmp(account, text_to_cstring(request->account)) != 0 ||
-		!nullable_equals(counter_account, this_counter_account) ||
-		amount != request->amount)
+	if (!ledger_same_request(operation, account, counter_account, amount,
+							 request->operation,
+							 text_to_cstring(request->account),
+							 this_counter_account, request->amount))
 		ereport(ERROR,
 				(errcode(ERRCODE_LEDGER_IDEMPOTENCY_CONFLICT),
 				 errmsg("idempotency key \"%s\" was already used for a different request",

@@ -37,6 +37,13 @@ typedef enum LedgerStatement
 	STMT_INSERT_TRANSFER,
 	STMT_FIND_KEY,
 	STMT_CLAIM_KEY,
+	STMT_LOCK_ACCOUNTS,
+	STMT_FIND_KEYS,
+	STMT_CLAIM_KEYS,
+	STMT_UPDATE_BALANCES,
+	STMT_INSERT_ENTRIES,
+	STMT_NEXT_TRANSFER_IDS,
+	STMT_INSERT_TRANSFERS,
 	STMT_HISTORY,
 	STMT_VERIFY,
 	LEDGER_STATEMENT_COUNT
@@ -84,6 +91,12 @@ typedef struct LedgerRequest
 	int64		amount;
 } LedgerRequest;
 
+extern bool ledger_same_request(const char *operation, const char *account,
+								const char *counter_account, int64 amount,
+								const char *other_operation,
+								const char *other_account,
+								const char *other_counter_account,
+								int64 other_amount);
 extern bool ledger_key_replay(const LedgerRequest *request, int64 *result);
 extern bool ledger_key_claim(const LedgerRequest *request, int64 result,
 							 int64 *replayed);

@@ -107,6 +107,55 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" ON CONFLICT (idempotency_key) DO NOTHING",
 		SPI_OK_INSERT, 6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID}
 	},
+	/*
+	 * Batches: every account of the batch locked in one statement, again
+	 * in account_id order, so two concurrent batches queue instead of
+	 * deadlocking; then the writes of all items in one statement each.
+	 */
+	[STMT_LOCK_ACCOUNTS] = {
+		"SELECT account_id, balance, min_balance, currency, name"
+		" FROM ledger.accounts"
+		" WHERE name OPERATOR(pg_catalog.=) ANY ($1)"
+		" ORDER BY account_id"
+		" FOR UPDATE",
+		SPI_OK_SELECT, 1, {TEXTARRAYOID}
+	},
+	[STMT_FIND_KEYS] = {
+		"SELECT idempotency_key, operation, account, counter_account, amount, result"
+		" FROM ledger.idempotency_keys"
+		" WHERE idempotency_key OPERATOR(pg_catalog.=) ANY ($1)",
+		SPI_OK_SELECT, 1, {TEXTARRAYOID}
+	},
+	[STMT_CLAIM_KEYS] = {
+		"INSERT INTO ledger.idempotency_keys"
+		" (idempotency_key, operation, account, counter_account, amount, result)"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
+		" ON CONFLICT (idempotency_key) DO NOTHING",
+		SPI_OK_INSERT, 6, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID}
+	},
+	[STMT_UPDATE_BALANCES] = {
+		"UPDATE ledger.accounts a SET balance = v.balance"
+		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS v(account_id, balance)"
+		" WHERE a.account_id OPERATOR(pg_catalog.=) v.account_id",
+		SPI_OK_UPDATE, 2, {INT8ARRAYOID, INT8ARRAYOID}
+	},
+	[STMT_INSERT_ENTRIES] = {
+		"INSERT INTO ledger.entries"
+		" (account_id, amount, balance_after, transfer_id, idempotency_key, created_at)"
+		" SELECT e.*, $6 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS e",
+		SPI_OK_INSERT, 6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID}
+	},
+	[STMT_NEXT_TRANSFER_IDS] = {
+		"SELECT pg_catalog.nextval('ledger.transfers_transfer_id_seq'::pg_catalog.regclass)"
+		" FROM pg_catalog.generate_series(1::pg_catalog.int8, $1)",
+		SPI_OK_SELECT, 1, {INT8OID}
+	},
+	[STMT_INSERT_TRANSFERS] = {
+		"INSERT INTO ledger.transfers"
+		" (transfer_id, from_account_id, to_account_id, amount, idempotency_key, created_at)"
+		" SELECT t.*, $6 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS t",
+		SPI_OK_INSERT, 6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID}
+	},
 	[STMT_HISTORY] = {
 		"SELECT entry_id, amount, balance_after, transfer_id, idempotency_key, created_at"
 		" FROM ledger.entries"

@@ -18,7 +18,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(50);
+SELECT plan(60);
 
 /* Every function that belongs to the extension and lives in its schema. */
 CREATE TEMP VIEW extension_function AS
@@ -39,7 +39,7 @@ SELECT p.oid AS fn_oid,
    AND e.extnamespace = p.pronamespace
  WHERE e.extname = 'ledger';
 
-/* ---- which functions: the seven of the API, no more, no fewer ---------- */
+/* ---- which functions: the nine of the API, no more, no fewer ----------- */
 
 SELECT set_eq(
 	$$SELECT signature FROM extension_function$$,
@@ -49,8 +49,10 @@ SELECT set_eq(
 		  'ledger_transfer(text,text,bigint,text)',
 		  'ledger_balance(text)',
 		  'ledger_history(text,integer)',
-		  'ledger_verify()'],
-	'the extension''s schema holds exactly the seven API functions');
+		  'ledger_verify()',
+		  'ledger_debit_batch(text[],bigint[],text[])',
+		  'ledger_transfer_batch(text[],text[],bigint[],text[])'],
+	'the extension''s schema holds exactly the nine API functions');
 
 /* ---- SECURITY DEFINER, pinned search_path, not STRICT ------------------- */
 
@@ -77,6 +79,10 @@ SELECT volatility_is('ledger_debit', ARRAY['text', 'bigint', 'text'], 'volatile'
 					 'ledger_debit is VOLATILE');
 SELECT volatility_is('ledger_transfer', ARRAY['text', 'text', 'bigint', 'text'], 'volatile',
 					 'ledger_transfer is VOLATILE');
+SELECT volatility_is('ledger_debit_batch', ARRAY['text[]', 'bigint[]', 'text[]'], 'volatile',
+					 'ledger_debit_batch is VOLATILE');
+SELECT volatility_is('ledger_transfer_batch', ARRAY['text[]', 'text[]', 'bigint[]', 'text[]'], 'volatile',
+					 'ledger_transfer_batch is VOLATILE');
 
 /* ---- a NULL is an error (22004) naming the argument, never a NULL result - */
 
@@ -119,6 +125,12 @@ SELECT throws_ok($$SELECT * FROM ledger_history(NULL)$$,
 SELECT throws_ok($$SELECT * FROM ledger_history('alice', NULL)$$,
 				 '22004', 'max_rows must not be null',
 				 'ledger_history with a NULL max_rows raises 22004');
+SELECT throws_ok($$SELECT * FROM ledger_debit_batch(NULL, ARRAY[1::bigint])$$,
+				 '22004', 'accounts must not be null',
+				 'ledger_debit_batch with NULL accounts raises 22004');
+SELECT throws_ok($$SELECT * FROM ledger_transfer_batch(ARRAY['alice'], ARRAY['bob'], NULL)$$,
+				 '22004', 'amounts must not be null',
+				 'ledger_transfer_batch with NULL amounts raises 22004');
 
 /* The NULLs that mean something: no floor, and no idempotency key. */
 SELECT is(ledger_open_account('bank', 'XXX', NULL), 3::bigint,

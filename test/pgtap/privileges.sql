@@ -21,7 +21,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(117);
+SELECT plan(125);
 
 /* A role nobody granted anything, and the application role of the README. */
 CREATE ROLE tap_plain NOLOGIN;
@@ -33,7 +33,9 @@ GRANT EXECUTE ON FUNCTION
 	ledger_transfer(text, text, bigint, text),
 	ledger_balance(text),
 	ledger_history(text, int),
-	ledger_verify()
+	ledger_verify(),
+	ledger_debit_batch(text[], bigint[], text[]),
+	ledger_transfer_batch(text[], text[], bigint[], text[])
 	TO tap_app;
 
 /* The API, one row per function, used by the catalog checks below. */
@@ -49,7 +51,9 @@ INSERT INTO api (fn, args) VALUES
 	('ledger_transfer', '{text,text,bigint,text}'),
 	('ledger_balance', '{text}'),
 	('ledger_history', '{text,integer}'),
-	('ledger_verify', '{}');
+	('ledger_verify', '{}'),
+	('ledger_debit_batch', '{text[],bigint[],text[]}'),
+	('ledger_transfer_batch', '{text[],text[],bigint[],text[]}');
 
 /*
  * The data tables and the statements tried on each.  Every statement would
@@ -164,6 +168,12 @@ SELECT throws_ok($$SELECT * FROM ledger_history('owner_a')$$, '42501',
 SELECT throws_ok($$SELECT * FROM ledger_verify()$$, '42501',
 				 'permission denied for function ledger_verify',
 				 'an ungranted role cannot call ledger_verify');
+SELECT throws_ok($$SELECT * FROM ledger_debit_batch(ARRAY['owner_a'], ARRAY[1::bigint])$$, '42501',
+				 'permission denied for function ledger_debit_batch',
+				 'an ungranted role cannot call ledger_debit_batch');
+SELECT throws_ok($$SELECT * FROM ledger_transfer_batch(ARRAY['owner_a'], ARRAY['owner_b'], ARRAY[1::bigint])$$, '42501',
+				 'permission denied for function ledger_transfer_batch',
+				 'an ungranted role cannot call ledger_transfer_batch');
 
 SELECT throws_ok(sql, '42501', 'permission denied for schema ledger',
 				 format('an ungranted role cannot %s ledger.%s', verb, tbl))
@@ -222,6 +232,14 @@ SELECT results_eq(
 	$$SELECT amount, balance_after FROM ledger_history('app_a')$$,
 	$$VALUES (-20::bigint, 50::bigint), (-30, 70), (100, 100)$$,
 	'the app role reads the history, newest first');
+SELECT results_eq(
+	$$SELECT status, result FROM ledger_debit_batch(ARRAY['app_a', 'app_a'], ARRAY[10, 1000]::bigint[])$$,
+	$$VALUES ('ok'::text, 40::bigint), ('insufficient_funds', NULL)$$,
+	'the app role posts a debit batch');
+SELECT results_eq(
+	$$SELECT status FROM ledger_transfer_batch(ARRAY['app_b'], ARRAY['app_a'], ARRAY[5]::bigint[])$$,
+	$$VALUES ('ok'::text)$$,
+	'the app role posts a transfer batch');
 SELECT is_empty($$SELECT * FROM ledger_verify()$$,
 				'the app role runs the audit, which finds nothing');
 
@@ -261,7 +279,7 @@ RESET ROLE;
 
 SELECT results_eq(
 	$$SELECT name COLLATE "default", balance FROM ledger.accounts ORDER BY account_id$$,
-	$$VALUES ('owner_a', 400::bigint), ('owner_b', 100), ('app_a', 50), ('app_b', 20)$$,
+	$$VALUES ('owner_a', 400::bigint), ('owner_b', 100), ('app_a', 45), ('app_b', 15)$$,
 	'the balances reflect exactly the calls made through the API');
 
 SELECT * FROM finish();
