@@ -27,3 +27,26 @@ CREATE FUNCTION ledger_transfer_batch(from_accounts text[], to_accounts text[],
 
 REVOKE ALL ON FUNCTION ledger_debit_batch(text[], bigint[], text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ledger_transfer_batch(text[], text[], bigint[], text[]) FROM PUBLIC;
+
+/*
+ * Foreign keys that cost a lookup per journal row and guard nothing the
+ * ledger does not already guarantee under its row locks: transfers and
+ * their entries are written together by the ledger alone, and
+ * ledger_verify() reports a transfer or entry that lost its counterpart.
+ * (A referential check planned while its table was empty also stays a
+ * sequential scan for the life of a backend.)  What the foreign key on
+ * entries.account_id did, stop an account with history from being
+ * deleted, the triggers below do for every account, at no cost per
+ * posting: an account is never deleted.
+ */
+ALTER TABLE ledger.entries DROP CONSTRAINT entries_account_id_fkey;
+ALTER TABLE ledger.entries DROP CONSTRAINT entries_transfer_id_fkey;
+ALTER TABLE ledger.transfers DROP CONSTRAINT transfers_from_account_id_fkey;
+ALTER TABLE ledger.transfers DROP CONSTRAINT transfers_to_account_id_fkey;
+
+CREATE TRIGGER accounts_no_delete BEFORE DELETE ON ledger.accounts
+	FOR EACH ROW EXECUTE FUNCTION ledger.forbid_journal_change();
+CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON ledger.accounts
+	FOR EACH STATEMENT EXECUTE FUNCTION ledger.forbid_journal_change();
+ALTER TABLE ledger.accounts ENABLE ALWAYS TRIGGER accounts_no_delete;
+ALTER TABLE ledger.accounts ENABLE ALWAYS TRIGGER accounts_no_truncate;

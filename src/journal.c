@@ -95,13 +95,16 @@ ledger_history(PG_FUNCTION_ARGS)
 
 /*
  * Trigger on ledger.entries, ledger.transfers and ledger.idempotency_keys:
- * refuses UPDATE, DELETE and TRUNCATE for every role, owner included.
+ * refuses UPDATE, DELETE and TRUNCATE for every role, owner included.  On
+ * ledger.accounts it refuses DELETE and TRUNCATE: balances change, but an
+ * account, and so the history that refers to it, is never removed.
  */
 PG_FUNCTION_INFO_V1(ledger_forbid_journal_change);
 Datum
 ledger_forbid_journal_change(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *relname;
 	const char *action;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -109,6 +112,7 @@ ledger_forbid_journal_change(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("ledger.forbid_journal_change() must be called as a trigger")));
 
+	relname = RelationGetRelationName(trigdata->tg_relation);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		action = "UPDATE";
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
@@ -116,10 +120,16 @@ ledger_forbid_journal_change(PG_FUNCTION_ARGS)
 	else
 		action = "TRUNCATE";
 
+	if (strcmp(relname, "accounts") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("ledger accounts are never deleted"),
+				 errdetail("%s of ledger.accounts is refused for every role: the journal refers to every account.",
+						   action)));
+
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("ledger journal table \"%s\" is append-only",
-					RelationGetRelationName(trigdata->tg_relation)),
+			 errmsg("ledger journal table \"%s\" is append-only", relname),
 			 errdetail("%s is refused for every role: a journal row, once written, is never changed.",
 					   action),
 			 errhint("Correct a posting with a new, compensating posting.")));

@@ -116,6 +116,21 @@ post_to_account(FunctionCallInfo fcinfo, bool is_debit)
 	ledger_prepare_write();
 	SPI_connect();
 
+	/* without a key, one statement usually does it all */
+	if (key == NULL)
+	{
+		Datum		values[3];
+
+		values[0] = PointerGetDatum(name);
+		values[1] = Int64GetDatum(amount);
+		values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+		if (ledger_execute(is_debit ? STMT_FAST_DEBIT : STMT_FAST_CREDIT,
+						   values, NULL, false) == 1 &&
+			ledger_get_int64(0, 1, &result))
+			goto done;
+	}
+
+	/* the slow path: lock, replay the key, check, claim the key, write */
 	ledger_lock_account(name, &account);
 
 	if (key != NULL && ledger_key_replay(&request, &result))
@@ -185,11 +200,10 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	LockedAccount to;
 	int64		from_balance;
 	int64		to_balance;
-	int64		transfer_id;
+	int64		transfer_id = 0;
 	int64		result;
-	TimestampTz now;
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	if (VARSIZE_ANY_EXHDR(from_name) == VARSIZE_ANY_EXHDR(to_name) &&
 		memcmp(VARDATA_ANY(from_name), VARDATA_ANY(to_name),
@@ -219,27 +233,29 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	from_balance = balance_after_debit(&from, amount);
 	to_balance = balance_after_credit(&to, amount);
 
-	if (ledger_execute(STMT_NEXT_TRANSFER_ID, NULL, NULL, false) != 1 ||
-		!ledger_get_int64(0, 1, &transfer_id))
-		elog(ERROR, "ledger: could not draw a transfer id");
+	/* a key is claimed with the id it will replay, so draw the id first */
+	if (key != NULL)
+	{
+		if (ledger_execute(STMT_NEXT_TRANSFER_ID, NULL, NULL, false) != 1 ||
+			!ledger_get_int64(0, 1, &transfer_id))
+			elog(ERROR, "ledger: could not draw a transfer id");
+		if (!ledger_key_claim(&request, transfer_id, &result))
+			goto done;
+	}
 
-	if (key != NULL && !ledger_key_claim(&request, transfer_id, &result))
-		goto done;
-
-	now = GetCurrentTimestamp();
 	values[0] = Int64GetDatum(transfer_id);
+	nulls[0] = (key == NULL) ? 'n' : ' ';
 	values[1] = Int64GetDatum(from.account_id);
-	values[2] = Int64GetDatum(to.account_id);
-	values[3] = Int64GetDatum(amount);
-	values[4] = PointerGetDatum(key);
-	if (key == NULL)
-		nulls[4] = 'n';
-	values[5] = TimestampTzGetDatum(now);
-	ledger_execute(STMT_INSERT_TRANSFER, values, nulls, false);
-
-	apply_posting(&from, -amount, from_balance, transfer_id, key, now);
-	apply_posting(&to, amount, to_balance, transfer_id, key, now);
-	result = transfer_id;
+	values[2] = Int64GetDatum(from_balance);
+	values[3] = Int64GetDatum(to.account_id);
+	values[4] = Int64GetDatum(to_balance);
+	values[5] = Int64GetDatum(amount);
+	values[6] = PointerGetDatum(key);
+	nulls[6] = (key == NULL) ? 'n' : ' ';
+	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());
+	if (ledger_execute(STMT_POST_TRANSFER, values, nulls, false) != 2 ||
+		!ledger_get_int64(0, 1, &result))
+		elog(ERROR, "ledger: transfer was not written");
 
 done:
 	SPI_finish();

@@ -22,7 +22,7 @@
 
 #include "ledger.h"
 
-#define MAX_STATEMENT_ARGS 6
+#define MAX_STATEMENT_ARGS 8
 
 typedef struct StatementDefinition
 {
@@ -68,6 +68,41 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" FOR UPDATE",
 		SPI_OK_SELECT, 2, {TEXTOID, TEXTOID}
 	},
+	/*
+	 * The fast path of a posting without an idempotency key: one statement
+	 * that takes the row lock (the UPDATE's own, held to COMMIT), checks
+	 * the floor and the bigint range, and appends the entry.  The check is
+	 * written so that it cannot overflow: balance - amount >= floor, with
+	 * the smallest bigint standing in for "no floor".  Under READ COMMITTED
+	 * a waiting UPDATE re-checks the condition against the balance the
+	 * other transaction left.  No row: the slow path finds out why.
+	 */
+	[STMT_FAST_DEBIT] = {
+		"WITH posted AS ("
+		"  UPDATE ledger.accounts"
+		"     SET balance = balance OPERATOR(pg_catalog.-) $2"
+		"   WHERE name OPERATOR(pg_catalog.=) $1"
+		"     AND balance OPERATOR(pg_catalog.>=)"
+		"         (COALESCE(min_balance, '-9223372036854775808'::pg_catalog.int8) OPERATOR(pg_catalog.+) $2)"
+		"  RETURNING account_id, balance)"
+		" INSERT INTO ledger.entries (account_id, amount, balance_after, created_at)"
+		" SELECT account_id, OPERATOR(pg_catalog.-) $2, balance, $3 FROM posted"
+		" RETURNING balance_after",
+		SPI_OK_INSERT_RETURNING, 3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
+	},
+	[STMT_FAST_CREDIT] = {
+		"WITH posted AS ("
+		"  UPDATE ledger.accounts"
+		"     SET balance = balance OPERATOR(pg_catalog.+) $2"
+		"   WHERE name OPERATOR(pg_catalog.=) $1"
+		"     AND balance OPERATOR(pg_catalog.<=)"
+		"         ('9223372036854775807'::pg_catalog.int8 OPERATOR(pg_catalog.-) $2)"
+		"  RETURNING account_id, balance)"
+		" INSERT INTO ledger.entries (account_id, amount, balance_after, created_at)"
+		" SELECT account_id, $2, balance, $3 FROM posted"
+		" RETURNING balance_after",
+		SPI_OK_INSERT_RETURNING, 3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
+	},
 	[STMT_UPDATE_BALANCE] = {
 		"UPDATE ledger.accounts SET balance = $2"
 		" WHERE account_id OPERATOR(pg_catalog.=) $1",
@@ -83,11 +118,32 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		"SELECT pg_catalog.nextval('ledger.transfers_transfer_id_seq'::pg_catalog.regclass)",
 		SPI_OK_SELECT, 0, {InvalidOid}
 	},
-	[STMT_INSERT_TRANSFER] = {
-		"INSERT INTO ledger.transfers"
-		" (transfer_id, from_account_id, to_account_id, amount, idempotency_key, created_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6)",
-		SPI_OK_INSERT, 6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
+	/*
+	 * All writes of a transfer in one statement: the transfer row (its id
+	 * drawn here unless the caller drew it to claim a key), both balances
+	 * and both journal entries.  $1 transfer id or NULL, $2/$3 from account
+	 * and its new balance, $4/$5 to account and its new balance, $6 amount,
+	 * $7 key, $8 time.
+	 */
+	[STMT_POST_TRANSFER] = {
+		"WITH t AS ("
+		"  INSERT INTO ledger.transfers"
+		"   (transfer_id, from_account_id, to_account_id, amount, idempotency_key, created_at)"
+		"  VALUES (COALESCE($1, pg_catalog.nextval('ledger.transfers_transfer_id_seq'::pg_catalog.regclass)),"
+		"          $2, $4, $6, $7, $8)"
+		"  RETURNING transfer_id),"
+		" moved AS ("
+		"  UPDATE ledger.accounts a SET balance = v.balance"
+		"    FROM (VALUES ($2, $3), ($4, $5)) AS v(account_id, balance)"
+		"   WHERE a.account_id OPERATOR(pg_catalog.=) v.account_id)"
+		" INSERT INTO ledger.entries"
+		" (account_id, amount, balance_after, transfer_id, idempotency_key, created_at)"
+		" SELECT e.account_id, e.amount, e.balance_after, t.transfer_id, $7, $8"
+		"   FROM t, (VALUES ($2, OPERATOR(pg_catalog.-) $6, $3), ($4, $6, $5))"
+		"        AS e(account_id, amount, balance_after)"
+		" RETURNING transfer_id",
+		SPI_OK_INSERT_RETURNING, 8,
+		{INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
 	},
 	[STMT_FIND_KEY] = {
 		"SELECT operation, account, counter_account, amount, result"
@@ -205,6 +261,14 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		"   WHERE NOT EXISTS (SELECT FROM ledger.accounts a"
 		"                      WHERE a.account_id OPERATOR(pg_catalog.=) e.account_id)"
 		"   GROUP BY e.account_id"
+		"  UNION ALL"
+		"  SELECT e.account_id,"
+		"         pg_catalog.format('entry %s belongs to transfer %s, which does not exist',"
+		"                           e.entry_id, e.transfer_id)"
+		"    FROM ledger.entries e"
+		"   WHERE e.transfer_id IS NOT NULL"
+		"     AND NOT EXISTS (SELECT FROM ledger.transfers t"
+		"                      WHERE t.transfer_id OPERATOR(pg_catalog.=) e.transfer_id)"
 		"  UNION ALL"
 		"  SELECT t.from_account_id,"
 		"         pg_catalog.format('transfer %s of %s does not have one entry of -%s on its from account and one of +%s on its to account',"

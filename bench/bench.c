@@ -1,0 +1,458 @@
+/*
+ * bench/bench.c: throughput and latency of the ledger extension against the
+ * hand-written PL/pgSQL baseline (bench/naive.sql), same workload, same
+ * run, interleaved rounds.
+ *
+ *   bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]
+ *         [-W uniform|hot|zipf|transfer|batch] [-s zipf_s] [-b batch_size]
+ *
+ * Connection: the PG* environment variables, as in libpq.  The database must
+ * have CREATE EXTENSION ledger and bench/naive.sql loaded, and accounts
+ * "a1".."aN" opened in both (bench/run.sh does that).
+ *
+ * Each client is a thread with its own connection.  A round runs one
+ * implementation for -d seconds; rounds alternate ledger, naive, ledger,
+ * naive ... so drift in the machine affects both alike.  Latency is per
+ * call (per batch call for -W batch), from send to reply.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+typedef enum Workload
+{
+	WL_UNIFORM, WL_HOT, WL_ZIPF, WL_TRANSFER, WL_BATCH
+} Workload;
+
+typedef enum Impl
+{
+	IMPL_LEDGER, IMPL_NAIVE
+} Impl;
+
+static const char *workload_names[] = {"uniform", "hot", "zipf", "transfer", "batch"};
+static const char *impl_names[] = {"ledger", "naive"};
+
+/* settings */
+static int	nclients = 32;
+static double seconds = 5;
+static double warmup = 1;
+static int	rounds = 2;
+static int	naccounts = 10000;
+static Workload workload = WL_UNIFORM;
+static double zipf_s = 2.0;
+static int	batch_size = 1000;
+
+static double *zipf_cdf;		/* cumulative weights of accounts 1..N */
+
+typedef struct Client
+{
+	pthread_t	thread;
+	PGconn	   *conn;
+	uint64_t	rng;
+	Impl		impl;
+	double		warm_until;
+	double		stop_at;
+	long		ops;			/* postings done after warm-up */
+	long		failed;
+	long		aborted;		/* calls refused with 40P01 or 40001 */
+	double	   *latencies;		/* seconds, one per call after warm-up */
+	long		nlat;
+	long		caplat;
+	char		error[256];
+} Client;
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* xorshift64*: fast, per thread, good enough for picking accounts */
+static uint64_t
+next_random(uint64_t *state)
+{
+	uint64_t	x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 2685821657736338717ULL;
+}
+
+static double
+random_unit(uint64_t *state)
+{
+	return (next_random(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static void
+build_zipf(void)
+{
+	double		total = 0;
+
+	zipf_cdf = malloc(sizeof(double) * naccounts);
+	for (int k = 0; k < naccounts; k++)
+	{
+		total += 1.0 / pow(k + 1, zipf_s);
+		zipf_cdf[k] = total;
+	}
+	for (int k = 0; k < naccounts; k++)
+		zipf_cdf[k] /= total;
+}
+
+/* an account number in 1..N for the workload's distribution */
+static int
+pick_account(Client *c)
+{
+	if (workload == WL_HOT)
+		return 1;
+	if (workload == WL_ZIPF)
+	{
+		double		u = random_unit(&c->rng);
+		int			lo = 0,
+					hi = naccounts - 1;
+
+		while (lo < hi)
+		{
+			int			mid = (lo + hi) / 2;
+
+			if (zipf_cdf[mid] < u)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		return lo + 1;
+	}
+	return (int) (next_random(&c->rng) % naccounts) + 1;
+}
+
+static void
+record_latency(Client *c, double latency)
+{
+	if (c->nlat == c->caplat)
+	{
+		c->caplat = c->caplat ? c->caplat * 2 : 65536;
+		c->latencies = realloc(c->latencies, sizeof(double) * c->caplat);
+		if (c->latencies == NULL)
+		{
+			fprintf(stderr, "bench: out of memory\n");
+			exit(2);
+		}
+	}
+	c->latencies[c->nlat++] = latency;
+}
+
+/* One call of the workload; returns the number of postings it made, -1 on error. */
+static long
+one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
+{
+	const char *params[3];
+	const char *sql;
+	int			nparams;
+	PGresult   *res;
+	long		done;
+	char		account[32],
+				other[32];
+
+	switch (workload)
+	{
+		case WL_TRANSFER:
+			{
+				int			from = pick_account(c),
+							to;
+
+				do
+					to = (int) (next_random(&c->rng) % naccounts) + 1;
+				while (to == from && naccounts > 1);
+				snprintf(account, sizeof(account), "a%d", from);
+				snprintf(other, sizeof(other), "a%d", to);
+				params[0] = account;
+				params[1] = other;
+				params[2] = "1";
+				nparams = 3;
+				sql = c->impl == IMPL_LEDGER ?
+					"SELECT ledger_transfer($1, $2, $3)" :
+					"SELECT naive_transfer($1, $2, $3)";
+				done = 1;
+				break;
+			}
+		case WL_BATCH:
+			{
+				size_t		off = 0,
+							off2 = 0;
+
+				buf[off++] = '{';
+				buf2[off2++] = '{';
+				for (int i = 0; i < batch_size; i++)
+				{
+					off += snprintf(buf + off, buflen - off, "%sa%d", i ? "," : "", pick_account(c));
+					off2 += snprintf(buf2 + off2, buflen2 - off2, "%s1", i ? "," : "");
+				}
+				buf[off++] = '}';
+				buf[off] = '\0';
+				buf2[off2++] = '}';
+				buf2[off2] = '\0';
+				params[0] = buf;
+				params[1] = buf2;
+				nparams = 2;
+				sql = c->impl == IMPL_LEDGER ?
+					"SELECT count(*) FROM ledger_debit_batch($1::text[], $2::bigint[]) WHERE status = 'ok'" :
+					"SELECT count(naive_debit(a, x)) FROM unnest($1::text[], $2::bigint[]) AS t(a, x)";
+				done = batch_size;
+				break;
+			}
+		default:
+			snprintf(account, sizeof(account), "a%d", pick_account(c));
+			params[0] = account;
+			params[1] = "1";
+			nparams = 2;
+			sql = c->impl == IMPL_LEDGER ?
+				"SELECT ledger_debit($1, $2)" :
+				"SELECT naive_debit($1, $2)";
+			done = 1;
+			break;
+	}
+
+	res = PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		/* a deadlock or serialization failure is counted, not fatal */
+		if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+		{
+			c->aborted++;
+			PQclear(res);
+			return 0;
+		}
+		snprintf(c->error, sizeof(c->error), "%s", PQresultErrorMessage(res));
+		PQclear(res);
+		return -1;
+	}
+	if (workload == WL_BATCH && atol(PQgetvalue(res, 0, 0)) != batch_size)
+	{
+		snprintf(c->error, sizeof(c->error), "batch applied %s of %d items",
+				 PQgetvalue(res, 0, 0), batch_size);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return done;
+}
+
+static void *
+client_main(void *arg)
+{
+	Client	   *c = arg;
+	size_t		buflen = (size_t) batch_size * 16 + 16;
+	char	   *buf = malloc(buflen);
+	char	   *buf2 = malloc(buflen);
+
+	for (;;)
+	{
+		double		start = now_seconds();
+		long		done;
+
+		if (start >= c->stop_at)
+			break;
+		done = one_call(c, buf, buflen, buf2, buflen);
+		if (done < 0)
+		{
+			c->failed++;
+			break;
+		}
+		if (start >= c->warm_until)
+		{
+			c->ops += done;
+			record_latency(c, now_seconds() - start);
+		}
+	}
+	free(buf);
+	free(buf2);
+	return NULL;
+}
+
+static int
+compare_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+typedef struct Totals
+{
+	long		ops;
+	long		aborted;
+	double		elapsed;
+	double	   *latencies;
+	long		nlat;
+} Totals;
+
+static double
+percentile(const Totals *t, double p)
+{
+	long		i;
+
+	if (t->nlat == 0)
+		return 0;
+	i = (long) (p * (t->nlat - 1) + 0.5);
+	return t->latencies[i] * 1000.0;
+}
+
+/* Run one round of one implementation; add its numbers to *totals. */
+static bool
+run_round(Client *clients, Impl impl, Totals *totals)
+{
+	double		start = now_seconds();
+	bool		ok = true;
+
+	for (int i = 0; i < nclients; i++)
+	{
+		clients[i].impl = impl;
+		clients[i].warm_until = start + warmup;
+		clients[i].stop_at = start + warmup + seconds;
+		clients[i].ops = 0;
+		clients[i].nlat = 0;
+		clients[i].failed = 0;
+		clients[i].aborted = 0;
+		pthread_create(&clients[i].thread, NULL, client_main, &clients[i]);
+	}
+	for (int i = 0; i < nclients; i++)
+	{
+		pthread_join(clients[i].thread, NULL);
+		if (clients[i].failed)
+		{
+			fprintf(stderr, "bench: %s client %d failed: %s", impl_names[impl], i, clients[i].error);
+			ok = false;
+		}
+		totals->ops += clients[i].ops;
+		totals->aborted += clients[i].aborted;
+		totals->latencies = realloc(totals->latencies,
+									sizeof(double) * (totals->nlat + clients[i].nlat + 1));
+		memcpy(totals->latencies + totals->nlat, clients[i].latencies,
+			   sizeof(double) * clients[i].nlat);
+		totals->nlat += clients[i].nlat;
+	}
+	totals->elapsed += seconds;
+	return ok;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+			"usage: bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]\n"
+			"             [-W uniform|hot|zipf|transfer|batch] [-s zipf_s] [-b batch_size]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	Client	   *clients;
+	Totals		totals[2] = {{0}};
+	int			opt;
+	bool		ok = true;
+	double		rate[2];
+
+	while ((opt = getopt(argc, argv, "c:d:w:r:n:W:s:b:")) != -1)
+	{
+		switch (opt)
+		{
+			case 'c': nclients = atoi(optarg); break;
+			case 'd': seconds = atof(optarg); break;
+			case 'w': warmup = atof(optarg); break;
+			case 'r': rounds = atoi(optarg); break;
+			case 'n': naccounts = atoi(optarg); break;
+			case 's': zipf_s = atof(optarg); break;
+			case 'b': batch_size = atoi(optarg); break;
+			case 'W':
+				{
+					int			w;
+
+					for (w = 0; w <= WL_BATCH; w++)
+						if (strcmp(optarg, workload_names[w]) == 0)
+							break;
+					if (w > WL_BATCH)
+						usage();
+					workload = (Workload) w;
+					break;
+				}
+			default:
+				usage();
+		}
+	}
+	if (nclients < 1 || seconds <= 0 || rounds < 1 || naccounts < 2 || batch_size < 1)
+		usage();
+	if (workload == WL_ZIPF)
+		build_zipf();
+
+	clients = calloc(nclients, sizeof(Client));
+	for (int i = 0; i < nclients; i++)
+	{
+		clients[i].conn = PQconnectdb("");
+		if (PQstatus(clients[i].conn) != CONNECTION_OK)
+		{
+			fprintf(stderr, "bench: cannot connect: %s", PQerrorMessage(clients[i].conn));
+			return 1;
+		}
+		clients[i].rng = 0x9E3779B97F4A7C15ULL * (uint64_t) (i + 1) ^ (uint64_t) time(NULL);
+	}
+
+	for (int r = 0; r < rounds && ok; r++)
+	{
+		ok = run_round(clients, IMPL_LEDGER, &totals[IMPL_LEDGER]) && ok;
+		ok = run_round(clients, IMPL_NAIVE, &totals[IMPL_NAIVE]) && ok;
+	}
+
+	if (workload == WL_ZIPF)
+		printf("%s s=%.1f", workload_names[workload], zipf_s);
+	else if (workload == WL_BATCH)
+		printf("%s B=%d", workload_names[workload], batch_size);
+	else
+		printf("%s", workload_names[workload]);
+	printf(" N=%d clients=%d rounds=%dx%.0fs\n", naccounts, nclients, rounds, seconds);
+	for (int impl = 0; impl < 2; impl++)
+	{
+		Totals	   *t = &totals[impl];
+
+		qsort(t->latencies, t->nlat, sizeof(double), compare_double);
+		rate[impl] = t->ops / t->elapsed;
+		printf("  %-7s %12.0f postings/s   p50 %8.3f ms   p99 %8.3f ms   p99.9 %8.3f ms",
+			   impl_names[impl], rate[impl],
+			   percentile(t, 0.50), percentile(t, 0.99), percentile(t, 0.999));
+		if (t->aborted > 0)
+			printf("   (%ld calls aborted by deadlock/serialization failure)", t->aborted);
+		printf("\n");
+	}
+	printf("  ratio   %.2fx (ledger / naive)\n", rate[IMPL_NAIVE] > 0 ? rate[IMPL_LEDGER] / rate[IMPL_NAIVE] : 0);
+
+	for (int i = 0; i < nclients; i++)
+	{
+		PQfinish(clients[i].conn);
+		free(clients[i].latencies);
+	}
+	free(clients);
+	free(totals[0].latencies);
+	free(totals[1].latencies);
+	free(zipf_cdf);
+	return ok ? 0 : 1;
+}
