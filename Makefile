@@ -4,6 +4,7 @@
 #   make installcheck        pg_regress + isolation specs against $PGHOST/$PGPORT
 #   make demo                the README's first command
 #   make test                the README's second command: every test
+#   make bench               the standard benchmark set, ledger vs the naive baseline
 
 EXTENSION = ledger
 MODULE_big = ledger
@@ -37,9 +38,12 @@ include $(PGXS)
 # every object depends on the shared headers (PGXS tracks no header changes)
 $(OBJS): src/ledger.h src/errors.h
 
-.PHONY: demo test
+.PHONY: demo test bench
 demo:
 	bash test/demo.sh
 
 test:
 	bash test/run_all.sh
+
+bench:
+	bash bench/run.sh

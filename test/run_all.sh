@@ -7,6 +7,7 @@
 #   durability      test/durability.sh   fsync=off refusal, forced sync commit
 #   crash           test/crash.sh        SIGKILL mid-load, every ack survives
 #   demo            test/demo.sh         the README's first command still works
+#   bench smoke     bench/run.sh --smoke a few seconds of every benchmark workload
 #
 # Ends with one line "ledger: N passed, N failed" and exits non-zero on any
 # failure.
@@ -62,13 +63,13 @@ done
 cluster_stop regress
 
 # --- shell-driven suites: each starts and stops its own cluster ----------
-for suite in durability crash demo; do
+for suite in test/durability.sh test/crash.sh test/demo.sh "bench/run.sh --smoke"; do
 	log "suite: $suite"
 	set +e
-	bash "$LEDGER_ROOT/test/$suite.sh"
+	bash "$LEDGER_ROOT"/$suite
 	status=$?
 	set -e
-	record "$suite" "$status"
+	record "$(basename "${suite%% *}" .sh)" "$status"
 done
 
 [ -n "$failures" ] && echo "failed:$failures"
