@@ -429,7 +429,7 @@ main(int argc, char **argv)
 		printf("%s B=%d", workload_names[workload], batch_size);
 	else
 		printf("%s", workload_names[workload]);
-	printf(" N=%d clients=%d rounds=%dx%.0fs\n", naccounts, nclients, rounds, seconds);
+	printf(" N=%d clients=%d rounds=%dx%gs\n", naccounts, nclients, rounds, seconds);
 	for (int impl = 0; impl < 2; impl++)
 	{
 		Totals	   *t = &totals[impl];
