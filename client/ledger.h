@@ -1,0 +1,262 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger.h
+ *	  libledger: the C client library of the ledger PostgreSQL extension.
+ *
+ * The one public header.  Every call is one posting or one read, run in its
+ * own transaction over libpq with statements prepared once per connection.
+ * Postings always carry an idempotency key (the caller's, or one generated
+ * per call from 128 random bits), so the library can reconnect and retry
+ * after a lost connection, a serialization failure (40001) or a deadlock
+ * (40P01) without ever applying a posting twice.
+ *
+ * Naming: the C functions share the names of the SQL functions they call
+ * (the C ledger_debit() runs SELECT ledger_debit(...)); they live in
+ * different namespaces and never meet.
+ *
+ * THREADS: a LedgerConn must not be used by two threads at the same time,
+ * exactly like a libpq PGconn.  Use one connection per thread; different
+ * connections may be used concurrently.  The library has no global state.
+ *
+ * OWNERSHIP: strings returned by the getters below are owned by the
+ * connection and stay valid until the next call on that connection (or
+ * ledger_finish); copy them to keep them.  History and audit results are
+ * owned by the caller and freed with ledger_history_free / ledger_audit_free.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LEDGER_CLIENT_H
+#define LEDGER_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C"
+{
+#endif
+
+/* Version of this header; the SONAME is libledger.so.LEDGER_VERSION_MAJOR. */
+#define LEDGER_VERSION_MAJOR 1
+#define LEDGER_VERSION_MINOR 0
+#define LEDGER_VERSION_PATCH 0
+#define LEDGER_VERSION_NUM \
+	(LEDGER_VERSION_MAJOR * 10000 + LEDGER_VERSION_MINOR * 100 + LEDGER_VERSION_PATCH)
+
+/* Feature macro: ledger_batch() (libpq pipeline mode) is available. */
+#define LEDGER_HAS_PIPELINE 1
+
+/*
+ * The outcome of every call.  The numeric values are part of the ABI: they
+ * are never renumbered, new values are only appended.  Values 1-10 mirror
+ * the SQLSTATEs raised by the extension (src/errors.h on the server side).
+ */
+typedef enum LedgerStatus
+{
+	LEDGER_OK = 0,
+	LEDGER_INSUFFICIENT_FUNDS = 1,	/* LG001 the balance would go below the floor */
+	LEDGER_ACCOUNT_NOT_FOUND = 2,	/* LG002 no such account */
+	LEDGER_IDEMPOTENCY_CONFLICT = 3,	/* LG003 key reused for a different request */
+	LEDGER_CURRENCY_MISMATCH = 4,	/* LG004 transfer across currencies */
+	LEDGER_ACCOUNT_EXISTS = 5,	/* LG005 reopened with other parameters */
+	LEDGER_INVALID_PARAMETER_VALUE = 6, /* 22023 bad amount, name, key, currency... */
+	LEDGER_NULL_VALUE_NOT_ALLOWED = 7,	/* 22004 a required argument was NULL */
+	LEDGER_NUMERIC_VALUE_OUT_OF_RANGE = 8,	/* 22003 the balance would overflow */
+	LEDGER_INSUFFICIENT_PRIVILEGE = 9,	/* 42501 the role was not granted the function */
+	LEDGER_OBJECT_NOT_IN_PREREQUISITE_STATE = 10,	/* 55000 posting refused: fsync = off */
+	LEDGER_SERVER_ERROR = 11,	/* any other SQLSTATE; read ledger_error_sqlstate() */
+	LEDGER_CONNECTION_FAILED = 12,	/* no connection; the request was never executed */
+	LEDGER_UNKNOWN_OUTCOME = 13,	/* a write was sent, no answer: it may have applied */
+	LEDGER_CLIENT_ERROR = 14	/* misuse or out of memory; nothing was sent */
+} LedgerStatus;
+
+/*
+ * Connection options.  A zeroed struct means "all defaults", so both
+ * `LedgerOptions o = {0};` and ledger_options_init(&o) are fine.  Adding a
+ * field changes the ABI and bumps the SONAME.
+ */
+typedef struct LedgerOptions
+{
+	const char *conninfo;		/* libpq conninfo string or URI; NULL or "":
+								 * the PG* environment variables only */
+	int			retry_attempts; /* attempts per call, >= 1; 0: default 5 */
+	int			backoff_base_ms;	/* sleep before the 2nd attempt, doubled
+									 * before each further one; 0: default 50 */
+	int			backoff_max_ms; /* cap of that sleep; 0: default 2000 */
+} LedgerOptions;
+
+#define LEDGER_DEFAULT_RETRY_ATTEMPTS	5
+#define LEDGER_DEFAULT_BACKOFF_BASE_MS	50
+#define LEDGER_DEFAULT_BACKOFF_MAX_MS	2000
+
+/* Pass as min_balance to ledger_open_account for "no floor" (SQL NULL). */
+#define LEDGER_NO_FLOOR INT64_MIN
+
+/* Length of a generated idempotency key: 128 random bits in lower-case hex. */
+#define LEDGER_GENERATED_KEY_LEN 32
+
+/* Opaque connection handle. */
+typedef struct LedgerConn LedgerConn;
+
+/* One journal entry of ledger_history(); see ledger_history. */
+typedef struct LedgerEntry
+{
+	int64_t		entry_id;
+	int64_t		amount;			/* signed: debits are negative */
+	int64_t		balance_after;	/* the running balance after this entry */
+	int64_t		transfer_id;	/* 0 when not part of a transfer */
+	const char *idempotency_key;	/* NULL when the posting had none */
+	int64_t		created_at_us;	/* microseconds since 1970-01-01 00:00 UTC */
+} LedgerEntry;
+
+typedef struct LedgerHistory
+{
+	size_t		n_entries;
+	LedgerEntry *entries;		/* newest first */
+} LedgerHistory;
+
+/* One row of ledger_verify(). */
+typedef struct LedgerProblem
+{
+	const char *account;		/* may be NULL (e.g. a journal row whose
+								 * account vanished) */
+	const char *problem;
+} LedgerProblem;
+
+typedef struct LedgerAudit
+{
+	size_t		n_problems;		/* 0: the ledger is consistent */
+	LedgerProblem *problems;
+} LedgerAudit;
+
+/* The kind of one batch item. */
+typedef enum LedgerOp
+{
+	LEDGER_OP_CREDIT = 1,
+	LEDGER_OP_DEBIT = 2,
+	LEDGER_OP_TRANSFER = 3
+} LedgerOp;
+
+/*
+ * One posting of a batch.  The caller fills the "in" fields; ledger_batch
+ * fills the "out" fields of every item.  Out strings are owned by the
+ * connection and valid until its next call.
+ */
+typedef struct LedgerPosting
+{
+	/* in */
+	LedgerOp	op;
+	const char *account;		/* credit/debit: the account; transfer: from */
+	const char *to_account;		/* transfer only */
+	int64_t		amount;
+	const char *idempotency_key;	/* NULL: the library generates one */
+	/* out */
+	LedgerStatus status;
+	int64_t		result;			/* new balance (credit, debit) or transfer id */
+	const char *key;			/* the key used: the caller's or the generated one */
+	const char *sqlstate;		/* NULL unless the server refused this item */
+	const char *message;		/* "" when status is LEDGER_OK */
+	const char *detail;			/* the server's detail, or NULL */
+} LedgerPosting;
+
+/* ---- library ------------------------------------------------------------ */
+
+/* LEDGER_VERSION_NUM of the library actually loaded. */
+extern int	ledger_library_version(void);
+
+/* Stable lower-case name of a status, e.g. "insufficient_funds". */
+extern const char *ledger_status_name(LedgerStatus status);
+
+/* Fill *opts with the defaults (conninfo NULL). */
+extern void ledger_options_init(LedgerOptions *opts);
+
+/* ---- connections -------------------------------------------------------- */
+
+/*
+ * Open a connection (one attempt, no retry).  *conn is always set, to NULL
+ * only when memory ran out, and must be released with ledger_finish, also
+ * on failure: like libpq, the handle carries the error message.  Returns
+ * LEDGER_OK, LEDGER_CONNECTION_FAILED (the handle stays usable: every call
+ * reconnects first) or LEDGER_CLIENT_ERROR (invalid options).  opts may be
+ * NULL for all defaults.
+ */
+extern LedgerStatus ledger_connect(const LedgerOptions *opts, LedgerConn **conn);
+
+/* Close the connection and free everything it owns.  NULL is ignored. */
+extern void ledger_finish(LedgerConn *conn);
+
+/*
+ * About the last call on this connection.  Strings are owned by the
+ * connection (see OWNERSHIP above).
+ *   ledger_error_message: the server's primary message, or the library's
+ *                         own; "" after LEDGER_OK
+ *   ledger_error_sqlstate, _detail, _hint: the server's fields; NULL when
+ *                         the server sent none (or the call succeeded)
+ *   ledger_last_key:      the idempotency key used by the last credit,
+ *                         debit or transfer (the caller's or a generated
+ *                         one); other calls leave it unchanged; NULL before
+ *   ledger_last_attempts: how many attempts the last call made (>= 1)
+ */
+extern const char *ledger_error_message(const LedgerConn *conn);
+extern const char *ledger_error_sqlstate(const LedgerConn *conn);
+extern const char *ledger_error_detail(const LedgerConn *conn);
+extern const char *ledger_error_hint(const LedgerConn *conn);
+extern const char *ledger_last_key(const LedgerConn *conn);
+extern int	ledger_last_attempts(const LedgerConn *conn);
+
+/* ---- verbs -------------------------------------------------------------- */
+
+/*
+ * Out-parameters are written only when the call returns LEDGER_OK and may be
+ * NULL when the caller does not need the number.  A NULL string argument is
+ * sent as SQL NULL (the server answers LEDGER_NULL_VALUE_NOT_ALLOWED).
+ */
+
+/* currency NULL: "XXX"; min_balance LEDGER_NO_FLOOR: no floor. */
+extern LedgerStatus ledger_open_account(LedgerConn *conn, const char *account,
+										const char *currency, int64_t min_balance,
+										int64_t *account_id);
+
+/* idempotency_key NULL: a key is generated; read it with ledger_last_key. */
+extern LedgerStatus ledger_credit(LedgerConn *conn, const char *account,
+								  int64_t amount, const char *idempotency_key,
+								  int64_t *new_balance);
+extern LedgerStatus ledger_debit(LedgerConn *conn, const char *account,
+								 int64_t amount, const char *idempotency_key,
+								 int64_t *new_balance);
+extern LedgerStatus ledger_transfer(LedgerConn *conn, const char *from_account,
+									const char *to_account, int64_t amount,
+									const char *idempotency_key,
+									int64_t *transfer_id);
+
+extern LedgerStatus ledger_balance(LedgerConn *conn, const char *account,
+								   int64_t *balance);
+
+/*
+ * The newest max_rows entries of an account, newest first.  On LEDGER_OK
+ * *history is a new result (possibly with 0 entries) that the caller frees
+ * with ledger_history_free; otherwise *history is NULL.
+ */
+extern LedgerStatus ledger_history(LedgerConn *conn, const char *account,
+								   int max_rows, LedgerHistory **history);
+extern void ledger_history_free(LedgerHistory *history);
+
+/* The audit.  On LEDGER_OK *audit is freed with ledger_audit_free. */
+extern LedgerStatus ledger_verify(LedgerConn *conn, LedgerAudit **audit);
+extern void ledger_audit_free(LedgerAudit *audit);
+
+/*
+ * Post n independent items in one round trip (libpq pipeline mode).  Each
+ * item is its own transaction: a refused item does not affect the others.
+ * Items lost with the connection are retried like single calls, with their
+ * keys.  Every item gets its own status; the return value is LEDGER_OK when
+ * all of them are LEDGER_OK, otherwise the status of the first item that is
+ * not (or LEDGER_CLIENT_ERROR for a malformed batch, with no item sent).
+ */
+extern LedgerStatus ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* LEDGER_CLIENT_H */

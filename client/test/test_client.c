@@ -1,0 +1,944 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_client.c
+ *	  libledger against a real server: every status, the lost reply, a
+ *	  terminated backend, 40001 retries, 16 threads on one account, and
+ *	  pipeline batches with failures in the middle.
+ *
+ * Run by test/client.sh, which prepares the cluster(s) and passes:
+ *
+ *   PGHOST, PGPORT, PGUSER     the main cluster (superuser), as for libpq
+ *   LEDGER_TEST_DB             database with the extension (and roles
+ *                              ledger_app, granted, and ledger_nogrant)
+ *   LEDGER_TEST_FSYNC_OFF_PORT a second cluster running with fsync = off,
+ *                              the extension installed in LEDGER_TEST_DB
+ *
+ * Prints one TAP line per check ("ok N - ..." / "not ok N - ...") and
+ * exits 1 if any failed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libpq-fe.h"
+#include "ledger.h"
+#include "proxy.h"
+
+static int	n_checks;
+static int	n_failed;
+static const char *db;
+static const char *host;
+static int	port;
+static PGconn *admin;
+
+#ifdef __GNUC__
+static bool check(bool ok, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+static void admin_exec(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+static int64_t admin_int(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+#endif
+
+static bool
+check(bool ok, const char *fmt,...)
+{
+	va_list		ap;
+
+	n_checks++;
+	if (!ok)
+		n_failed++;
+	printf("%s %d - ", ok ? "ok" : "not ok", n_checks);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	return ok;
+}
+
+/* A status check that shows the connection's error when it fails. */
+#define CHECK_STATUS(conn, got, want, what) \
+	check((got) == (want), "%s: %s (want %s)%s%s", what, ledger_status_name(got), \
+		  ledger_status_name(want), (got) == (want) ? "" : " -- ", \
+		  (got) == (want) ? "" : ledger_error_message(conn))
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "test_client: %s\n", what);
+	exit(2);
+}
+
+static void
+admin_exec(const char *fmt,...)
+{
+	char		sql[1024];
+	va_list		ap;
+	PGresult   *res;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	res = PQexec(admin, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		fprintf(stderr, "admin: %s: %s", sql, PQerrorMessage(admin));
+		exit(2);
+	}
+	PQclear(res);
+}
+
+static int64_t
+admin_int(const char *fmt,...)
+{
+	char		sql[1024];
+	va_list		ap;
+	PGresult   *res;
+	int64_t		v;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	res = PQexec(admin, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		fprintf(stderr, "admin: %s: %s", sql, PQerrorMessage(admin));
+		exit(2);
+	}
+	v = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v;
+}
+
+static PGconn *
+raw_connect(const char *conninfo)
+{
+	PGconn	   *c = PQconnectdb(conninfo);
+
+	if (PQstatus(c) != CONNECTION_OK)
+	{
+		fprintf(stderr, "%s", PQerrorMessage(c));
+		die("raw connection failed");
+	}
+	return c;
+}
+
+/* A library connection; fails the whole test if it cannot connect. */
+static LedgerConn *
+connect_to(const char *conninfo, int attempts)
+{
+	LedgerOptions o;
+	LedgerConn *c;
+	LedgerStatus s;
+
+	ledger_options_init(&o);
+	o.conninfo = conninfo;
+	o.retry_attempts = attempts;
+	o.backoff_base_ms = 10;
+	o.backoff_max_ms = 40;
+	s = ledger_connect(&o, &c);
+	if (s != LEDGER_OK)
+	{
+		fprintf(stderr, "%s: %s\n", conninfo, ledger_error_message(c));
+		die("could not connect");
+	}
+	return c;
+}
+
+static char *
+conninfo_for(const char *extra)
+{
+	static char buf[8][512];
+	static int	next;
+	char	   *b = buf[next++ % 8];
+
+	snprintf(b, sizeof(buf[0]), "host=%s port=%d dbname=%s %s", host, port, db, extra);
+	return b;
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static int64_t
+balance_of(const char *account)
+{
+	return admin_int("SELECT ledger_balance('%s')", account);
+}
+
+/* How many journal entries carry this key. */
+static int64_t
+entries_with_key(const char *key)
+{
+	return admin_int("SELECT count(*) FROM ledger.entries WHERE idempotency_key = '%s'", key);
+}
+
+/* A port nobody listens on: bind an ephemeral one and close it. */
+static int
+closed_port(void)
+{
+	struct sockaddr_in addr;
+	socklen_t	len = sizeof(addr);
+	int			fd = socket(AF_INET, SOCK_STREAM, 0);
+	int			p;
+
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 ||
+		getsockname(fd, (struct sockaddr *) &addr, &len) != 0)
+		die("bind");
+	p = ntohs(addr.sin_port);
+	close(fd);
+	return p;
+}
+
+/* ---- every status ---------------------------------------------------------- */
+
+static void
+test_statuses(void)
+{
+	LedgerConn *c = connect_to(conninfo_for(""), 3);
+	LedgerStatus s;
+	int64_t		id = 0,
+				id2 = 0,
+				v = 0,
+				v2 = 0;
+	char		key[64];
+	LedgerOptions o;
+	LedgerConn *bad;
+	LedgerHistory *h;
+	LedgerAudit *audit;
+	int			i;
+
+	printf("# statuses\n");
+	s = ledger_open_account(c, "alice", "EUR", 0, &id);
+	CHECK_STATUS(c, s, LEDGER_OK, "open alice");
+	check(id > 0 && strcmp(ledger_error_message(c), "") == 0 &&
+		  ledger_error_sqlstate(c) == NULL, "open returns an id, no error fields");
+	s = ledger_open_account(c, "alice", "EUR", 0, &id2);
+	check(s == LEDGER_OK && id2 == id, "open again with the same parameters: same id");
+	s = ledger_open_account(c, "bank", "EUR", LEDGER_NO_FLOOR, NULL);
+	CHECK_STATUS(c, s, LEDGER_OK, "open bank without a floor (NULL out-parameter)");
+	s = ledger_open_account(c, "dollars", "USD", -500, NULL);
+	CHECK_STATUS(c, s, LEDGER_OK, "open an account with an overdraft");
+	s = ledger_open_account(c, "plain", NULL, 0, NULL);
+	CHECK_STATUS(c, s, LEDGER_OK, "open with the default currency");
+
+	s = ledger_transfer(c, "bank", "alice", 10000, "deposit-1", &v);
+	check(s == LEDGER_OK && v > 0, "transfer bank->alice: id %" PRId64, v);
+	s = ledger_transfer(c, "bank", "alice", 10000, "deposit-1", &v2);
+	check(s == LEDGER_OK && v2 == v, "transfer replayed with its key: same id");
+	check(strcmp(ledger_last_key(c), "deposit-1") == 0, "last key is the caller's");
+	s = ledger_debit(c, "alice", 2500, "coffee-42", &v);
+	check(s == LEDGER_OK && v == 7500, "debit: balance 7500 (%" PRId64 ")", v);
+	s = ledger_debit(c, "alice", 2500, "coffee-42", &v);
+	check(s == LEDGER_OK && v == 7500 && balance_of("alice") == 7500,
+		  "debit replayed: 7500 again, applied once");
+	s = ledger_credit(c, "alice", 100, NULL, &v);
+	check(s == LEDGER_OK && v == 7600, "credit without a key");
+	snprintf(key, sizeof(key), "%s", ledger_last_key(c));
+	check(strlen(key) == LEDGER_GENERATED_KEY_LEN &&
+		  strspn(key, "0123456789abcdef") == LEDGER_GENERATED_KEY_LEN,
+		  "generated key is 32 hex digits: %s", key);
+	check(entries_with_key(key) == 1, "generated key is in the journal");
+	s = ledger_credit(c, "alice", 100, NULL, &v);
+	check(s == LEDGER_OK && v == 7700 && strcmp(key, ledger_last_key(c)) != 0,
+		  "next call, new key");
+	s = ledger_balance(c, "alice", &v);
+	check(s == LEDGER_OK && v == 7700, "balance 7700");
+	check(strcmp(ledger_last_key(c), key) != 0 && ledger_last_attempts(c) == 1,
+		  "balance leaves the last key alone; 1 attempt");
+
+	s = ledger_debit(c, "alice", 1000000, "too-much", NULL);
+	CHECK_STATUS(c, s, LEDGER_INSUFFICIENT_FUNDS, "LG001");
+	check(ledger_error_sqlstate(c) && strcmp(ledger_error_sqlstate(c), "LG001") == 0 &&
+		  ledger_error_detail(c) && strstr(ledger_error_detail(c), "7700") &&
+		  strstr(ledger_error_message(c), "alice"),
+		  "LG001 fields: %s / %s", ledger_error_message(c),
+		  ledger_error_detail(c) ? ledger_error_detail(c) : "(no detail)");
+	check(strcmp(ledger_last_key(c), "too-much") == 0, "the key of a refused posting is readable");
+	s = ledger_balance(c, "alice", &v);
+	check(s == LEDGER_OK && v == 7700 && ledger_error_sqlstate(c) == NULL,
+		  "connection usable after a refusal; error fields cleared");
+	s = ledger_debit(c, "alice", 1, "too-much", &v);
+	check(s == LEDGER_OK && v == 7699, "a refused key stays unused");
+
+	s = ledger_balance(c, "nobody", &v);
+	CHECK_STATUS(c, s, LEDGER_ACCOUNT_NOT_FOUND, "LG002");
+	s = ledger_debit(c, "alice", 2, "coffee-42", &v);
+	CHECK_STATUS(c, s, LEDGER_IDEMPOTENCY_CONFLICT, "LG003");
+	s = ledger_transfer(c, "alice", "dollars", 1, NULL, &v);
+	CHECK_STATUS(c, s, LEDGER_CURRENCY_MISMATCH, "LG004");
+	s = ledger_open_account(c, "alice", "USD", 0, &v);
+	CHECK_STATUS(c, s, LEDGER_ACCOUNT_EXISTS, "LG005");
+	s = ledger_debit(c, "alice", 0, NULL, &v);
+	CHECK_STATUS(c, s, LEDGER_INVALID_PARAMETER_VALUE, "22023 (amount 0)");
+	s = ledger_history(c, "alice", -1, &h);
+	check(s == LEDGER_INVALID_PARAMETER_VALUE && h == NULL, "22023 (history, max_rows -1), no result");
+	s = ledger_debit(c, NULL, 1, NULL, &v);
+	CHECK_STATUS(c, s, LEDGER_NULL_VALUE_NOT_ALLOWED, "22004 (account NULL)");
+	s = ledger_credit(c, "plain", INT64_MAX, NULL, &v);
+	check(s == LEDGER_OK && v == INT64_MAX, "credit up to INT64_MAX");
+	s = ledger_credit(c, "plain", 1, NULL, &v);
+	CHECK_STATUS(c, s, LEDGER_NUMERIC_VALUE_OUT_OF_RANGE, "22003");
+	s = ledger_debit(c, "dollars", 500, NULL, &v);
+	check(s == LEDGER_OK && v == -500, "overdraft down to the floor");
+
+	ledger_finish(c);
+
+	c = connect_to(conninfo_for("user=ledger_nogrant"), 3);
+	s = ledger_balance(c, "alice", &v);
+	CHECK_STATUS(c, s, LEDGER_INSUFFICIENT_PRIVILEGE, "42501 (role not granted)");
+	check(ledger_last_attempts(c) == 1, "42501 is not retried");
+	ledger_finish(c);
+
+	{
+		char		ci[512];
+
+		snprintf(ci, sizeof(ci), "host=%s port=%s dbname=%s", host,
+				 getenv("LEDGER_TEST_FSYNC_OFF_PORT"), db);
+		c = connect_to(ci, 3);
+		s = ledger_open_account(c, "unsafe", "EUR", 0, NULL);
+		CHECK_STATUS(c, s, LEDGER_OBJECT_NOT_IN_PREREQUISITE_STATE, "55000 (fsync = off)");
+		s = ledger_balance(c, "unsafe", &v);
+		CHECK_STATUS(c, s, LEDGER_ACCOUNT_NOT_FOUND, "reads work on that server; nothing was opened");
+		ledger_finish(c);
+	}
+
+	/* NULL options: the PG* environment, whose database has no extension */
+	s = ledger_connect(NULL, &c);
+	CHECK_STATUS(c, s, LEDGER_OK, "connect with NULL options (PG* environment)");
+	s = ledger_balance(c, "alice", &v);
+	CHECK_STATUS(c, s, LEDGER_SERVER_ERROR, "server error: extension not installed");
+	check(ledger_error_sqlstate(c) && strcmp(ledger_error_sqlstate(c), "42883") == 0,
+		  "its SQLSTATE is 42883 (%s)", ledger_error_message(c));
+	ledger_finish(c);
+
+	/* a closed port */
+	{
+		char		ci[256];
+		double		t0;
+
+		snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=%s connect_timeout=5",
+				 closed_port(), db);
+		ledger_options_init(&o);
+		o.conninfo = ci;
+		o.retry_attempts = 4;
+		o.backoff_base_ms = 20;
+		o.backoff_max_ms = 40;
+		s = ledger_connect(&o, &bad);
+		CHECK_STATUS(bad, s, LEDGER_CONNECTION_FAILED, "connect to a closed port");
+		check(strlen(ledger_error_message(bad)) > 0, "its message: %s", ledger_error_message(bad));
+		t0 = now_ms();
+		s = ledger_debit(bad, "alice", 1, NULL, &v);
+		t0 = now_ms() - t0;
+		CHECK_STATUS(bad, s, LEDGER_CONNECTION_FAILED, "debit over a closed port");
+		check(ledger_last_attempts(bad) == 4, "4 attempts (%d)", ledger_last_attempts(bad));
+		check(t0 >= 50 && t0 < 3000, "with backoff: 3 sleeps in [10,20]+[20,40]+[20,40] ms: %.0f ms", t0);
+		check(ledger_last_key(bad) != NULL, "a never-sent posting still reports its key");
+		ledger_finish(bad);
+	}
+
+	/* client errors */
+	ledger_options_init(&o);
+	o.conninfo = conninfo_for("");
+	o.retry_attempts = -1;
+	s = ledger_connect(&o, &bad);
+	CHECK_STATUS(bad, s, LEDGER_CLIENT_ERROR, "negative retry_attempts");
+	s = ledger_balance(bad, "alice", &v);
+	CHECK_STATUS(bad, s, LEDGER_CLIENT_ERROR, "calls on that handle");
+	ledger_finish(bad);
+	c = connect_to(conninfo_for(""), 3);
+	s = ledger_history(c, "alice", 10, NULL);
+	CHECK_STATUS(c, s, LEDGER_CLIENT_ERROR, "history without an out-parameter");
+	s = ledger_verify(c, NULL);
+	CHECK_STATUS(c, s, LEDGER_CLIENT_ERROR, "verify without an out-parameter");
+	check(ledger_balance(NULL, "alice", &v) == LEDGER_CLIENT_ERROR, "NULL connection");
+	ledger_finish(NULL);
+	check(ledger_connect(NULL, NULL) == LEDGER_CLIENT_ERROR, "connect without a handle pointer");
+
+	/* history and verify */
+	s = ledger_history(c, "alice", 100, &h);
+	check(s == LEDGER_OK && h->n_entries == 5, "history of alice: 5 entries (%zu)",
+		  h ? h->n_entries : 0);
+	if (h != NULL && h->n_entries == 5)
+	{
+		time_t		now = time(NULL);
+
+		check(h->entries[0].amount == -1 && h->entries[0].balance_after == 7699 &&
+			  strcmp(h->entries[0].idempotency_key, "too-much") == 0,
+			  "newest first: the debit of 1 with its key");
+		check(h->entries[4].amount == 10000 && h->entries[4].transfer_id > 0 &&
+			  strcmp(h->entries[4].idempotency_key, "deposit-1") == 0,
+			  "oldest: the deposit, with its transfer id");
+		check(h->entries[3].amount == -2500 && h->entries[3].transfer_id == 0,
+			  "a plain debit has transfer id 0");
+		check(h->entries[0].entry_id > h->entries[4].entry_id, "entry ids decrease");
+		check(h->entries[0].created_at_us / 1000000 > now - 3600 &&
+			  h->entries[0].created_at_us / 1000000 <= now + 3600,
+			  "created_at is now-ish (%" PRId64 ")", h->entries[0].created_at_us);
+	}
+	ledger_history_free(h);
+	s = ledger_history(c, "alice", 0, &h);
+	check(s == LEDGER_OK && h != NULL && h->n_entries == 0, "history of 0 rows");
+	ledger_history_free(h);
+	ledger_history_free(NULL);
+	s = ledger_verify(c, &audit);
+	check(s == LEDGER_OK && audit->n_problems == 0, "verify: no problems");
+	ledger_audit_free(audit);
+	ledger_audit_free(NULL);
+	ledger_finish(c);
+
+	for (i = 0; i <= LEDGER_CLIENT_ERROR; i++)
+		if (strcmp(ledger_status_name((LedgerStatus) i), "unknown_status") == 0)
+			break;
+	check(i == LEDGER_CLIENT_ERROR + 1 &&
+		  strcmp(ledger_status_name((LedgerStatus) 99), "unknown_status") == 0 &&
+		  strcmp(ledger_status_name(LEDGER_UNKNOWN_OUTCOME), "unknown_outcome") == 0,
+		  "every status has a name");
+	check(ledger_library_version() == LEDGER_VERSION_NUM, "library version %d",
+		  ledger_library_version());
+}
+
+/* ---- the lost reply --------------------------------------------------------- */
+
+static void
+test_lost_reply(void)
+{
+	Proxy	   *proxy = proxy_start(host, port);
+	char		ci[512];
+	LedgerConn *c;
+	LedgerStatus s;
+	int64_t		v = 0,
+				before,
+				bank_before;
+	char		key[64];
+
+	printf("# lost reply\n");
+	if (proxy == NULL)
+		die("proxy");
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=%s", proxy_port(proxy), db);
+	c = connect_to(ci, 4);
+	admin_exec("SELECT ledger_open_account('lost', 'EUR')");
+	admin_exec("SELECT ledger_transfer('bank', 'lost', 1000)");
+
+	s = ledger_debit(c, "lost", 1, NULL, &v);
+	check(s == LEDGER_OK && v == 999, "debit through the proxy");
+
+	before = balance_of("lost");
+	proxy_cut_next_reply(proxy, false);
+	s = ledger_debit(c, "lost", 100, NULL, &v);
+	snprintf(key, sizeof(key), "%s", ledger_last_key(c) ? ledger_last_key(c) : "");
+	check(proxy_cuts(proxy) == 1, "the proxy dropped the reply after the server answered");
+	CHECK_STATUS(c, s, LEDGER_OK, "lost reply to a debit: retried");
+	check(ledger_last_attempts(c) == 2, "in 2 attempts (%d)", ledger_last_attempts(c));
+	check(v == before - 100, "the retry returned the original result (%" PRId64 ")", v);
+	check(balance_of("lost") == before - 100 && entries_with_key(key) == 1,
+		  "the balance moved exactly once; one journal entry for key %s", key);
+
+	/* the same for a transfer */
+	before = balance_of("lost");
+	bank_before = balance_of("bank");
+	proxy_cut_next_reply(proxy, false);
+	s = ledger_transfer(c, "lost", "bank", 50, "lost-transfer", &v);
+	CHECK_STATUS(c, s, LEDGER_OK, "lost reply to a transfer: retried");
+	check(proxy_cuts(proxy) == 2 && ledger_last_attempts(c) == 2 &&
+		  v == admin_int("SELECT transfer_id FROM ledger.transfers WHERE idempotency_key = 'lost-transfer'"),
+		  "original transfer id, 2 attempts");
+	check(balance_of("lost") == before - 50 && balance_of("bank") == bank_before + 50 &&
+		  entries_with_key("lost-transfer") == 2, "both legs applied once");
+
+	/* a read is retried just the same */
+	proxy_cut_next_reply(proxy, false);
+	s = ledger_balance(c, "lost", &v);
+	check(s == LEDGER_OK && v == before - 50 && ledger_last_attempts(c) == 2 &&
+		  proxy_cuts(proxy) == 3, "lost reply to a balance read: retried");
+
+	/* the server never answers again: unknown outcome */
+	before = balance_of("lost");
+	proxy_cut_next_reply(proxy, true);
+	s = ledger_debit(c, "lost", 7, NULL, &v);
+	CHECK_STATUS(c, s, LEDGER_UNKNOWN_OUTCOME, "lost reply and no reconnect: unknown outcome");
+	snprintf(key, sizeof(key), "%s", ledger_last_key(c) ? ledger_last_key(c) : "");
+	check(strlen(key) == LEDGER_GENERATED_KEY_LEN && strstr(ledger_error_message(c), key),
+		  "the key stays readable and is in the message: %s", ledger_error_message(c));
+	check(ledger_last_attempts(c) == 4, "after all 4 attempts");
+	check(balance_of("lost") == before - 7, "(it did commit on the server)");
+	s = ledger_balance(c, "lost", &v);
+	CHECK_STATUS(c, s, LEDGER_CONNECTION_FAILED, "a read without a server: connection failed, not unknown");
+	s = ledger_debit(c, "lost", 7, "never-sent", &v);
+	CHECK_STATUS(c, s, LEDGER_CONNECTION_FAILED, "a posting never sent: connection failed, not unknown");
+
+	proxy_refuse(proxy, false);
+	s = ledger_debit(c, "lost", 7, key, &v);
+	check(s == LEDGER_OK && v == before - 7 && balance_of("lost") == before - 7 &&
+		  entries_with_key(key) == 1,
+		  "retrying later with that key returns the original result, applied once");
+	check(entries_with_key("never-sent") == 0, "the never-sent posting left no trace");
+
+	ledger_finish(c);
+	proxy_stop(proxy);
+}
+
+/* ---- a terminated backend ---------------------------------------------------- */
+
+static void
+terminate(const char *application_name)
+{
+	int			i;
+
+	admin_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+			   " WHERE application_name = '%s'", application_name);
+	for (i = 0; i < 500; i++)
+	{
+		if (admin_int("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'",
+					  application_name) == 0)
+			return;
+		sleep_ms(10);
+	}
+	die("backend did not terminate");
+}
+
+static void
+test_terminated_backend(void)
+{
+	LedgerConn *c = connect_to(conninfo_for("application_name=ledger_term"), 3);
+	LedgerStatus s;
+	int64_t		v = 0,
+				before;
+	LedgerPosting items[2];
+
+	printf("# terminated backend\n");
+	before = balance_of("alice");
+	s = ledger_debit(c, "alice", 1, NULL, &v);
+	check(s == LEDGER_OK && v == before - 1, "debit before");
+	terminate("ledger_term");
+	s = ledger_debit(c, "alice", 1, NULL, &v);
+	CHECK_STATUS(c, s, LEDGER_OK, "debit after pg_terminate_backend: transparent reconnect");
+	check(v == before - 2 && balance_of("alice") == before - 2, "applied once (%" PRId64 ")", v);
+	terminate("ledger_term");
+	s = ledger_balance(c, "alice", &v);
+	check(s == LEDGER_OK && v == before - 2, "balance after pg_terminate_backend");
+	terminate("ledger_term");
+	memset(items, 0, sizeof(items));
+	items[0].op = LEDGER_OP_DEBIT;
+	items[0].account = "alice";
+	items[0].amount = 1;
+	items[1] = items[0];
+	s = ledger_batch(c, items, 2);
+	check(s == LEDGER_OK && items[1].result == before - 4, "batch after pg_terminate_backend");
+	ledger_finish(c);
+}
+
+/* ---- 40001: serialization failures are retried --------------------------------- */
+
+typedef struct SerialArgs
+{
+	int			attempts;
+	bool		batch;			/* two debits in one batch, not one call */
+	LedgerPosting items[2];
+	LedgerStatus status;
+	int			used;
+	char		sqlstate[8];
+} SerialArgs;
+
+static void *
+serial_debit(void *arg)
+{
+	SerialArgs *a = arg;
+	LedgerConn *c = connect_to(conninfo_for("options='-c default_transaction_isolation=serializable'"),
+							   a->attempts);
+
+	if (a->batch)
+	{
+		memset(a->items, 0, sizeof(a->items));
+		a->items[0].op = a->items[1].op = LEDGER_OP_DEBIT;
+		a->items[0].account = a->items[1].account = "serial";
+		a->items[0].amount = a->items[1].amount = 1;
+		a->status = ledger_batch(c, a->items, 2);
+	}
+	else
+		a->status = ledger_debit(c, "serial", 1, NULL, NULL);
+	a->used = ledger_last_attempts(c);
+	snprintf(a->sqlstate, sizeof(a->sqlstate), "%s",
+			 ledger_error_sqlstate(c) ? ledger_error_sqlstate(c) : "");
+	ledger_finish(c);
+	return NULL;
+}
+
+/* Debit from a SERIALIZABLE session while another holds the row lock. */
+static void
+run_serial(SerialArgs *a)
+{
+	PGconn	   *holder = raw_connect(conninfo_for(""));
+	pthread_t	t;
+	PGresult   *res;
+	int			i;
+
+	res = PQexec(holder, "BEGIN; SELECT ledger_debit('serial', 1)");
+	PQclear(res);
+	pthread_create(&t, NULL, serial_debit, a);
+	for (i = 0; i < 1000; i++)
+	{
+		if (admin_int("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+					  " AND datname = current_database()") > 0)
+			break;
+		sleep_ms(10);
+	}
+	res = PQexec(holder, "COMMIT");
+	PQclear(res);
+	pthread_join(t, NULL);
+	PQfinish(holder);
+}
+
+static void
+test_serialization_retry(void)
+{
+	SerialArgs	a;
+	int64_t		before;
+
+	printf("# 40001\n");
+	admin_exec("SELECT ledger_open_account('serial', 'EUR')");
+	admin_exec("SELECT ledger_transfer('bank', 'serial', 100)");
+	before = balance_of("serial");
+
+	memset(&a, 0, sizeof(a));
+	a.attempts = 3;
+	run_serial(&a);
+	check(a.status == LEDGER_OK && a.used == 2,
+		  "40001 under SERIALIZABLE is retried: %s in %d attempts",
+		  ledger_status_name(a.status), a.used);
+	check(balance_of("serial") == before - 2, "both debits applied once");
+
+	memset(&a, 0, sizeof(a));
+	a.attempts = 1;
+	run_serial(&a);
+	check(a.status == LEDGER_SERVER_ERROR && strcmp(a.sqlstate, "40001") == 0 && a.used == 1,
+		  "with 1 attempt: server_error 40001 (%s %s)", ledger_status_name(a.status), a.sqlstate);
+	check(balance_of("serial") == before - 3, "that debit was not applied");
+
+	/*
+	 * In a batch, the item that hit 40001 is retried in the next round; the
+	 * other one went through at once, so the retried item applies after it.
+	 */
+	memset(&a, 0, sizeof(a));
+	a.attempts = 3;
+	a.batch = true;
+	run_serial(&a);
+	check(a.status == LEDGER_OK && a.used == 2 && a.items[0].status == LEDGER_OK &&
+		  a.items[1].status == LEDGER_OK && a.items[1].result == before - 5 &&
+		  a.items[0].result == before - 6,
+		  "batch: the item that got 40001 is retried (%s, %d attempts, %" PRId64 " %" PRId64 ")",
+		  ledger_status_name(a.status), a.used, a.items[0].result, a.items[1].result);
+	check(balance_of("serial") == before - 6, "every debit applied once");
+}
+
+/* ---- 16 threads, one account ---------------------------------------------------- */
+
+#define N_THREADS 16
+#define DEBITS_PER_THREAD 10
+#define DEBIT 9
+#define HOT_BALANCE 1000
+
+typedef struct ThreadResult
+{
+	int			ok;
+	int			insufficient;
+	int			other;
+	char		error[256];
+} ThreadResult;
+
+static pthread_barrier_t barrier;
+
+static void *
+hot_debits(void *arg)
+{
+	ThreadResult *r = arg;
+	LedgerConn *c = connect_to(conninfo_for("user=ledger_app"), 5);
+	int			i;
+
+	pthread_barrier_wait(&barrier);
+	for (i = 0; i < DEBITS_PER_THREAD; i++)
+	{
+		LedgerStatus s = ledger_debit(c, "hot", DEBIT, NULL, NULL);
+
+		if (s == LEDGER_OK)
+			r->ok++;
+		else if (s == LEDGER_INSUFFICIENT_FUNDS)
+			r->insufficient++;
+		else
+		{
+			r->other++;
+			snprintf(r->error, sizeof(r->error), "%s: %s", ledger_status_name(s),
+					 ledger_error_message(c));
+		}
+	}
+	ledger_finish(c);
+	return NULL;
+}
+
+static void
+test_threads(void)
+{
+	pthread_t	threads[N_THREADS];
+	ThreadResult results[N_THREADS];
+	int			ok = 0,
+				insufficient = 0,
+				other = 0,
+				i;
+	int64_t		final;
+
+	printf("# %d threads\n", N_THREADS);
+	admin_exec("SELECT ledger_open_account('hot', 'EUR')");
+	admin_exec("SELECT ledger_transfer('bank', 'hot', %d)", HOT_BALANCE);
+	memset(results, 0, sizeof(results));
+	pthread_barrier_init(&barrier, NULL, N_THREADS);
+	for (i = 0; i < N_THREADS; i++)
+		pthread_create(&threads[i], NULL, hot_debits, &results[i]);
+	for (i = 0; i < N_THREADS; i++)
+	{
+		pthread_join(threads[i], NULL);
+		ok += results[i].ok;
+		insufficient += results[i].insufficient;
+		other += results[i].other;
+		if (results[i].other)
+			printf("# thread %d: %s\n", i, results[i].error);
+	}
+	pthread_barrier_destroy(&barrier);
+	final = balance_of("hot");
+	check(other == 0, "every debit was ok or insufficient_funds (%d others)", other);
+	check(final >= 0, "never overdrawn: %" PRId64, final);
+	check((int64_t) ok * DEBIT == HOT_BALANCE - final,
+		  "ok x amount == balance moved: %d x %d == %d - %" PRId64, ok, DEBIT, HOT_BALANCE, final);
+	check(ok == HOT_BALANCE / DEBIT && insufficient == N_THREADS * DEBITS_PER_THREAD - ok,
+		  "%d ok, %d refused with LG001", ok, insufficient);
+	check(admin_int("SELECT count(*) FROM ledger_verify()") == 0, "ledger_verify() is clean");
+}
+
+/* ---- pipeline batches ---------------------------------------------------------- */
+
+static void
+posting(LedgerPosting *p, LedgerOp op, const char *account, const char *to,
+		int64_t amount, const char *key)
+{
+	memset(p, 0, sizeof(*p));
+	p->op = op;
+	p->account = account;
+	p->to_account = to;
+	p->amount = amount;
+	p->idempotency_key = key;
+}
+
+static void
+test_batches(void)
+{
+	LedgerConn *c = connect_to(conninfo_for("application_name=ledger_batch"), 4);
+	LedgerPosting items[8];
+	char		keys[8][64];
+	LedgerPosting *many;
+	LedgerStatus s;
+	Proxy	   *proxy;
+	char		ci[512];
+	int			i,
+				ok,
+				refused;
+	int64_t		v;
+
+	printf("# batches\n");
+	admin_exec("SELECT ledger_open_account('b1', 'EUR')");
+	admin_exec("SELECT ledger_open_account('b2', 'EUR')");
+	admin_exec("SELECT ledger_transfer('bank', 'b1', 100)");
+
+	posting(&items[0], LEDGER_OP_CREDIT, "b1", NULL, 10, NULL);	/* 110 */
+	posting(&items[1], LEDGER_OP_DEBIT, "b1", NULL, 1000, NULL);	/* LG001 */
+	posting(&items[2], LEDGER_OP_DEBIT, "b1", NULL, 20, "batch-key");	/* 90 */
+	posting(&items[3], LEDGER_OP_DEBIT, "nobody", NULL, 1, NULL);	/* LG002 */
+	posting(&items[4], LEDGER_OP_TRANSFER, "b1", "b2", 30, NULL);	/* id */
+	posting(&items[5], LEDGER_OP_DEBIT, "b1", NULL, 0, NULL);	/* 22023 */
+	posting(&items[6], LEDGER_OP_TRANSFER, "b1", "dollars", 1, NULL);	/* LG004 */
+	posting(&items[7], LEDGER_OP_DEBIT, "b1", NULL, 5, NULL);	/* 55 */
+	s = ledger_batch(c, items, 8);
+	check(s == LEDGER_INSUFFICIENT_FUNDS, "batch returns the first failure: %s",
+		  ledger_status_name(s));
+	check(items[0].status == LEDGER_OK && items[0].result == 110, "item 0 credit ok: %" PRId64,
+		  items[0].result);
+	check(items[1].status == LEDGER_INSUFFICIENT_FUNDS && items[1].sqlstate &&
+		  strcmp(items[1].sqlstate, "LG001") == 0 && items[1].detail != NULL,
+		  "item 1 LG001: %s", items[1].message);
+	check(items[2].status == LEDGER_OK && items[2].result == 90 &&
+		  strcmp(items[2].key, "batch-key") == 0, "item 2 after the failure: ok, caller's key");
+	check(items[3].status == LEDGER_ACCOUNT_NOT_FOUND, "item 3 LG002");
+	check(items[4].status == LEDGER_OK && items[4].result > 0, "item 4 transfer ok");
+	check(items[5].status == LEDGER_INVALID_PARAMETER_VALUE, "item 5 22023");
+	check(items[6].status == LEDGER_CURRENCY_MISMATCH, "item 6 LG004");
+	check(items[7].status == LEDGER_OK && items[7].result == 55 && strcmp(items[7].message, "") == 0,
+		  "item 7 ok: %" PRId64, items[7].result);
+	check(balance_of("b1") == 55 && balance_of("b2") == 30, "balances: b1 55, b2 30");
+	check(strlen(items[0].key) == LEDGER_GENERATED_KEY_LEN &&
+		  strcmp(items[0].key, items[7].key) != 0, "generated keys, one per item");
+	check(ledger_error_sqlstate(c) && strcmp(ledger_error_sqlstate(c), "LG001") == 0,
+		  "connection error fields: the first failure's");
+	/* keep the keys: they belong to the connection until its next call */
+	for (i = 0; i < 8; i++)
+		snprintf(keys[i], sizeof(keys[i]), "%s", items[i].key);
+	s = ledger_balance(c, "b1", &v);
+	check(s == LEDGER_OK && v == 55, "connection usable after the batch");
+
+	/* replay: the same keys return the same results and change nothing */
+	posting(&items[0], LEDGER_OP_CREDIT, "b1", NULL, 10, keys[0]);
+	posting(&items[1], LEDGER_OP_DEBIT, "b1", NULL, 20, keys[2]);
+	posting(&items[2], LEDGER_OP_TRANSFER, "b1", "b2", 30, keys[4]);
+	posting(&items[3], LEDGER_OP_DEBIT, "b1", NULL, 6, keys[7]);
+	s = ledger_batch(c, items, 4);
+	check(s == LEDGER_IDEMPOTENCY_CONFLICT && items[0].status == LEDGER_OK &&
+		  items[0].result == 110 && items[1].result == 90 && items[2].status == LEDGER_OK &&
+		  items[3].status == LEDGER_IDEMPOTENCY_CONFLICT,
+		  "replayed batch: original results, LG003 for a changed amount");
+	check(balance_of("b1") == 55 && balance_of("b2") == 30, "replay changed nothing");
+
+	s = ledger_batch(c, items, 0);
+	check(s == LEDGER_OK, "empty batch");
+	posting(&items[0], (LedgerOp) 42, "b1", NULL, 1, NULL);
+	s = ledger_batch(c, items, 1);
+	check(s == LEDGER_CLIENT_ERROR && items[0].status == LEDGER_CLIENT_ERROR, "invalid op: client error");
+	check(ledger_batch(c, NULL, 3) == LEDGER_CLIENT_ERROR, "NULL items: client error");
+
+	/* a large batch: 2000 debits of 1 on a balance of 1500 */
+	admin_exec("SELECT ledger_open_account('bulk', 'EUR')");
+	admin_exec("SELECT ledger_transfer('bank', 'bulk', 1500)");
+	many = calloc(2000, sizeof(LedgerPosting));
+	for (i = 0; i < 2000; i++)
+		posting(&many[i], LEDGER_OP_DEBIT, "bulk", NULL, 1, NULL);
+	s = ledger_batch(c, many, 2000);
+	ok = refused = 0;
+	for (i = 0; i < 2000; i++)
+	{
+		ok += many[i].status == LEDGER_OK;
+		refused += many[i].status == LEDGER_INSUFFICIENT_FUNDS;
+	}
+	check(s == LEDGER_INSUFFICIENT_FUNDS && ok == 1500 && refused == 500 &&
+		  many[1499].result == 0 && many[1500].status == LEDGER_INSUFFICIENT_FUNDS,
+		  "2000 items in one pipeline: %d ok, %d LG001, in order", ok, refused);
+	check(balance_of("bulk") == 0 && ledger_last_attempts(c) == 1, "bulk balance 0, one attempt");
+	ledger_finish(c);
+
+	/* the connection is lost in the middle of a batch */
+	proxy = proxy_start(host, port);
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=%s", proxy_port(proxy), db);
+	c = connect_to(ci, 4);
+	admin_exec("SELECT ledger_transfer('bank', 'bulk', 1000)");
+	for (i = 0; i < 200; i++)
+		posting(&many[i], LEDGER_OP_DEBIT, "bulk", NULL, 1, NULL);
+	s = ledger_batch(c, many, 1);	/* prepares the statement */
+	proxy_cut_next_reply(proxy, false);
+	s = ledger_batch(c, many, 200);
+	ok = 0;
+	for (i = 0; i < 200; i++)
+		ok += many[i].status == LEDGER_OK && many[i].result == 1000 - 1 - (i + 1);
+	check(proxy_cuts(proxy) == 1 && s == LEDGER_OK && ledger_last_attempts(c) == 2,
+		  "batch with a lost reply: %s after %d attempts", ledger_status_name(s),
+		  ledger_last_attempts(c));
+	check(ok == 200 && balance_of("bulk") == 1000 - 201,
+		  "every item ok exactly once, in order (%d)", ok);
+
+	/* lost for good: the unanswered items are unknown, not failed */
+	proxy_cut_next_reply(proxy, true);
+	for (i = 0; i < 50; i++)
+		posting(&many[i], LEDGER_OP_DEBIT, "bulk", NULL, 1, NULL);
+	s = ledger_batch(c, many, 50);
+	ok = refused = 0;
+	for (i = 0; i < 50; i++)
+	{
+		ok += many[i].status == LEDGER_OK;
+		refused += many[i].status == LEDGER_UNKNOWN_OUTCOME;
+	}
+	check(s == LEDGER_UNKNOWN_OUTCOME && ok + refused == 50 && refused > 0,
+		  "batch lost for good: %d ok, %d unknown_outcome", ok, refused);
+	proxy_refuse(proxy, false);
+	for (i = 0; i < 50; i++)
+	{
+		snprintf(keys[0], sizeof(keys[0]), "%s", many[i].key);
+		many[i].idempotency_key = strdup(keys[0]);
+	}
+	s = ledger_batch(c, many, 50);
+	check(s == LEDGER_OK && balance_of("bulk") == 1000 - 201 - 50,
+		  "retrying them with their keys: each applied once");
+	for (i = 0; i < 50; i++)
+		free((char *) many[i].idempotency_key);
+	free(many);
+	ledger_finish(c);
+	proxy_stop(proxy);
+}
+
+/*
+ * "test_client proxy N": only run a proxy to PGHOST:PGPORT that loses the
+ * reply to the Nth command that ran and refuses every later connection,
+ * for the CLI's unknown_outcome test.  Prints its port; runs until killed.
+ */
+static int
+proxy_mode(int nth)
+{
+	Proxy	   *proxy;
+
+	proxy = proxy_start(getenv("PGHOST"), atoi(getenv("PGPORT")));
+	if (proxy == NULL)
+		return 2;
+	proxy_cut_reply(proxy, nth, true);
+	printf("%d\n", proxy_port(proxy));
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+int
+main(int argc, char **argv)
+{
+	char		ci[512];
+
+	if (argc == 3 && strcmp(argv[1], "proxy") == 0 && getenv("PGHOST") && getenv("PGPORT"))
+		return proxy_mode(atoi(argv[2]));
+
+	db = getenv("LEDGER_TEST_DB");
+	host = getenv("PGHOST");
+	if (db == NULL || host == NULL || getenv("PGPORT") == NULL ||
+		getenv("LEDGER_TEST_FSYNC_OFF_PORT") == NULL)
+		die("set PGHOST, PGPORT, LEDGER_TEST_DB and LEDGER_TEST_FSYNC_OFF_PORT");
+	port = atoi(getenv("PGPORT"));
+	snprintf(ci, sizeof(ci), "host=%s port=%d dbname=%s", host, port, db);
+	admin = raw_connect(ci);
+
+	test_statuses();
+	test_lost_reply();
+	test_terminated_backend();
+	test_serialization_retry();
+	test_threads();
+	test_batches();
+
+	PQfinish(admin);
+	printf("1..%d\n# test_client: %d passed, %d failed\n", n_checks,
+		   n_checks - n_failed, n_failed);
+	return n_failed == 0 ? 0 : 1;
+}

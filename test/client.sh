@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# The client suite: libledger and the `ledger` CLI against throwaway clusters.
+#
+#   C tests      client/test/test_client.c: every status, the lost reply
+#                (an in-process TCP proxy), pg_terminate_backend, 40001
+#                retries, 16 threads on one account, pipeline batches
+#   valgrind     the C tests and the CLI, --leak-check=full
+#   install      make install into a temp prefix; the exported symbols; the
+#                README's example compiled with pkg-config and run
+#   CLI          every subcommand, --help, --json, --key replay, every
+#                reachable exit status
+#
+# Needs the extension installed (builds and installs it if it is not).
+# Ends with one line "client: N passed, N failed"; exits non-zero on failure.
+source "$(dirname "$0")/lib.sh"
+
+CLIENT=$LEDGER_ROOT/client
+passed=0
+failed=0
+failures=""
+
+pass() { passed=$((passed + 1)); }
+fail() {
+	failed=$((failed + 1))
+	failures="$failures
+  $1"
+	echo "not ok - $1" >&2
+}
+
+ledger_require_packages valgrind pkgconf
+[ -f "$("$LEDGER_PG_BIN/pg_config" --sharedir)/extension/ledger.control" ] || ledger_build_install
+
+log "building the client library, the CLI and the C tests"
+make -s -C "$CLIENT" PG_CONFIG="$LEDGER_PG_BIN/pg_config" all test_client >/dev/null
+
+# --- clusters -------------------------------------------------------------
+# fsync = off: postings are refused with 55000
+cluster_start nofsync -c fsync=off
+for db in clientc clientv clientcli; do
+	psql_q -c "CREATE DATABASE $db"
+	psql_q -d "$db" -c 'CREATE EXTENSION ledger'
+done
+FSYNC_OFF_PORT=$(cluster_port nofsync)
+
+cluster_start client -c max_connections=60
+psql_q -c 'CREATE ROLE ledger_app LOGIN' -c 'CREATE ROLE ledger_nogrant LOGIN'
+for db in clientc clientv clientcli clientex; do
+	psql_q -c "CREATE DATABASE $db"
+	psql_q -d "$db" -c 'CREATE EXTENSION ledger' -c "GRANT EXECUTE ON FUNCTION
+		ledger_open_account(text, text, bigint), ledger_credit(text, bigint, text),
+		ledger_debit(text, bigint, text), ledger_transfer(text, text, bigint, text),
+		ledger_balance(text), ledger_history(text, int), ledger_verify()
+		TO ledger_app"
+done
+
+# --- C tests ----------------------------------------------------------------
+# run_c_tests DB [wrapper...]: one result per TAP line
+run_c_tests() {
+	local db=$1 out status line
+	shift
+	out=$LEDGER_TMP/test_client.$db.out
+	set +e
+	LEDGER_TEST_DB=$db LEDGER_TEST_FSYNC_OFF_PORT=$FSYNC_OFF_PORT \
+		"$@" "$CLIENT/test_client" >"$out" 2>"$out.err"
+	status=$?
+	set -e
+	C_STATUS=$status
+	C_OUT=$out
+}
+
+log "C tests"
+run_c_tests clientc
+cat "$C_OUT"
+while IFS= read -r line; do
+	case "$line" in
+		"ok "*) pass ;;
+		"not ok "*) fail "C: ${line#not ok }" ;;
+	esac
+done <"$C_OUT"
+if [ "$C_STATUS" -ne 0 ] && ! grep -q '^not ok' "$C_OUT"; then
+	cat "$C_OUT.err" >&2
+	fail "C tests exited with $C_STATUS"
+fi
+
+log "C tests under valgrind"
+run_c_tests clientv valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
+	--log-file="$LEDGER_TMP/valgrind.%p.log"
+if [ "$C_STATUS" -eq 0 ] && ! grep -q '^not ok' "$C_OUT"; then
+	pass
+	echo "ok - valgrind: test_client is clean ($(grep -c '^ok' "$C_OUT") checks)"
+else
+	cat "$C_OUT.err" "$LEDGER_TMP"/valgrind.*.log >&2 || true
+	grep '^not ok' "$C_OUT" >&2 || true
+	fail "valgrind: test_client (exit $C_STATUS)"
+fi
+
+# --- install, pkg-config, the example -----------------------------------------
+log "install into a temp prefix; build the example with pkg-config"
+PREFIX=$LEDGER_TMP/prefix
+make -s -C "$CLIENT" PG_CONFIG="$LEDGER_PG_BIN/pg_config" install PREFIX="$PREFIX" >/dev/null
+# make install regenerated ledger.pc for that prefix; restore the default
+make -s -C "$CLIENT" PG_CONFIG="$LEDGER_PG_BIN/pg_config" ledger.pc >/dev/null
+
+check() {	# check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then pass; echo "ok - $what"; else fail "$what"; fi
+}
+
+for f in include/ledger.h lib/libledger.a lib/libledger.so lib/libledger.so.1 \
+	lib/pkgconfig/ledger.pc bin/ledger; do
+	check "installed $f" test -e "$PREFIX/$f"
+done
+soname=$(objdump -p "$PREFIX/lib/libledger.so" 2>/dev/null | awk '/SONAME/ {print $2}') ||
+	soname=$(readelf -d "$PREFIX/lib/libledger.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+check "SONAME is libledger.so.1 ($soname)" test "$soname" = libledger.so.1
+exported=$(nm -D --defined-only "$PREFIX/lib/libledger.so" | awk '$2 == "T" {print $3}' | sed 's/@.*//')
+check "the shared library exports only ledger_* symbols" \
+	test -z "$(echo "$exported" | grep -v '^ledger_' || true)"
+check "every symbol in exports.txt is exported" \
+	test "$(grep -v '^#' "$CLIENT/exports.txt" | sed '/^$/d' | sort)" = "$(echo "$exported" | sort)"
+check "the static library defines nothing outside ledger_*" \
+	test -z "$(nm -g --defined-only "$PREFIX/lib/libledger.a" | awk 'NF == 3 {print $3}' | grep -v '^ledger_' || true)"
+export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
+check "pkg-config --modversion ledger is 1.0.0" test "$(pkg-config --modversion ledger)" = 1.0.0
+set +e
+cc -std=c99 -Wall -Wextra -Werror -o "$LEDGER_TMP/example" "$CLIENT/example.c" \
+	$(pkg-config --cflags --libs ledger)
+status=$?
+set -e
+check "example.c compiles with \$(pkg-config --cflags --libs ledger)" test "$status" -eq 0
+if [ "$status" -eq 0 ]; then
+	check "the example links the installed libledger.so.1" \
+		grep -q "$PREFIX/lib/libledger.so.1" <(LD_LIBRARY_PATH=$PREFIX/lib ldd "$LEDGER_TMP/example")
+	out=$(LD_LIBRARY_PATH=$PREFIX/lib "$LEDGER_TMP/example" "dbname=clientex" 2>&1) || true
+	check "example run 1: balance 750 ($out)" test "$out" = "balance 750"
+	out=$(PGDATABASE=clientex LD_LIBRARY_PATH=$PREFIX/lib "$LEDGER_TMP/example" 2>&1) || true
+	check "example run 2 (PG* environment): balance 500 ($out)" test "$out" = "balance 500"
+fi
+check "installed CLI runs" "$PREFIX/bin/ledger" --version
+unset PKG_CONFIG_PATH
+
+# --- CLI ------------------------------------------------------------------------
+log "CLI"
+LEDGER_CLI=$CLIENT/ledger
+export PGDATABASE=clientcli
+
+# cli EXPECTED_EXIT DESCRIPTION ARGS...: run ledger; output in $OUT / $ERR
+cli() {
+	local want=$1 what=$2 got
+	shift 2
+	set +e
+	"$LEDGER_CLI" "$@" >"$LEDGER_TMP/cli.out" 2>"$LEDGER_TMP/cli.err"
+	got=$?
+	set -e
+	OUT=$(cat "$LEDGER_TMP/cli.out")
+	ERR=$(cat "$LEDGER_TMP/cli.err")
+	if [ "$got" -eq "$want" ]; then
+		pass
+		echo "ok - cli: $what (exit $got)"
+		return 0
+	fi
+	fail "cli: $what: exit $got, want $want; stdout: $OUT; stderr: $ERR"
+	return 1
+}
+# expect DESCRIPTION PATTERN TEXT: TEXT contains PATTERN (fixed string)
+expect() {
+	if printf '%s' "$3" | grep -qF -- "$2"; then
+		pass
+		echo "ok - cli: $1"
+	else
+		fail "cli: $1: '$2' not in: $3"
+	fi
+}
+
+cli 0 "--help" --help && expect "--help lists the exit statuses" "23  unknown_outcome" "$OUT"
+for cmd in open credit debit transfer balance history verify; do
+	cli 0 "$cmd --help" "$cmd" --help && expect "$cmd --help" "Usage: ledger $cmd" "$OUT"
+done
+cli 0 "--version" --version
+cli 2 "no command"
+cli 2 "unknown command" frobnicate
+cli 2 "missing argument" debit alice
+cli 2 "amount not a number" debit alice ten
+cli 2 "--key on a read" balance alice --key k
+cli 2 "--retries 0" --retries 0 balance alice
+cli 2 "unknown option" balance alice --frob
+
+cli 0 "open alice" open alice --currency EUR && expect "open prints the id" "1" "$OUT"
+cli 0 "open alice again: same id" open alice --currency EUR && expect "same id" "1" "$OUT"
+cli 0 "open bank without a floor" open bank --currency EUR --no-floor
+cli 0 "open an account with an overdraft" -d "dbname=clientcli" open over --currency EUR --min-balance -500
+cli 0 "open usd" open usd --currency USD
+cli 0 "transfer" transfer bank alice 10000 --key deposit-1
+tid=$OUT
+cli 0 "transfer replayed" transfer bank alice 10000 --key=deposit-1 &&
+	expect "transfer replay: same id" "$tid" "$OUT"
+cli 0 "debit" debit alice 2500 --key coffee-42 && expect "debit prints the balance" "7500" "$OUT"
+cli 0 "debit replayed with --key" debit alice 2500 --key coffee-42 && expect "replay: 7500 again" "7500" "$OUT"
+cli 0 "balance" balance alice && expect "applied once" "7500" "$OUT"
+cli 0 "--json debit replay" --json debit alice 2500 --key coffee-42 &&
+	expect "json ok" '{"status":"ok","account":"alice","amount":2500,"balance":7500,"key":"coffee-42","attempts":1}' "$OUT"
+cli 0 "credit without a key" credit alice 100 && expect "credit" "7600" "$OUT"
+cli 0 "--json credit: a generated key" credit alice 100 --json &&
+	expect "json has a 32-digit key" '"key":"' "$OUT"
+cli 0 "--json balance" --json balance alice &&
+	expect "json balance" '{"status":"ok","account":"alice","balance":7700,"attempts":1}' "$OUT"
+cli 0 "--json transfer" --json transfer bank alice 1 --key t-2 &&
+	expect "json transfer" '"from":"bank","to":"alice","amount":1,"transfer_id":' "$OUT"
+cli 0 "history" history alice --limit 2 &&
+	check "cli: history --limit 2 prints 2 lines" test "$(printf '%s\n' "$OUT" | wc -l)" -eq 2
+expect "history line: the transfer with its key" "t-2" "$OUT"
+cli 0 "--json history" --json history alice &&
+	expect "json history" '"idempotency_key":"coffee-42"' "$OUT"
+expect "json history entries" '"entries":[{"entry_id":' "$OUT"
+cli 0 "verify" verify && expect "verify prints ok" "ok" "$OUT"
+cli 0 "--json verify" --json verify && expect "json verify" '{"status":"ok","problems":[]}' "$OUT"
+cli 0 "odd account name" open 'quote"back\slash' --json &&
+	expect "json escapes the name" '"account":"quote\"back\\slash"' "$OUT"
+
+# every reachable exit status (17 and 24 cannot come from the CLI: it never
+# sends NULL, and it validates its options)
+cli 11 "insufficient funds" debit alice 1000000 && expect "stderr names LG001" "(LG001)" "$ERR"
+expect "stderr has the detail" "DETAIL:" "$ERR"
+cli 11 "--json insufficient funds" --json debit alice 1000000 &&
+	expect "json error" '"status":"insufficient_funds","status_code":1,"exit_code":11,"sqlstate":"LG001"' "$OUT"
+cli 12 "account not found" balance nobody
+cli 13 "idempotency conflict" debit alice 1 --key coffee-42
+cli 14 "currency mismatch" transfer alice usd 1
+cli 15 "account exists" open alice --currency USD
+cli 16 "invalid parameter value" debit alice 0
+cli 16 "negative amount" debit alice -5
+cli 0 "open big" open big --currency EUR
+cli 0 "credit to INT64_MAX" credit big 9223372036854775807
+cli 18 "numeric value out of range" credit big 1
+cli 19 "insufficient privilege" -d "dbname=clientcli user=ledger_nogrant" balance alice
+cli 0 "granted role" -d "dbname=clientcli user=ledger_app" balance alice
+cli 20 "object not in prerequisite state (fsync = off)" \
+	-d "host=127.0.0.1 port=$FSYNC_OFF_PORT dbname=clientc" open x
+cli 21 "server error (no extension in that database)" -d "dbname=postgres" --json balance alice &&
+	expect "json server error" '"sqlstate":"42883"' "$OUT"
+closed=$(( $(cluster_port client) + 1 ))
+port_is_free "$closed" || closed=1
+cli 22 "connection failed" -d "host=127.0.0.1 port=$closed" --retries 2 balance alice
+
+# 23: the reply to the debit is lost and the server stays unreachable: the
+# proxy drops the first reply to a command that ran (the debit, after its
+# commit) and refuses every later connection.
+before=$("$LEDGER_CLI" balance alice)
+"$CLIENT/test_client" proxy 1 >"$LEDGER_TMP/proxy.port" &
+proxy_pid=$!
+for _ in $(seq 1 100); do [ -s "$LEDGER_TMP/proxy.port" ] && break; sleep 0.05; done
+proxy_port=$(cat "$LEDGER_TMP/proxy.port")
+cli 23 "unknown outcome" -d "host=127.0.0.1 port=$proxy_port dbname=clientcli" --retries 3 --json debit alice 5
+kill "$proxy_pid" 2>/dev/null || true
+wait "$proxy_pid" 2>/dev/null || true
+expect "json unknown outcome" '"status":"unknown_outcome"' "$OUT"
+key=$(printf '%s' "$OUT" | sed -n 's/.*"key":"\([0-9a-f]*\)".*/\1/p')
+check "cli: the unknown outcome reports its key ($key)" test "${#key}" -eq 32
+cli 0 "retry with that --key returns the original result" debit alice 5 --key "$key" &&
+	expect "original result" "$((before - 5))" "$OUT"
+cli 0 "balance moved once" balance alice && expect "once" "$((before - 5))" "$OUT"
+
+# 3: the audit finds a tampered balance
+psql_q -c "UPDATE ledger.accounts SET balance = balance + 1 WHERE name = 'over'"
+cli 3 "verify finds problems" verify && expect "the problem names the account" "over" "$OUT"
+cli 3 "--json verify with problems" --json verify && expect "json problems" '"problems":[{"account":"over"' "$OUT"
+
+# valgrind over the CLI: a success with output, and a refusal (exit 11);
+# 99 is valgrind's own verdict
+for args in "--json history alice" "debit alice 1000000"; do
+	set +e
+	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+		--error-exitcode=99 "$LEDGER_CLI" $args >/dev/null 2>"$LEDGER_TMP/cli.valgrind"
+	status=$?
+	set -e
+	if [ "$status" -ne 99 ]; then
+		pass
+		echo "ok - valgrind: ledger $args (exit $status)"
+	else
+		cat "$LEDGER_TMP/cli.valgrind" >&2
+		fail "valgrind: ledger $args"
+	fi
+done
+
+if [ "$failed" -ne 0 ]; then
+	echo "failed:$failures"
+fi
+echo "client: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
