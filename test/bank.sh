@@ -53,13 +53,15 @@ cc -std=c99 -Wall -Wextra -Werror -O2 -pthread -I"$($PG_CONFIG --includedir)" \
 [ "$(psql_q -c 'SHOW fsync')" = on ] || die "fsync is not on"
 psql_q -c 'CREATE EXTENSION ledger'
 
+# bounded: the client stops its threads after T s; kill it if it hangs
 status=0
-"$TMP/bank_client" "${args[@]}" "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres" || status=$?
+timeout --kill-after=10 $((T + 120)) "$TMP/bank_client" "${args[@]}" "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres" || status=$?
 
 log_file=$(cluster_dir bank)/server.log
 if grep -nE 'PANIC|TRAP:|terminated by signal|was terminated|server process .* exited' "$log_file" >&2; then
 	die "the server log shows a crash"
 fi
+[ "$status" -ne 124 ] && [ "$status" -ne 137 ] || die "the bank client hung (killed after $((T + 120)) s)"
 [ "$status" -eq 0 ] || die "the bank client reported failures (exit status $status)"
 cluster_stop bank
 echo "bank: $K accounts, $M writers, $R readers, $T s: totals constant, no floor broken, ledger_verify() empty; OK"

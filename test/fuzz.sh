@@ -19,7 +19,9 @@
 source "$(dirname "$0")/lib.sh"
 
 PG_CONFIG=$LEDGER_PG_BIN/pg_config
-args=(-n "${FUZZ_CALLS:-20000}" -t "${FUZZ_SECONDS:-60}")
+CALLS=${FUZZ_CALLS:-20000}
+SECONDS_LIMIT=${FUZZ_SECONDS:-60}
+args=(-n "$CALLS" -t "$SECONDS_LIMIT")
 [ -n "${FUZZ_SEED:-}" ] && args+=(-s "$FUZZ_SEED")
 [ -n "${FUZZ_DISALLOW:-}" ] && args+=(-x "$FUZZ_DISALLOW")
 
@@ -27,6 +29,10 @@ die() {
 	echo "fuzz: FAIL: $*" >&2
 	exit 1
 }
+
+for v in "$CALLS" "$SECONDS_LIMIT"; do
+	[[ "$v" =~ ^[1-9][0-9]*$ ]] || die "FUZZ_CALLS and FUZZ_SECONDS must be positive integers"
+done
 
 cluster_start fuzz
 TMP=$LEDGER_TMP
@@ -38,9 +44,12 @@ cc -std=c99 -Wall -Wextra -Werror -O2 -I"$($PG_CONFIG --includedir)" \
 [ "$(psql_q -c 'SHOW server_encoding')" = UTF8 ] || die "the cluster is not UTF8"
 psql_q -c 'CREATE EXTENSION ledger'
 
+# bounded: the fuzzer stops at its time limit; kill it if a call hangs
 status=0
-"$TMP/fuzz_client" "${args[@]}" "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres client_encoding=UTF8" ||
-	status=$?
+timeout --kill-after=10 $((SECONDS_LIMIT + 120)) "$TMP/fuzz_client" "${args[@]}" "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres client_encoding=UTF8" \
+	>"$TMP/fuzz.out" || status=$?
+cat "$TMP/fuzz.out"
+done_calls=$(sed -n 's/^fuzz: \([0-9]*\) calls in .*/\1/p' "$TMP/fuzz.out")
 
 # the backend never crashed: nothing in the server log says so
 if grep -nE 'PANIC|TRAP:|terminated by signal|server process .* exited with exit code|terminating any other active server processes' \
@@ -48,6 +57,7 @@ if grep -nE 'PANIC|TRAP:|terminated by signal|server process .* exited with exit
 	die "the server log shows a crash"
 fi
 [ "$(psql_q -c 'SELECT count(*) FROM ledger_verify()')" = 0 ] || die "ledger_verify() is not empty"
+[ "$status" -ne 124 ] && [ "$status" -ne 137 ] || die "the fuzzer hung"
 [ "$status" -eq 0 ] || die "the fuzzer reported failures (exit status $status)"
 cluster_stop fuzz
-echo "fuzz: ${FUZZ_CALLS:-20000} random calls, only documented SQLSTATEs, no crash, ledger_verify() empty; OK"
+echo "fuzz: $done_calls random calls, only documented SQLSTATEs, no crash, ledger_verify() empty; OK"
