@@ -499,10 +499,13 @@ writer_main(void *arg)
 		{
 			op.kind = OP_TRANSFER;
 			/* one transfer in six involves the source, either way */
-			op.from = random_below(w, naccounts + (dice < 20));
-			do
-				op.to = random_below(w, naccounts + (dice >= 20 && dice < 30));
-			while (op.to == op.from);
+			op.from = dice >= 10 && dice < 15 ? naccounts : random_below(w, naccounts);
+			if (dice >= 15 && dice < 20)
+				op.to = naccounts;
+			else
+				do
+					op.to = random_below(w, naccounts);
+				while (op.to == op.from);
 			if (random_below(w, 3) == 0)
 			{
 				snprintf(key, sizeof(key), "w%d-%llu", w->id, ++w->nkeys);
