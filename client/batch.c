@@ -350,9 +350,13 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 			kind = prepare_all(conn, items, states, n, &status);
 			if (kind == ATTEMPT_DONE && status != LEDGER_OK)
 			{
-				/* e.g. the extension is missing: final for every item */
+				/*
+				 * E.g. the extension is missing: final for every pending
+				 * item, except those an earlier round may have applied,
+				 * which end as unknown below.
+				 */
 				for (i = 0; i < n; i++)
-					if (states[i].pending)
+					if (states[i].pending && !states[i].maybe_applied)
 					{
 						item_take_error(conn, &items[i], status);
 						states[i].pending = false;

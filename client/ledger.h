@@ -248,10 +248,13 @@ extern void ledger_audit_free(LedgerAudit *audit);
 /*
  * Post n independent items in one round trip (libpq pipeline mode).  Each
  * item is its own transaction: a refused item does not affect the others.
- * Items lost with the connection are retried like single calls, with their
- * keys.  Every item gets its own status; the return value is LEDGER_OK when
- * all of them are LEDGER_OK, otherwise the status of the first item that is
- * not (or LEDGER_CLIENT_ERROR for a malformed batch, with no item sent).
+ * Items are applied in array order, except that an item retried (lost with
+ * the connection, or 40001/40P01) applies after the items that went through
+ * at the first try; retries use each item's key, like single calls.  Every
+ * item gets its own status; the return value is LEDGER_OK when all of them
+ * are LEDGER_OK, otherwise the status of the first item that is not (or
+ * LEDGER_CLIENT_ERROR for a malformed batch, with no item sent).  The
+ * connection's error fields are those of that first failed item.
  */
 extern LedgerStatus ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n);
 

@@ -139,6 +139,12 @@ if [ "$status" -eq 0 ]; then
 	check "example run 2 (PG* environment): balance 500 ($out)" test "$out" = "balance 500"
 fi
 check "installed CLI runs" "$PREFIX/bin/ledger" --version
+# the example printed in the README is the one compiled here
+for readme in "$CLIENT/README.md" "$LEDGER_ROOT/README.md"; do
+	grep -q '^/\* example.c:' "$readme" || continue
+	check "the example in ${readme#"$LEDGER_ROOT"/} is client/example.c" \
+		diff <(awk '/^\/\* example.c:/ {p = 1} p {print} p && /^}$/ {exit}' "$readme") "$CLIENT/example.c"
+done
 unset PKG_CONFIG_PATH
 
 # --- CLI ------------------------------------------------------------------------
