@@ -6,6 +6,7 @@
 #   pgTAP           test/pgtap/*.sql                    (pg_prove)
 #   durability      test/durability.sh   fsync=off refusal, forced sync commit
 #   crash           test/crash.sh        SIGKILL mid-load, every ack survives
+#   client          test/client.sh       libledger + CLI: statuses, lost reply, threads, batches, valgrind
 #   demo            test/demo.sh         the README's first command still works
 #   bench smoke     bench/run.sh --smoke a few seconds of every benchmark workload
 #
@@ -63,7 +64,7 @@ done
 cluster_stop regress
 
 # --- shell-driven suites: each starts and stops its own cluster ----------
-for suite in test/durability.sh test/crash.sh test/demo.sh "bench/run.sh --smoke"; do
+for suite in test/durability.sh test/crash.sh test/client.sh test/demo.sh "bench/run.sh --smoke"; do
 	log "suite: $suite"
 	set +e
 	bash "$LEDGER_ROOT"/$suite
