@@ -5,6 +5,7 @@
 #   make demo                the README's first command
 #   make test                the README's second command: every test
 #   make bench               the standard benchmark set, ledger vs the naive baseline
+#   make stress              long bank and fuzz runs
 
 EXTENSION = ledger
 MODULE_big = ledger
@@ -38,7 +39,7 @@ include $(PGXS)
 # every object depends on the shared headers (PGXS tracks no header changes)
 $(OBJS): src/ledger.h src/errors.h
 
-.PHONY: demo test bench
+.PHONY: demo test bench stress
 demo:
 	bash test/demo.sh
 
@@ -47,3 +48,8 @@ test:
 
 bench:
 	bash bench/run.sh
+
+# long runs of the bank test and the fuzzer (about 15 minutes)
+stress:
+	BANK_ACCOUNTS=100 BANK_CLIENTS=32 BANK_SECONDS=300 bash test/bank.sh
+	FUZZ_CALLS=300000 FUZZ_SECONDS=600 bash test/fuzz.sh

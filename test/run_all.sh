@@ -6,6 +6,10 @@
 #   pgTAP           test/pgtap/*.sql                    (pg_prove)
 #   durability      test/durability.sh   fsync=off refusal, forced sync commit
 #   crash           test/crash.sh        SIGKILL mid-load, every ack survives
+#   restart         test/restart.sh      fast and immediate restarts keep every row, key and setting
+#   bank            test/bank.sh         Jepsen bank workload, short run
+#   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
+#   fuzz            test/fuzz.sh         20 000 seeded random calls, only documented SQLSTATEs
 #   client          test/client.sh       libledger + CLI: statuses, lost reply, threads, batches, valgrind
 #   demo            test/demo.sh         the README's first command still works
 #   bench smoke     bench/run.sh --smoke a few seconds of every benchmark workload
@@ -64,7 +68,8 @@ done
 cluster_stop regress
 
 # --- shell-driven suites: each starts and stops its own cluster ----------
-for suite in test/durability.sh test/crash.sh test/client.sh test/demo.sh "bench/run.sh --smoke"; do
+for suite in test/durability.sh test/crash.sh test/restart.sh test/bank.sh test/failover.sh \
+	test/fuzz.sh test/client.sh test/demo.sh "bench/run.sh --smoke"; do
 	log "suite: $suite"
 	set +e
 	bash "$LEDGER_ROOT"/$suite
