@@ -26,7 +26,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(19);
+SELECT plan(22);
 
 CREATE ROLE mallory NOLOGIN;
 GRANT EXECUTE ON FUNCTION
@@ -36,7 +36,9 @@ GRANT EXECUTE ON FUNCTION
 	ledger_transfer(text, text, bigint, text),
 	ledger_balance(text),
 	ledger_history(text, int),
-	ledger_verify()
+	ledger_verify(),
+	ledger_debit_batch(text[], bigint[], text[]),
+	ledger_transfer_batch(text[], text[], bigint[], text[])
 	TO mallory;
 CREATE SCHEMA evil AUTHORIZATION mallory;
 
@@ -418,6 +420,36 @@ SELECT results_eq(
 
 SELECT is_empty($$SELECT * FROM ledger_verify()$$,
 				'the owner''s audit finds nothing wrong');
+
+/* ---- attack 3: the batch functions with evil first in the search_path --- */
+
+SET ROLE mallory;
+CREATE TABLE evil.batch (step int, ordinal int, status text, result bigint);
+SET search_path = evil, public, pg_catalog;
+
+INSERT INTO evil.batch SELECT 1, * FROM ledger_debit_batch(
+	ARRAY['alice', 'bob', 'nobody'], ARRAY[100, 1000, 1]::bigint[], ARRAY['bk1', NULL, NULL]);
+INSERT INTO evil.batch SELECT 2, * FROM ledger_debit_batch(
+	ARRAY['alice'], ARRAY[100]::bigint[], ARRAY['bk1']);
+INSERT INTO evil.batch SELECT 3, * FROM ledger_transfer_batch(
+	ARRAY['bank', 'alice'], ARRAY['alice', 'yen'], ARRAY[10, 1]::bigint[]);
+
+RESET search_path;
+RESET ROLE;
+
+SELECT results_eq(
+	$$SELECT step, ordinal, status, result FROM evil.batch ORDER BY step, ordinal$$,
+	$$VALUES (1, 1, 'ok'::text, 12900::bigint),
+			 (1, 2, 'insufficient_funds', NULL),
+			 (1, 3, 'account_not_found', NULL),
+			 (2, 1, 'ok', 12900),
+			 (3, 1, 'ok', 5),
+			 (3, 2, 'currency_mismatch', NULL)$$,
+	'attack 3: every batch item got the ledger''s status and result');
+SELECT is_empty($$SELECT what, run_as FROM evil.ran$$,
+				'attack 3: not one of mallory''s traps ran inside a batch');
+SELECT is_empty($$SELECT * FROM ledger_verify()$$,
+				'attack 3: the owner''s audit still finds nothing wrong');
 
 SELECT * FROM finish();
 ROLLBACK;
