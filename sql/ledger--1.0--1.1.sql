@@ -57,3 +57,52 @@ ALTER TABLE ledger.accounts ENABLE ALWAYS TRIGGER accounts_no_truncate;
  * insert into both account indexes.
  */
 ALTER TABLE ledger.accounts SET (fillfactor = 50);
+
+/*
+ * Rules about a single value move from table CHECKs to domains.  A table
+ * CHECK is re-evaluated on every UPDATE of the row, whatever column
+ * changed, so each posting re-ran the regular expression on the currency
+ * and the length checks on the name; a domain is checked only when a value
+ * of it is stored.  Only the rule that involves the balance stays a table
+ * CHECK (accounts_balance_floor), and it is checked on every update, as it
+ * must be.  Changing a column to a domain over its own type rewrites
+ * nothing; the values are checked once.
+ */
+CREATE DOMAIN ledger.account_name AS text COLLATE "C"
+	CHECK (pg_catalog.octet_length(VALUE) OPERATOR(pg_catalog.>=) 1
+		   AND pg_catalog.octet_length(VALUE) OPERATOR(pg_catalog.<=) 255);
+CREATE DOMAIN ledger.idempotency_key AS text COLLATE "C"
+	CHECK (pg_catalog.octet_length(VALUE) OPERATOR(pg_catalog.>=) 1
+		   AND pg_catalog.octet_length(VALUE) OPERATOR(pg_catalog.<=) 255);
+CREATE DOMAIN ledger.currency_code AS text COLLATE "C"
+	CHECK (VALUE OPERATOR(pg_catalog.~) '^[A-Z0-9_]{1,16}$');
+CREATE DOMAIN ledger.floor AS bigint
+	CHECK (VALUE OPERATOR(pg_catalog.<=) 0);
+CREATE DOMAIN ledger.positive_amount AS bigint
+	CHECK (VALUE OPERATOR(pg_catalog.>) 0);
+CREATE DOMAIN ledger.signed_amount AS bigint
+	CHECK (VALUE OPERATOR(pg_catalog.<>) 0);
+
+ALTER TABLE ledger.accounts
+	DROP CONSTRAINT accounts_name_length,
+	DROP CONSTRAINT accounts_currency_format,
+	DROP CONSTRAINT accounts_min_balance_not_positive,
+	ALTER COLUMN name TYPE ledger.account_name,
+	ALTER COLUMN currency TYPE ledger.currency_code,
+	ALTER COLUMN min_balance TYPE ledger.floor;
+
+ALTER TABLE ledger.entries
+	DROP CONSTRAINT entries_amount_check,
+	ALTER COLUMN amount TYPE ledger.signed_amount,
+	ALTER COLUMN idempotency_key TYPE ledger.idempotency_key;
+
+ALTER TABLE ledger.transfers
+	DROP CONSTRAINT transfers_amount_check,
+	ALTER COLUMN amount TYPE ledger.positive_amount,
+	ALTER COLUMN idempotency_key TYPE ledger.idempotency_key;
+
+ALTER TABLE ledger.idempotency_keys
+	DROP CONSTRAINT idempotency_keys_length,
+	ALTER COLUMN idempotency_key TYPE ledger.idempotency_key,
+	ALTER COLUMN account TYPE ledger.account_name,
+	ALTER COLUMN counter_account TYPE ledger.account_name;

@@ -394,7 +394,7 @@ SELECT is_empty($$SELECT what, run_as FROM evil.ran$$,
 RESET ROLE;
 
 SELECT results_eq(
-	$$SELECT name COLLATE "default", currency COLLATE "default", min_balance, balance
+	$$SELECT name::text COLLATE "default", currency::text COLLATE "default", min_balance::bigint, balance
 		FROM ledger.accounts ORDER BY account_id$$,
 	$$VALUES ('alice', 'EUR', 0::bigint, 13000::bigint),
 			 ('bob', 'EUR', 0, 350),
@@ -409,7 +409,7 @@ SELECT is((SELECT value FROM evil.result WHERE step = 105),
 		  'attack 2: ledger_open_account(carol) returned the id of the ledger''s row');
 
 SELECT set_eq(
-	$$SELECT idempotency_key COLLATE "default" FROM ledger.idempotency_keys$$,
+	$$SELECT idempotency_key::text COLLATE "default" FROM ledger.idempotency_keys$$,
 	ARRAY['tk', 'ck', 'dk', 'decoy-credit', 'decoy-debit'],
 	'the ledger claimed the keys mallory used, the decoys'' names included');
 

@@ -278,7 +278,7 @@ RESET ROLE;
 /* ---- what the app role did went through the API ------------------------------ */
 
 SELECT results_eq(
-	$$SELECT name COLLATE "default", balance FROM ledger.accounts ORDER BY account_id$$,
+	$$SELECT name::text COLLATE "default", balance FROM ledger.accounts ORDER BY account_id$$,
 	$$VALUES ('owner_a', 400::bigint), ('owner_b', 100), ('app_a', 45), ('app_b', 15)$$,
 	'the balances reflect exactly the calls made through the API');
 
