@@ -54,8 +54,8 @@ stmt_of(LedgerOp op)
 }
 
 /* Give an item the connection's current error as its own. */
-static void
-item_take_error(LedgerConn *conn, LedgerPosting *item, LedgerStatus status)
+void
+ledger__item_take_error(LedgerConn *conn, LedgerPosting *item, LedgerStatus status)
 {
 	const char *message = ledger__own(conn, ledger_error_message(conn));
 
@@ -135,7 +135,7 @@ read_item(LedgerConn *conn, LedgerPosting *item, ItemState *state)
 		{
 			ledger__set_error(conn, "unexpected reply from the server: expected one value",
 							  NULL, NULL, NULL);
-			item_take_error(conn, item, LEDGER_SERVER_ERROR);
+			ledger__item_take_error(conn, item, LEDGER_SERVER_ERROR);
 		}
 		state->pending = false;
 	}
@@ -146,7 +146,7 @@ read_item(LedgerConn *conn, LedgerPosting *item, ItemState *state)
 		 * for the next round; whether an earlier lost attempt committed is
 		 * still open, so maybe_applied is left as it is.
 		 */
-		item_take_error(conn, item, status);
+		ledger__item_take_error(conn, item, status);
 		state->pending = (kind == ATTEMPT_RETRY_ROLLED_BACK);
 	}
 	PQclear(res);
@@ -248,8 +248,10 @@ prepare_all(LedgerConn *conn, const LedgerPosting *items, const ItemState *state
 	return ATTEMPT_DONE;
 }
 
-static LedgerStatus
-malformed(LedgerConn *conn, LedgerPosting *items, size_t n, const char *message)
+/* Refuse a whole batch before anything is sent: every item gets the message. */
+LedgerStatus
+ledger__batch_malformed(LedgerConn *conn, LedgerPosting *items, size_t n,
+						const char *message)
 {
 	size_t		i;
 
@@ -287,10 +289,10 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 		return LEDGER_CLIENT_ERROR;
 	}
 	if (conn->retry_attempts < 1)
-		return malformed(conn, items, n, "connection handle was created with invalid options");
+		return ledger__batch_malformed(conn, items, n, "connection handle was created with invalid options");
 	for (i = 0; i < n; i++)
 		if (stmt_of(items[i].op) == LEDGER_N_STMTS)
-			return malformed(conn, items, n, "ledger_batch: an item has an invalid op");
+			return ledger__batch_malformed(conn, items, n, "ledger_batch: an item has an invalid op");
 
 	states = calloc(n, sizeof(ItemState));
 	sent = calloc(n, sizeof(size_t));
@@ -298,7 +300,7 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 	{
 		free(states);
 		free(sent);
-		return malformed(conn, items, n, "out of memory");
+		return ledger__batch_malformed(conn, items, n, "out of memory");
 	}
 
 	/* one key per item for all its attempts */
@@ -313,7 +315,7 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 			{
 				free(states);
 				free(sent);
-				return malformed(conn, items, n,
+				return ledger__batch_malformed(conn, items, n,
 								 "could not read random bytes for an idempotency key");
 			}
 			key = generated;
@@ -323,7 +325,7 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 		{
 			free(states);
 			free(sent);
-			return malformed(conn, items, n, "out of memory");
+			return ledger__batch_malformed(conn, items, n, "out of memory");
 		}
 		items[i].status = LEDGER_CONNECTION_FAILED;
 		items[i].result = 0;
@@ -358,7 +360,7 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 				for (i = 0; i < n; i++)
 					if (states[i].pending && !states[i].maybe_applied)
 					{
-						item_take_error(conn, &items[i], status);
+						ledger__item_take_error(conn, &items[i], status);
 						states[i].pending = false;
 					}
 				break;
@@ -375,7 +377,7 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 			{
 				/* unanswered items carry the connection's error */
 				if (lost && items[i].status == LEDGER_CONNECTION_FAILED)
-					item_take_error(conn, &items[i], LEDGER_CONNECTION_FAILED);
+					ledger__item_take_error(conn, &items[i], LEDGER_CONNECTION_FAILED);
 				pending = true;
 			}
 	}
@@ -392,7 +394,7 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 					 " after %d attempts; retry with the same idempotency key (%s)",
 					 conn->last_attempts, items[i].key);
 			ledger__set_error(conn, buf, NULL, NULL, NULL);
-			item_take_error(conn, &items[i], LEDGER_UNKNOWN_OUTCOME);
+			ledger__item_take_error(conn, &items[i], LEDGER_UNKNOWN_OUTCOME);
 		}
 		if (items[i].status != LEDGER_OK && result == LEDGER_OK)
 		{

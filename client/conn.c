@@ -41,6 +41,12 @@ static const struct
 	" FROM ledger_history($1::text, $2::integer)"},
 	[LEDGER_STMT_VERIFY] = {"libledger_verify", 0,
 	"SELECT account, problem FROM ledger_verify()"},
+	[LEDGER_STMT_DEBIT_BATCH] = {"libledger_debit_batch", 3,
+		"SELECT ordinal, status, result"
+	" FROM ledger_debit_batch($1::text[], $2::bigint[], $3::text[])"},
+	[LEDGER_STMT_TRANSFER_BATCH] = {"libledger_transfer_batch", 4,
+		"SELECT ordinal, status, result"
+	" FROM ledger_transfer_batch($1::text[], $2::text[], $3::bigint[], $4::text[])"},
 };
 
 /* Names of the statuses, indexed by value: the Postgres condition names. */
@@ -107,6 +113,18 @@ ledger__status_of_sqlstate(const char *sqlstate)
 		if (strcmp(sqlstate, sqlstate_map[i].sqlstate) == 0)
 			return sqlstate_map[i].status;
 	return LEDGER_SERVER_ERROR;
+}
+
+/* The SQLSTATE of a status that mirrors one, else NULL. */
+const char *
+ledger__sqlstate_of_status(LedgerStatus status)
+{
+	size_t		i;
+
+	for (i = 0; i < sizeof(sqlstate_map) / sizeof(sqlstate_map[0]); i++)
+		if (sqlstate_map[i].status == status)
+			return sqlstate_map[i].sqlstate;
+	return NULL;
 }
 
 const char *

@@ -3,8 +3,9 @@
  * ledger.h
  *	  libledger: the C client library of the ledger PostgreSQL extension.
  *
- * The one public header.  Every call is one posting or one read, run in its
- * own transaction over libpq with statements prepared once per connection.
+ * The one public header.  Every call is one posting or one read (or, with
+ * ledger_post_batch, many postings), run in its own transaction over libpq
+ * with statements prepared once per connection.
  * Postings always carry an idempotency key (the caller's, or one generated
  * per call from 128 random bits), so the library can reconnect and retry
  * after a lost connection, a serialization failure (40001) or a deadlock
@@ -38,13 +39,20 @@ extern "C"
 
 /* Version of this header; the SONAME is libledger.so.LEDGER_VERSION_MAJOR. */
 #define LEDGER_VERSION_MAJOR 1
-#define LEDGER_VERSION_MINOR 0
+#define LEDGER_VERSION_MINOR 1
 #define LEDGER_VERSION_PATCH 0
 #define LEDGER_VERSION_NUM \
 	(LEDGER_VERSION_MAJOR * 10000 + LEDGER_VERSION_MINOR * 100 + LEDGER_VERSION_PATCH)
 
 /* Feature macro: ledger_batch() (libpq pipeline mode) is available. */
 #define LEDGER_HAS_PIPELINE 1
+
+/*
+ * Feature macro (since 1.1.0): ledger_post_batch() is available, the batch
+ * in one transaction over the extension's ledger_debit_batch and
+ * ledger_transfer_batch (extension 1.1 or later).
+ */
+#define LEDGER_HAS_SERVER_BATCH 1
 
 /*
  * The outcome of every call.  The numeric values are part of the ABI: they
@@ -139,8 +147,8 @@ typedef enum LedgerOp
 
 /*
  * One posting of a batch.  The caller fills the "in" fields; ledger_batch
- * fills the "out" fields of every item.  Out strings are owned by the
- * connection and valid until its next call.
+ * and ledger_post_batch fill the "out" fields of every item.  Out strings
+ * are owned by the connection and valid until its next call.
  */
 typedef struct LedgerPosting
 {
@@ -257,6 +265,45 @@ extern void ledger_audit_free(LedgerAudit *audit);
  * connection's error fields are those of that first failed item.
  */
 extern LedgerStatus ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n);
+
+/*
+ * Post n items in one statement, one transaction and one commit, on the
+ * server (SELECT ... FROM ledger_debit_batch / ledger_transfer_batch; the
+ * extension must be 1.1 or later and the role granted those functions).
+ * All items must have the same op: all LEDGER_OP_DEBIT or all
+ * LEDGER_OP_TRANSFER.  Credits, mixed ops or an invalid op return
+ * LEDGER_CLIENT_ERROR with nothing sent.  n == 0 sends nothing and returns
+ * LEDGER_OK.
+ *
+ * Items apply in array order.  Each gets a status: LEDGER_OK (result is the
+ * new balance or the transfer id) or the refusal of that item alone
+ * (LEDGER_INSUFFICIENT_FUNDS, _ACCOUNT_NOT_FOUND, _IDEMPOTENCY_CONFLICT,
+ * _CURRENCY_MISMATCH, _INVALID_PARAMETER_VALUE, _NUMERIC_VALUE_OUT_OF_RANGE,
+ * with that condition's SQLSTATE and no detail), which changes nothing and
+ * does not stop the others.  The items that are LEDGER_OK commit together,
+ * in one commit, or not at all.
+ *
+ * A whole-call error applies nothing and gives every item its status and
+ * message (the server's, or libpq's): LEDGER_INSUFFICIENT_PRIVILEGE (42501),
+ * LEDGER_NULL_VALUE_NOT_ALLOWED (a NULL account or to_account),
+ * LEDGER_OBJECT_NOT_IN_PREREQUISITE_STATE (fsync = off), LEDGER_SERVER_ERROR
+ * (e.g. 40001 after the last attempt, 42883 without the batch functions),
+ * LEDGER_CONNECTION_FAILED.
+ *
+ * Every item carries a key for all attempts (the caller's, or a generated
+ * one), so the whole batch is retried like a single posting after a lost
+ * connection, 40001 or 40P01: the items a lost attempt committed replay with
+ * their original results, and items it refused are evaluated afresh.  When
+ * the attempts run out after a lost reply every item is
+ * LEDGER_UNKNOWN_OUTCOME: send the same items again with their keys.
+ *
+ * The return value is LEDGER_OK when every item is LEDGER_OK, otherwise the
+ * status of the first item that is not; the connection's error fields are
+ * that item's (for a whole-call error: the server's, with its hint).
+ * ledger_last_key is left unchanged.
+ */
+extern LedgerStatus ledger_post_batch(LedgerConn *conn, LedgerPosting *items,
+									  size_t n);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,8 @@
  *
  *	  ledger [-d CONNINFO] [--json] [--retries N] COMMAND ARGS...
  *
+ * (batch-debit is the one command with many postings: ledger_post_batch.)
+ *
  * The exit status tells what happened (see exit_help below): 0 ok, 2 a
  * usage error, 3 verify found problems, and 10 + the LedgerStatus value
  * for every refusal or failure, so scripts can branch on it without
@@ -38,14 +40,16 @@ typedef enum Command
 	CMD_TRANSFER,
 	CMD_BALANCE,
 	CMD_HISTORY,
-	CMD_VERIFY
+	CMD_VERIFY,
+	CMD_BATCH_DEBIT
 } Command;
 
 static const struct
 {
 	const char *name;
 	Command		cmd;
-	int			nargs;			/* positional arguments after the name */
+	int			nargs;			/* positional arguments after the name;
+								 * -1: one or more */
 	const char *synopsis;
 	const char *description;
 }			commands[] =
@@ -78,6 +82,15 @@ static const struct
 		"Audit the whole ledger.  Prints \"ok\" and exits 0 when it is\n"
 		"consistent; otherwise prints one \"account<TAB>problem\" line per\n"
 		"problem and exits 3."},
+	{"batch-debit", CMD_BATCH_DEBIT, -1,
+		"ledger batch-debit ACCOUNT:AMOUNT... [--key KEY]",
+		"Debit each ACCOUNT by its AMOUNT, in order, in one transaction and one\n"
+		"commit (ledger_post_batch); the last ':' of an item separates ACCOUNT\n"
+		"from AMOUNT.  A refused item changes nothing and does not stop the\n"
+		"others.  Prints one line per item, tab-separated: account, amount,\n"
+		"status, new balance (empty unless ok).  Exits 0 when every item is ok,\n"
+		"otherwise with the status of the first item that is not (its lines are\n"
+		"printed all the same: the ok items were applied)."},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -90,9 +103,10 @@ typedef struct Args
 	bool		help;
 	Command		cmd;
 	int			cmd_index;
-	const char *pos[4];
+	const char **pos;			/* argc entries */
 	int			npos;
 	const char *key;
+	char		batch_key[300];	/* batch-debit: the prefix of the item keys */
 	const char *currency;
 	const char *min_balance;
 	bool		no_floor;
@@ -156,6 +170,10 @@ usage_command(FILE *out, int i)
 		commands[i].cmd == CMD_TRANSFER)
 		fprintf(out, "\n  --key KEY   idempotency key (1-255 bytes); the same KEY again returns\n"
 				"              the original result and changes nothing\n");
+	if (commands[i].cmd == CMD_BATCH_DEBIT)
+		fprintf(out, "\n  --key KEY   item N gets the idempotency key KEY.N (default: a random\n"
+				"              KEY); the same command with the same KEY again returns the\n"
+				"              original results and changes nothing\n");
 	if (commands[i].cmd == CMD_OPEN)
 		fprintf(out, "\n  --currency CUR   ^[A-Z0-9_]{1,16}$ (default XXX)\n"
 				"  --min-balance N  the floor, <= 0 (default 0: never negative)\n"
@@ -244,6 +262,12 @@ parse_args(int argc, char **argv, Args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->cmd_index = -1;
+	a->pos = calloc((size_t) argc, sizeof(const char *));
+	if (a->pos == NULL)
+	{
+		fprintf(stderr, "ledger: out of memory\n");
+		return EXIT_INTERNAL;
+	}
 	for (i = 1; i < argc; i++)
 	{
 		const char *arg = argv[i];
@@ -328,8 +352,6 @@ parse_args(int argc, char **argv, Args *a)
 				return usage_error("unknown command \"%s\"", arg);
 			continue;
 		}
-		if (a->npos >= 4)
-			return usage_error("too many arguments (at \"%s\")", arg);
 		a->pos[a->npos++] = arg;
 	}
 	return 0;
@@ -418,7 +440,8 @@ format_time(int64_t us, char *buf, size_t size)
 static bool
 is_posting(Command cmd)
 {
-	return cmd == CMD_CREDIT || cmd == CMD_DEBIT || cmd == CMD_TRANSFER;
+	return cmd == CMD_CREDIT || cmd == CMD_DEBIT || cmd == CMD_TRANSFER ||
+		cmd == CMD_BATCH_DEBIT;
 }
 
 /* Report a failed call; returns the exit status. */
@@ -428,7 +451,8 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 	const char *sqlstate = ledger_error_sqlstate(conn);
 	const char *detail = ledger_error_detail(conn);
 	const char *hint = ledger_error_hint(conn);
-	const char *key = is_posting(a->cmd) ? ledger_last_key(conn) : NULL;
+	const char *key = a->cmd == CMD_BATCH_DEBIT ? a->batch_key
+		: is_posting(a->cmd) ? ledger_last_key(conn) : NULL;
 	int			code = EXIT_STATUS_BASE + (int) status;
 
 	if (a->json)
@@ -632,44 +656,222 @@ run_verify(const Args *a, LedgerConn *conn)
 	return rc;
 }
 
-int
-main(int argc, char **argv)
+/* 32 random hex digits, the default key prefix of batch-debit. */
+static bool
+random_key(char *buf, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char bits[16];
+	FILE	   *f = fopen("/dev/urandom", "rb");
+	size_t		got;
+	size_t		i;
+
+	if (f == NULL || size < 2 * sizeof(bits) + 1)
+	{
+		if (f != NULL)
+			fclose(f);
+		return false;
+	}
+	got = fread(bits, 1, sizeof(bits), f);
+	fclose(f);
+	if (got != sizeof(bits))
+		return false;
+	for (i = 0; i < sizeof(bits); i++)
+	{
+		buf[2 * i] = hex[bits[i] >> 4];
+		buf[2 * i + 1] = hex[bits[i] & 0x0f];
+	}
+	buf[2 * sizeof(bits)] = '\0';
+	return true;
+}
+
+/* The statuses one item of a server batch can be refused with. */
+static bool
+is_item_refusal(LedgerStatus status)
+{
+	return status == LEDGER_INSUFFICIENT_FUNDS || status == LEDGER_ACCOUNT_NOT_FOUND ||
+		status == LEDGER_IDEMPOTENCY_CONFLICT || status == LEDGER_CURRENCY_MISMATCH ||
+		status == LEDGER_INVALID_PARAMETER_VALUE ||
+		status == LEDGER_NUMERIC_VALUE_OUT_OF_RANGE;
+}
+
+/*
+ * batch-debit: every item keyed KEY.N, so that the same command with the
+ * same --key replays the whole batch, also after an unknown outcome.
+ */
+static int
+run_batch_debit(Args *a, LedgerConn *conn)
+{
+	LedgerPosting *items;
+	char	   *keys;
+	size_t		key_size;
+	size_t		n = (size_t) a->npos;
+	LedgerStatus status;
+	size_t		i;
+	int			rc = 0;
+
+	if (a->key != NULL)
+		snprintf(a->batch_key, sizeof(a->batch_key), "%s", a->key);
+	else if (!random_key(a->batch_key, sizeof(a->batch_key)))
+	{
+		fprintf(stderr, "ledger: could not read random bytes for the keys\n");
+		return EXIT_INTERNAL;
+	}
+	key_size = strlen(a->batch_key) + 24;	/* ".N" and the NUL */
+	items = calloc(n, sizeof(LedgerPosting));
+	keys = calloc(n, key_size);
+	if (items == NULL || keys == NULL)
+	{
+		free(items);
+		free(keys);
+		fprintf(stderr, "ledger: out of memory\n");
+		return EXIT_INTERNAL;
+	}
+	for (i = 0; i < n && rc == 0; i++)
+	{
+		const char *colon = strrchr(a->pos[i], ':');
+
+		if (colon == NULL)
+			rc = usage_error("batch-debit items are ACCOUNT:AMOUNT, not \"%s\"", a->pos[i]);
+		else if (!parse_int64(colon + 1, &items[i].amount))
+			rc = usage_error("AMOUNT must be an integer (minor units), not \"%s\" in \"%s\"",
+							 colon + 1, a->pos[i]);
+		else
+		{
+			/* the account is the item up to its last ':': cut argv in place */
+			char	   *account = (char *) a->pos[i];
+
+			account[colon - a->pos[i]] = '\0';
+			items[i].op = LEDGER_OP_DEBIT;
+			items[i].account = account;
+			snprintf(keys + i * key_size, key_size, "%s.%zu", a->batch_key, i + 1);
+			items[i].idempotency_key = keys + i * key_size;
+		}
+	}
+	if (rc != 0)
+	{
+		free(items);
+		free(keys);
+		return rc;
+	}
+
+	status = ledger_post_batch(conn, items, n);
+	if (status != LEDGER_OK && !is_item_refusal(status))
+	{
+		/* a whole-call failure: nothing was applied, nothing to list */
+		rc = report_failure(a, conn, status);
+		free(items);
+		free(keys);
+		return rc;
+	}
+
+	if (a->json)
+	{
+		printf("{\"status\":");
+		json_string(ledger_status_name(status));
+		if (status != LEDGER_OK)
+		{
+			json_field_int("status_code", status);
+			json_field_int("exit_code", EXIT_STATUS_BASE + (int) status);
+			json_field_string("message", ledger_error_message(conn));
+		}
+		printf(",\"items\":[");
+	}
+	for (i = 0; i < n; i++)
+	{
+		if (a->json)
+		{
+			printf("%s{\"account\":", i ? "," : "");
+			json_string(items[i].account);
+			json_field_int("amount", items[i].amount);
+			json_field_string("status", ledger_status_name(items[i].status));
+			if (items[i].status == LEDGER_OK)
+				json_field_int("balance", items[i].result);
+			else
+				printf(",\"balance\":null");
+			json_field_string("key", items[i].key);
+			printf("}");
+		}
+		else if (items[i].status == LEDGER_OK)
+			printf("%s\t%" PRId64 "\tok\t%" PRId64 "\n", items[i].account, items[i].amount,
+				   items[i].result);
+		else
+			printf("%s\t%" PRId64 "\t%s\t\n", items[i].account, items[i].amount,
+				   ledger_status_name(items[i].status));
+	}
+	if (a->json)
+	{
+		printf("]");
+		json_field_string("key", a->batch_key);
+		json_field_int("attempts", ledger_last_attempts(conn));
+		printf("}\n");
+	}
+	else if (status != LEDGER_OK)
+	{
+		size_t		refused = 0;
+		size_t		first = n;
+
+		for (i = 0; i < n; i++)
+			if (items[i].status != LEDGER_OK)
+			{
+				refused++;
+				if (first == n)
+					first = i;
+			}
+		fprintf(stderr, "ledger: batch-debit: %zu of %zu items refused, the first is item %zu"
+				" (%s:%" PRId64 "): %s (%s)\n", refused, n, first + 1, items[first].account,
+				items[first].amount, ledger_status_name(status),
+				items[first].sqlstate ? items[first].sqlstate : "");
+	}
+	free(items);
+	free(keys);
+	return status == LEDGER_OK ? 0 : EXIT_STATUS_BASE + (int) status;
+}
+
+/* Everything main does; *a holds the parsed arguments for main to free. */
+static int
+run_command(int argc, char **argv, Args *a)
 {
 	LedgerOptions opts;
 	LedgerConn *conn;
-	Args		a;
 	int			rc;
 
-	if ((rc = parse_args(argc, argv, &a)) != 0)
+	if ((rc = parse_args(argc, argv, a)) != 0)
 		return rc;
-	if (a.help)
+	if (a->help)
 	{
-		if (a.cmd_index >= 0)
-			usage_command(stdout, a.cmd_index);
+		if (a->cmd_index >= 0)
+			usage_command(stdout, a->cmd_index);
 		else
 			usage_all(stdout);
 		return 0;
 	}
-	if (a.cmd == CMD_NONE)
+	if (a->cmd == CMD_NONE)
 	{
 		usage_all(stderr);
 		return EXIT_USAGE;
 	}
-	if (a.npos != commands[a.cmd_index].nargs)
+	if (commands[a->cmd_index].nargs < 0 && a->npos < 1)
 	{
-		fprintf(stderr, "ledger: %s takes %d argument%s\n", commands[a.cmd_index].name,
-				commands[a.cmd_index].nargs, commands[a.cmd_index].nargs == 1 ? "" : "s");
-		usage_command(stderr, a.cmd_index);
+		fprintf(stderr, "ledger: %s takes one or more arguments\n", commands[a->cmd_index].name);
+		usage_command(stderr, a->cmd_index);
 		return EXIT_USAGE;
 	}
-	if (a.key != NULL && !is_posting(a.cmd))
-		return usage_error("--key applies to credit, debit and transfer, not %s",
-						   commands[a.cmd_index].name);
+	if (commands[a->cmd_index].nargs >= 0 && a->npos != commands[a->cmd_index].nargs)
+	{
+		fprintf(stderr, "ledger: %s takes %d argument%s\n", commands[a->cmd_index].name,
+				commands[a->cmd_index].nargs, commands[a->cmd_index].nargs == 1 ? "" : "s");
+		usage_command(stderr, a->cmd_index);
+		return EXIT_USAGE;
+	}
+	if (a->key != NULL && !is_posting(a->cmd))
+		return usage_error("--key applies to credit, debit, transfer and batch-debit, not %s",
+						   commands[a->cmd_index].name);
 
 	ledger_options_init(&opts);
-	opts.conninfo = a.conninfo;
-	if (a.retries > 0)
-		opts.retry_attempts = a.retries;
+	opts.conninfo = a->conninfo;
+	if (a->retries > 0)
+		opts.retry_attempts = a->retries;
 
 	/*
 	 * A failed first connection is not final: the call reconnects with the
@@ -682,16 +884,19 @@ main(int argc, char **argv)
 		return EXIT_INTERNAL;
 	}
 
-	switch (a.cmd)
+	switch (a->cmd)
 	{
 		case CMD_HISTORY:
-			rc = run_history(&a, conn);
+			rc = run_history(a, conn);
 			break;
 		case CMD_VERIFY:
-			rc = run_verify(&a, conn);
+			rc = run_verify(a, conn);
+			break;
+		case CMD_BATCH_DEBIT:
+			rc = run_batch_debit(a, conn);
 			break;
 		default:
-			rc = run_number(&a, conn);
+			rc = run_number(a, conn);
 			break;
 	}
 	ledger_finish(conn);
@@ -700,5 +905,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "ledger: could not write the output: %s\n", strerror(errno));
 		return EXIT_INTERNAL;
 	}
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	Args		a = {0};
+	int			rc = run_command(argc, argv, &a);
+
+	free(a.pos);
 	return rc;
 }

@@ -27,6 +27,8 @@ typedef enum LedgerStmt
 	LEDGER_STMT_BALANCE,
 	LEDGER_STMT_HISTORY,
 	LEDGER_STMT_VERIFY,
+	LEDGER_STMT_DEBIT_BATCH,
+	LEDGER_STMT_TRANSFER_BATCH,
 	LEDGER_N_STMTS
 } LedgerStmt;
 
@@ -82,6 +84,7 @@ extern void ledger__set_error_from_result(LedgerConn *conn, const PGresult *res)
 extern void ledger__set_connection_error(LedgerConn *conn, const char *what);
 extern const char *ledger__own(LedgerConn *conn, const char *s);
 extern LedgerStatus ledger__status_of_sqlstate(const char *sqlstate);
+extern const char *ledger__sqlstate_of_status(LedgerStatus status);
 
 /* retry.c */
 extern bool ledger__random_bytes(void *buf, size_t n);
@@ -92,5 +95,15 @@ extern LedgerAttempt ledger__classify(LedgerConn *conn, const PGresult *res,
 extern LedgerStatus ledger__call(LedgerConn *conn, LedgerStmt stmt,
 								 const char *const *values, bool is_write,
 								 PGresult **result);
+extern LedgerStatus ledger__call_params(LedgerConn *conn, LedgerStmt stmt,
+										const char *const *values,
+										const int *lengths, const int *formats,
+										bool is_write, PGresult **result);
+
+/* batch.c */
+extern void ledger__item_take_error(LedgerConn *conn, LedgerPosting *item,
+									LedgerStatus status);
+extern LedgerStatus ledger__batch_malformed(LedgerConn *conn, LedgerPosting *items,
+											size_t n, const char *message);
 
 #endif							/* LEDGER_INT_H */

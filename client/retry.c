@@ -175,30 +175,55 @@ ledger__classify(LedgerConn *conn, const PGresult *res, LedgerStatus *status)
 	return ATTEMPT_DONE;
 }
 
-/* Turn the last error into the message of an unknown outcome. */
+/*
+ * Turn the last error into the message of an unknown outcome, with what
+ * makes it safe to ask again: a posting's key, a server batch's item keys,
+ * or nothing at all for an open, which is idempotent by itself.
+ */
 static void
-set_unknown_outcome(LedgerConn *conn)
+set_unknown_outcome(LedgerConn *conn, LedgerStmt stmt)
 {
+	char		advice[512];
 	char		buf[1024];
 
+	if (stmt == LEDGER_STMT_DEBIT_BATCH || stmt == LEDGER_STMT_TRANSFER_BATCH)
+		snprintf(advice, sizeof(advice),
+				 "the batch committed whole or not at all: send the same items again"
+				 " with the keys of this call (each item's key)");
+	else if (stmt == LEDGER_STMT_OPEN)
+		snprintf(advice, sizeof(advice),
+				 "opening again with the same parameters is safe");
+	else
+		snprintf(advice, sizeof(advice), "retry with the same idempotency key (%s)",
+				 conn->last_key != NULL ? conn->last_key : "none");
 	snprintf(buf, sizeof(buf),
 			 "the outcome is unknown: the request was sent but no answer came back"
-			 " after %d attempts; retry with the same idempotency key (%s)."
-			 " Last error: %s",
-			 conn->last_attempts,
-			 conn->last_key != NULL ? conn->last_key : "none",
-			 ledger_error_message(conn));
+			 " after %d attempts; %s. Last error: %s",
+			 conn->last_attempts, advice, ledger_error_message(conn));
 	ledger__set_error(conn, buf, NULL, NULL, NULL);
 }
 
 /*
  * Run one prepared statement with the retry policy.  On LEDGER_OK *result is
  * the tuples result, which the caller clears.  is_write: the statement
- * changes data, so a lost reply makes its outcome unknown.
+ * changes data, so a lost reply makes its outcome unknown.  The parameters
+ * are text.
  */
 LedgerStatus
 ledger__call(LedgerConn *conn, LedgerStmt stmt, const char *const *values,
 			 bool is_write, PGresult **result)
+{
+	return ledger__call_params(conn, stmt, values, NULL, NULL, is_write, result);
+}
+
+/*
+ * ledger__call with parameter lengths and formats as PQexecPrepared takes
+ * them (NULL: all text), for binary parameters.
+ */
+LedgerStatus
+ledger__call_params(LedgerConn *conn, LedgerStmt stmt, const char *const *values,
+					const int *lengths, const int *formats, bool is_write,
+					PGresult **result)
 {
 	LedgerStatus status = LEDGER_CONNECTION_FAILED;
 	bool		maybe_applied = false;
@@ -237,12 +262,14 @@ ledger__call(LedgerConn *conn, LedgerStmt stmt, const char *const *values,
 			break;				/* e.g. the extension is not installed */
 
 		res = PQexecPrepared(conn->pg, ledger__stmt_name(stmt),
-							 ledger__stmt_nparams(stmt), values, NULL, NULL, 0);
+							 ledger__stmt_nparams(stmt), values, lengths, formats, 0);
 		kind = ledger__classify(conn, res, &status);
 		if (kind == ATTEMPT_DONE)
 		{
 			if (status == LEDGER_OK)
 			{
+				/* forget the errors of earlier attempts */
+				ledger__set_error(conn, NULL, NULL, NULL, NULL);
 				*result = res;
 				return LEDGER_OK;
 			}
@@ -265,7 +292,7 @@ ledger__call(LedgerConn *conn, LedgerStmt stmt, const char *const *values,
 
 	if (maybe_applied && is_write)
 	{
-		set_unknown_outcome(conn);
+		set_unknown_outcome(conn, stmt);
 		return LEDGER_UNKNOWN_OUTCOME;
 	}
 	return status;

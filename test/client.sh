@@ -3,7 +3,8 @@
 #
 #   C tests      client/test/test_client.c: every status, the lost reply
 #                (an in-process TCP proxy), pg_terminate_backend, 40001
-#                retries, 16 threads on one account, pipeline batches
+#                retries, 16 threads on one account, pipeline batches,
+#                server batches (ledger_post_batch)
 #   valgrind     the C tests and the CLI, --leak-check=full
 #   install      make install into a temp prefix; the exported symbols; the
 #                README's example compiled with pkg-config and run
@@ -49,7 +50,9 @@ for db in clientc clientv clientcli clientex; do
 	psql_q -d "$db" -c 'CREATE EXTENSION ledger' -c "GRANT EXECUTE ON FUNCTION
 		ledger_open_account(text, text, bigint), ledger_credit(text, bigint, text),
 		ledger_debit(text, bigint, text), ledger_transfer(text, text, bigint, text),
-		ledger_balance(text), ledger_history(text, int), ledger_verify()
+		ledger_balance(text), ledger_history(text, int), ledger_verify(),
+		ledger_debit_batch(text[], bigint[], text[]),
+		ledger_transfer_batch(text[], text[], bigint[], text[])
 		TO ledger_app"
 done
 
@@ -123,7 +126,7 @@ check "every symbol in exports.txt is exported" \
 check "the static library defines nothing outside ledger_*" \
 	test -z "$(nm -g --defined-only "$PREFIX/lib/libledger.a" | awk 'NF == 3 {print $3}' | grep -v '^ledger_' || true)"
 export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
-check "pkg-config --modversion ledger is 1.0.0" test "$(pkg-config --modversion ledger)" = 1.0.0
+check "pkg-config --modversion ledger is 1.1.0" test "$(pkg-config --modversion ledger)" = 1.1.0
 set +e
 cc -std=c99 -Wall -Wextra -Werror -o "$LEDGER_TMP/example" "$CLIENT/example.c" \
 	$(pkg-config --cflags --libs ledger)
@@ -181,7 +184,7 @@ expect() {
 }
 
 cli 0 "--help" --help && expect "--help lists the exit statuses" "23  unknown_outcome" "$OUT"
-for cmd in open credit debit transfer balance history verify; do
+for cmd in open credit debit transfer balance history verify batch-debit; do
 	cli 0 "$cmd --help" "$cmd" --help && expect "$cmd --help" "Usage: ledger $cmd" "$OUT"
 done
 cli 0 "--version" --version
@@ -224,6 +227,34 @@ cli 0 "verify" verify && expect "verify prints ok" "ok" "$OUT"
 cli 0 "--json verify" --json verify && expect "json verify" '{"status":"ok","problems":[]}' "$OUT"
 cli 0 "odd account name" open 'quote"back\slash' --json &&
 	expect "json escapes the name" '"account":"quote\"back\\slash"' "$OUT"
+
+# batch-debit: one server batch (ledger_post_batch), one line per item
+tab=$(printf '\t')
+before=$("$LEDGER_CLI" balance alice)
+cli 0 "batch-debit" batch-debit alice:100 alice:200 --key b-1 &&
+	check "cli: batch-debit prints one line per item" test "$OUT" = "alice${tab}100${tab}ok${tab}$((before - 100))
+alice${tab}200${tab}ok${tab}$((before - 300))"
+cli 0 "batch-debit replayed with the same --key" batch-debit alice:100 alice:200 --key b-1 &&
+	expect "replay: the original balances" "alice${tab}200${tab}ok${tab}$((before - 300))" "$OUT"
+cli 0 "balance after the replay" balance alice && expect "applied once" "$((before - 300))" "$OUT"
+cli 11 "batch-debit with a refusal in the middle" batch-debit alice:1 alice:100000000 nobody:1 alice:2 &&
+	expect "the refused item's line" "alice${tab}100000000${tab}insufficient_funds${tab}" "$OUT"
+expect "the not-found item's line" "nobody${tab}1${tab}account_not_found${tab}" "$OUT"
+expect "the item after the refusals applied" "alice${tab}2${tab}ok${tab}$((before - 303))" "$OUT"
+expect "stderr names the first refusal" "insufficient_funds (LG001)" "$ERR"
+cli 0 "--json batch-debit" --json batch-debit alice:1 --key b-2 &&
+	expect "json batch" "{\"status\":\"ok\",\"items\":[{\"account\":\"alice\",\"amount\":1,\"status\":\"ok\",\"balance\":$((before - 304)),\"key\":\"b-2.1\"}],\"key\":\"b-2\",\"attempts\":1}" "$OUT"
+cli 0 "open an account whose name has a colon" open 'co:lon' --currency EUR --no-floor
+cli 16 "batch-debit: an amount of 0 is refused for that item" batch-debit 'co:lon:5' 'quote"back\slash:0' &&
+	expect "the item splits at the last colon" "co:lon${tab}5${tab}ok${tab}-5" "$OUT"
+expect "the refused item" "quote\"back\\slash${tab}0${tab}invalid_parameter_value${tab}" "$OUT"
+cli 2 "batch-debit without items" batch-debit
+cli 2 "batch-debit item without an amount" batch-debit alice
+cli 2 "batch-debit amount not a number" batch-debit alice:ten
+cli 19 "batch-debit: insufficient privilege (whole call)" -d "dbname=clientcli user=ledger_nogrant" --json \
+	batch-debit alice:1 --key b-5 && expect "json whole-call failure" '"status":"insufficient_privilege"' "$OUT"
+expect "json whole-call failure names the key" '"key":"b-5"' "$OUT"
+cli 0 "batch-debit as the granted role" -d "dbname=clientcli user=ledger_app" batch-debit alice:1
 
 # every reachable exit status (17 and 24 cannot come from the CLI: it never
 # sends NULL, and it validates its options)
@@ -268,6 +299,23 @@ cli 0 "retry with that --key returns the original result" debit alice 5 --key "$
 	expect "original result" "$((before - 5))" "$OUT"
 cli 0 "balance moved once" balance alice && expect "once" "$((before - 5))" "$OUT"
 
+# the same for batch-debit: the reply to the batch is lost; the same command
+# with the printed --key replays every item
+before=$("$LEDGER_CLI" balance alice)
+"$CLIENT/test_client" proxy 1 >"$LEDGER_TMP/proxy.port" &
+proxy_pid=$!
+for _ in $(seq 1 100); do [ -s "$LEDGER_TMP/proxy.port" ] && break; sleep 0.05; done
+proxy_port=$(cat "$LEDGER_TMP/proxy.port")
+cli 23 "batch-debit: unknown outcome" -d "host=127.0.0.1 port=$proxy_port dbname=clientcli" --retries 3 \
+	batch-debit alice:5 alice:6
+kill "$proxy_pid" 2>/dev/null || true
+wait "$proxy_pid" 2>/dev/null || true
+key=$(printf '%s' "$ERR" | sed -n 's/.*run the same command again with --key \([0-9a-f]*\)$/\1/p')
+check "cli: the batch's unknown outcome prints its --key ($key)" test "${#key}" -eq 32
+cli 0 "batch-debit again with that --key: the original results" batch-debit alice:5 alice:6 --key "$key" &&
+	expect "original result" "alice${tab}6${tab}ok${tab}$((before - 11))" "$OUT"
+cli 0 "balance moved once" balance alice && expect "once" "$((before - 11))" "$OUT"
+
 # 3: the audit finds a tampered balance
 psql_q -c "UPDATE ledger.accounts SET balance = balance + 1 WHERE name = 'over'"
 cli 3 "verify finds problems" verify && expect "the problem names the account" "over" "$OUT"
@@ -275,7 +323,7 @@ cli 3 "--json verify with problems" --json verify && expect "json problems" '"pr
 
 # valgrind over the CLI: a success with output, and a refusal (exit 11);
 # 99 is valgrind's own verdict
-for args in "--json history alice" "debit alice 1000000"; do
+for args in "--json history alice" "debit alice 1000000" "batch-debit alice:1 alice:1000000"; do
 	set +e
 	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
 		--error-exitcode=99 "$LEDGER_CLI" $args >/dev/null 2>"$LEDGER_TMP/cli.valgrind"

@@ -2,8 +2,9 @@
  *
  * test_client.c
  *	  libledger against a real server: every status, the lost reply, a
- *	  terminated backend, 40001 retries, 16 threads on one account, and
- *	  pipeline batches with failures in the middle.
+ *	  terminated backend, 40001 retries, 16 threads on one account,
+ *	  pipeline batches with failures in the middle, and server batches
+ *	  (ledger_post_batch: one commit, key replay, odd names, lost reply).
  *
  * Run by test/client.sh, which prepares the cluster(s) and passes:
  *
@@ -456,6 +457,8 @@ test_lost_reply(void)
 	CHECK_STATUS(c, s, LEDGER_OK, "lost reply to a debit: retried");
 	check(ledger_last_attempts(c) == 2, "in 2 attempts (%d)", ledger_last_attempts(c));
 	check(v == before - 100, "the retry returned the original result (%" PRId64 ")", v);
+	check(strcmp(ledger_error_message(c), "") == 0 && ledger_error_sqlstate(c) == NULL,
+		  "no error fields after the retried success (%s)", ledger_error_message(c));
 	check(balance_of("lost") == before - 100 && entries_with_key(key) == 1,
 		  "the balance moved exactly once; one journal entry for key %s", key);
 
@@ -897,6 +900,512 @@ test_batches(void)
 	proxy_stop(proxy);
 }
 
+/* ---- server batches: one statement, one transaction ------------------------------ */
+
+/* An integer from a query with text parameters (names of any shape). */
+static int64_t
+admin_int_params(const char *sql, int nparams, const char *const *values)
+{
+	PGresult   *res = PQexecParams(admin, sql, nparams, NULL, values, NULL, NULL, 0);
+	int64_t		v;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		fprintf(stderr, "admin: %s: %s", sql, PQerrorMessage(admin));
+		exit(2);
+	}
+	v = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v;
+}
+
+/*
+ * How many transactions wrote the journal entries of these items' keys,
+ * and how many entries there are: one commit means one xmin.
+ */
+static int64_t
+xacts_of(const LedgerPosting *items, size_t n, int64_t *n_entries)
+{
+	char		keys[1 << 16];
+	size_t		len = 0;
+	size_t		i;
+	const char *values[1];
+
+	len += (size_t) snprintf(keys + len, sizeof(keys) - len, "{");
+	for (i = 0; i < n && len < sizeof(keys) - 64; i++)
+		len += (size_t) snprintf(keys + len, sizeof(keys) - len, "%s\"%s\"", i ? "," : "",
+								 items[i].key);	/* generated or plain keys only */
+	snprintf(keys + len, sizeof(keys) - len, "}");
+	values[0] = keys;
+	*n_entries = admin_int_params("SELECT count(*) FROM ledger.entries"
+								  " WHERE idempotency_key = ANY ($1::text[])", 1, values);
+	return admin_int_params("SELECT count(DISTINCT xmin::text) FROM ledger.entries"
+							" WHERE idempotency_key = ANY ($1::text[])", 1, values);
+}
+
+static bool
+is_generated_key(const char *key)
+{
+	return key != NULL && strlen(key) == LEDGER_GENERATED_KEY_LEN &&
+		strspn(key, "0123456789abcdef") == LEDGER_GENERATED_KEY_LEN;
+}
+
+/* A server batch run from a thread while the main thread holds a key. */
+typedef struct RaceArgs
+{
+	int			attempts;
+	LedgerPosting items[2];
+	char		keys[2][64];
+	LedgerStatus status;
+	int			used;
+	char		sqlstate[8];
+} RaceArgs;
+
+static void *
+race_batch(void *arg)
+{
+	RaceArgs   *a = arg;
+	LedgerConn *c = connect_to(conninfo_for(""), a->attempts);
+
+	posting(&a->items[0], LEDGER_OP_DEBIT, "sbrace", NULL, 1, a->keys[0]);
+	posting(&a->items[1], LEDGER_OP_DEBIT, "sbrace", NULL, 1, a->keys[1]);
+	a->status = ledger_post_batch(c, a->items, 2);
+	a->used = ledger_last_attempts(c);
+	snprintf(a->sqlstate, sizeof(a->sqlstate), "%s",
+			 ledger_error_sqlstate(c) ? ledger_error_sqlstate(c) : "");
+	/* the items' strings die with the connection */
+	a->items[0].key = a->items[1].key = NULL;
+	a->items[0].message = a->items[1].message = NULL;
+	a->items[0].sqlstate = a->items[1].sqlstate = NULL;
+	ledger_finish(c);
+	return NULL;
+}
+
+/*
+ * The batch claims its keys last.  Another session holds one of them,
+ * uncommitted, on another account; the batch waits for it, and when it
+ * commits the batch fails with 40001 and is retried (or not, with one
+ * attempt).
+ */
+static void
+run_race(RaceArgs *a, const char *held_key)
+{
+	PGconn	   *holder = raw_connect(conninfo_for(""));
+	char		sql[256];
+	pthread_t	t;
+	PGresult   *res;
+	int			i;
+
+	snprintf(sql, sizeof(sql), "BEGIN; SELECT ledger_debit('bank', 1, '%s')", held_key);
+	res = PQexec(holder, sql);
+	PQclear(res);
+	pthread_create(&t, NULL, race_batch, a);
+	for (i = 0; i < 1000; i++)
+	{
+		if (admin_int("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+					  " AND datname = current_database()") > 0)
+			break;
+		sleep_ms(10);
+	}
+	res = PQexec(holder, "COMMIT");
+	PQclear(res);
+	pthread_join(t, NULL);
+	PQfinish(holder);
+}
+
+static void
+test_server_batches(void)
+{
+	LedgerConn *c = connect_to(conninfo_for(""), 4);
+	LedgerConn *other;
+	LedgerPosting items[8];
+	char		keys[8][64];
+	int64_t		results[8];
+	LedgerPosting *many;
+	LedgerStatus s;
+	Proxy	   *proxy;
+	RaceArgs	race;
+	char		ci[512];
+	char		last_key[64];
+	int64_t		v,
+				n_entries,
+				bank_before,
+				before;
+	int			i,
+				ok,
+				refused;
+	double		t0;
+
+	printf("# server batches (ledger_post_batch)\n");
+	admin_exec("SELECT ledger_open_account('sb1', 'EUR')");
+	admin_exec("SELECT ledger_open_account('sb2', 'EUR')");
+	admin_exec("SELECT ledger_transfer('bank', 'sb1', 100)");
+	s = ledger_debit(c, "alice", 1, NULL, NULL);
+	snprintf(last_key, sizeof(last_key), "%s", ledger_last_key(c));
+
+	/* debits, with refusals in the middle */
+	posting(&items[0], LEDGER_OP_DEBIT, "sb1", NULL, 10, NULL);	/* 90 */
+	posting(&items[1], LEDGER_OP_DEBIT, "sb1", NULL, 1000, NULL);	/* LG001 */
+	posting(&items[2], LEDGER_OP_DEBIT, "nobody", NULL, 1, NULL);	/* LG002 */
+	posting(&items[3], LEDGER_OP_DEBIT, "sb1", NULL, 0, NULL);	/* 22023 */
+	posting(&items[4], LEDGER_OP_DEBIT, "sb1", NULL, 20, "sb-key-1");	/* 70 */
+	posting(&items[5], LEDGER_OP_DEBIT, "sb1", NULL, 1, "coffee-42");	/* LG003 */
+	posting(&items[6], LEDGER_OP_DEBIT, "bank", NULL, INT64_MAX, NULL);	/* 22003 */
+	posting(&items[7], LEDGER_OP_DEBIT, "sb1", NULL, 5, NULL);	/* 65 */
+	s = ledger_post_batch(c, items, 8);
+	check(s == LEDGER_INSUFFICIENT_FUNDS, "debit batch returns the first refusal: %s",
+		  ledger_status_name(s));
+	check(items[0].status == LEDGER_OK && items[0].result == 90 &&
+		  strcmp(items[0].message, "") == 0 && items[0].sqlstate == NULL,
+		  "item 0 ok: %" PRId64, items[0].result);
+	check(items[1].status == LEDGER_INSUFFICIENT_FUNDS && items[1].sqlstate &&
+		  strcmp(items[1].sqlstate, "LG001") == 0 && items[1].result == 0 &&
+		  strcmp(items[1].message, "items[1] refused: insufficient_funds") == 0,
+		  "item 1 LG001: %s", items[1].message);
+	check(items[2].status == LEDGER_ACCOUNT_NOT_FOUND && strcmp(items[2].sqlstate, "LG002") == 0,
+		  "item 2 LG002");
+	check(items[3].status == LEDGER_INVALID_PARAMETER_VALUE && strcmp(items[3].sqlstate, "22023") == 0,
+		  "item 3 22023 (amount 0)");
+	check(items[4].status == LEDGER_OK && items[4].result == 70 &&
+		  strcmp(items[4].key, "sb-key-1") == 0, "item 4 after the refusals: ok, caller's key");
+	check(items[5].status == LEDGER_IDEMPOTENCY_CONFLICT && strcmp(items[5].sqlstate, "LG003") == 0,
+		  "item 5 LG003 (a key of another request)");
+	check(items[6].status == LEDGER_NUMERIC_VALUE_OUT_OF_RANGE && strcmp(items[6].sqlstate, "22003") == 0,
+		  "item 6 22003 (no floor, bigint overflow)");
+	check(items[7].status == LEDGER_OK && items[7].result == 65, "item 7 ok: %" PRId64,
+		  items[7].result);
+	check(balance_of("sb1") == 65, "only the ok items moved the balance: 65");
+	check(is_generated_key(items[0].key) && is_generated_key(items[7].key) &&
+		  strcmp(items[0].key, items[7].key) != 0, "generated keys, one per item");
+	check(ledger_error_sqlstate(c) && strcmp(ledger_error_sqlstate(c), "LG001") == 0 &&
+		  strcmp(ledger_error_message(c), items[1].message) == 0,
+		  "connection error fields: the first refusal's (%s)", ledger_error_message(c));
+	check(ledger_last_attempts(c) == 1 && strcmp(ledger_last_key(c), last_key) == 0,
+		  "one attempt; ledger_last_key unchanged");
+	{
+		LedgerPosting ok_items[3] = {items[0], items[4], items[7]};
+
+		v = xacts_of(ok_items, 3, &n_entries);
+		check(v == 1 && n_entries == 3, "one commit: 3 journal entries, %" PRId64 " transaction(s)", v);
+	}
+	for (i = 0; i < 8; i++)
+	{
+		snprintf(keys[i], sizeof(keys[i]), "%s", items[i].key);
+		results[i] = items[i].result;
+	}
+
+	/* the pipelined batch, for contrast: one transaction per item */
+	posting(&items[0], LEDGER_OP_DEBIT, "sb1", NULL, 1, NULL);
+	posting(&items[1], LEDGER_OP_DEBIT, "sb1", NULL, 1, NULL);
+	posting(&items[2], LEDGER_OP_DEBIT, "sb1", NULL, 1, NULL);
+	s = ledger_batch(c, items, 3);
+	v = xacts_of(items, 3, &n_entries);
+	check(s == LEDGER_OK && v == 3 && n_entries == 3,
+		  "(ledger_batch: 3 items, %" PRId64 " transactions)", v);
+	admin_exec("SELECT ledger_credit('sb1', 3)");
+
+	/* the same keys again: the original results, nothing applied twice */
+	posting(&items[0], LEDGER_OP_DEBIT, "sb1", NULL, 10, keys[0]);
+	posting(&items[1], LEDGER_OP_DEBIT, "sb1", NULL, 20, keys[4]);
+	posting(&items[2], LEDGER_OP_DEBIT, "sb1", NULL, 5, keys[7]);
+	posting(&items[3], LEDGER_OP_DEBIT, "sb1", NULL, 1000, keys[1]);
+	s = ledger_post_batch(c, items, 4);
+	check(items[0].status == LEDGER_OK && items[0].result == results[0] &&
+		  items[1].status == LEDGER_OK && items[1].result == results[4] &&
+		  items[2].status == LEDGER_OK && items[2].result == results[7],
+		  "replayed batch: the original results (%" PRId64 ", %" PRId64 ", %" PRId64 ")",
+		  items[0].result, items[1].result, items[2].result);
+	check(s == LEDGER_INSUFFICIENT_FUNDS && items[3].status == LEDGER_INSUFFICIENT_FUNDS,
+		  "a refused item's key was never used: evaluated afresh, refused again");
+	check(balance_of("sb1") == 65 && entries_with_key(keys[0]) == 1 &&
+		  entries_with_key("sb-key-1") == 1, "replay changed nothing");
+	posting(&items[0], LEDGER_OP_DEBIT, "sb1", NULL, 11, keys[0]);
+	posting(&items[1], LEDGER_OP_DEBIT, "sb1", NULL, 1, NULL);
+	s = ledger_post_batch(c, items, 2);
+	check(s == LEDGER_IDEMPOTENCY_CONFLICT && items[0].status == LEDGER_IDEMPOTENCY_CONFLICT &&
+		  items[1].status == LEDGER_OK && items[1].result == 64,
+		  "a used key with another amount: LG003 for that item only");
+	s = ledger_balance(c, "sb1", &v);
+	check(s == LEDGER_OK && v == 64 && ledger_error_sqlstate(c) == NULL,
+		  "connection usable after the batch");
+	posting(&items[0], LEDGER_OP_DEBIT, "sb1", NULL, 1, "sb-dup");
+	posting(&items[1], LEDGER_OP_DEBIT, "sb1", NULL, 1, "sb-dup");
+	s = ledger_post_batch(c, items, 2);
+	check(s == LEDGER_OK && items[0].result == 63 && items[1].result == 63 &&
+		  balance_of("sb1") == 63 && strcmp(ledger_error_message(c), "") == 0 &&
+		  ledger_error_sqlstate(c) == NULL,
+		  "one key twice in a batch: applied once, replayed once; error fields empty");
+
+	/* transfers */
+	bank_before = balance_of("bank");
+	posting(&items[0], LEDGER_OP_TRANSFER, "bank", "sb2", 50, NULL);	/* ok */
+	posting(&items[1], LEDGER_OP_TRANSFER, "sb1", "sb2", 10, "sb-transfer");	/* ok */
+	posting(&items[2], LEDGER_OP_TRANSFER, "sb1", "dollars", 1, NULL);	/* LG004 */
+	posting(&items[3], LEDGER_OP_TRANSFER, "sb2", "sb2", 1, NULL);	/* 22023 */
+	posting(&items[4], LEDGER_OP_TRANSFER, "sb1", "nobody", 1, NULL);	/* LG002 */
+	posting(&items[5], LEDGER_OP_TRANSFER, "sb1", "sb2", 1000, NULL);	/* LG001 */
+	posting(&items[6], LEDGER_OP_TRANSFER, "sb2", "sb1", 5, NULL);	/* ok */
+	s = ledger_post_batch(c, items, 7);
+	check(s == LEDGER_CURRENCY_MISMATCH, "transfer batch returns the first refusal: %s",
+		  ledger_status_name(s));
+	check(items[0].status == LEDGER_OK && items[1].status == LEDGER_OK &&
+		  items[6].status == LEDGER_OK && items[0].result > 0 &&
+		  items[1].result > items[0].result && items[6].result > items[1].result,
+		  "transfers 0, 1, 6 ok, ids in order");
+	check(items[1].result == admin_int("SELECT transfer_id FROM ledger.transfers"
+									   " WHERE idempotency_key = 'sb-transfer'"),
+		  "the result is the transfer id");
+	check(items[2].status == LEDGER_CURRENCY_MISMATCH && items[3].status == LEDGER_INVALID_PARAMETER_VALUE &&
+		  items[4].status == LEDGER_ACCOUNT_NOT_FOUND && items[5].status == LEDGER_INSUFFICIENT_FUNDS,
+		  "items 2-5: LG004, 22023 (to itself), LG002, LG001");
+	check(balance_of("sb1") == 63 - 10 + 5 && balance_of("sb2") == 50 + 10 - 5 &&
+		  balance_of("bank") == bank_before - 50, "balances: sb1 58, sb2 55, bank -50");
+	{
+		LedgerPosting ok_items[3] = {items[0], items[1], items[6]};
+
+		v = xacts_of(ok_items, 3, &n_entries);
+		check(v == 1 && n_entries == 6, "one commit: 6 journal entries, %" PRId64 " transaction(s)", v);
+	}
+	for (i = 0; i < 7; i++)
+	{
+		snprintf(keys[i], sizeof(keys[i]), "%s", items[i].key);
+		results[i] = items[i].result;
+	}
+	posting(&items[0], LEDGER_OP_TRANSFER, "bank", "sb2", 50, keys[0]);
+	posting(&items[1], LEDGER_OP_TRANSFER, "sb1", "sb2", 10, keys[1]);
+	posting(&items[2], LEDGER_OP_TRANSFER, "sb2", "sb1", 5, keys[6]);
+	s = ledger_post_batch(c, items, 3);
+	check(s == LEDGER_OK && items[0].result == results[0] && items[1].result == results[1] &&
+		  items[2].result == results[6] && balance_of("sb1") == 58 && balance_of("sb2") == 55,
+		  "transfer batch replayed: the same ids, nothing moved");
+
+	/* names and keys of every shape travel intact */
+	{
+		static const char *const names[] = {
+			"quote\"d", "back\\slash", "com,ma", "{brace}", "NULL", " spaced ",
+			"\xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb8" "d\xc3\xa9 \xe2\x82\xac", "\"{\\,}\"", "it's", "tab\there"
+		};
+		LedgerPosting odd[10];
+		char		odd_keys[10][64];
+		bool		all = true;
+
+		for (i = 0; i < 10; i++)
+		{
+			s = ledger_open_account(c, names[i], "EUR", 0, NULL);
+			all &= s == LEDGER_OK;
+			snprintf(odd_keys[i], sizeof(odd_keys[i]), "k%d \"\\,{}NULL'\xc3\xa9", i);
+			posting(&odd[i], LEDGER_OP_TRANSFER, "bank", names[i], 100 + i, odd_keys[i]);
+		}
+		check(all, "opened 10 accounts with quotes, backslashes, commas, braces, NULL, unicode");
+		s = ledger_post_batch(c, odd, 10);
+		CHECK_STATUS(c, s, LEDGER_OK, "transfer batch to them");
+		for (i = 0; i < 10; i++)
+			posting(&odd[i], LEDGER_OP_DEBIT, names[i], NULL, i + 1, NULL);
+		s = ledger_post_batch(c, odd, 10);
+		CHECK_STATUS(c, s, LEDGER_OK, "debit batch on them");
+		for (i = 0; i < 10; i++)
+		{
+			const char *values[1] = {odd_keys[i]};
+
+			s = ledger_balance(c, names[i], &v);
+			all &= s == LEDGER_OK && v == 100 + i - (i + 1) && odd[i].result == v;
+			all &= admin_int_params("SELECT count(*) FROM ledger.entries"
+									" WHERE idempotency_key = $1", 1, values) == 2;
+		}
+		check(all, "each balance moved by its own items; each odd key on its 2 entries");
+		check(admin_int("SELECT count(*) FROM ledger.accounts WHERE name = 'NULL'") == 1,
+			  "the name NULL is a name, not a NULL");
+		{
+			char	   *long_key = malloc(300);
+
+			memset(long_key, 'k', 256);
+			long_key[256] = '\0';
+			posting(&odd[0], LEDGER_OP_DEBIT, names[0], NULL, 1, long_key);
+			posting(&odd[1], LEDGER_OP_DEBIT, "", NULL, 1, NULL);
+			posting(&odd[2], LEDGER_OP_DEBIT, names[0], NULL, 1, NULL);
+			s = ledger_post_batch(c, odd, 3);
+			check(s == LEDGER_INVALID_PARAMETER_VALUE &&
+				  odd[0].status == LEDGER_INVALID_PARAMETER_VALUE &&
+				  odd[1].status == LEDGER_INVALID_PARAMETER_VALUE && odd[2].status == LEDGER_OK,
+				  "a 256-byte key, an empty name: 22023 for those items only");
+			free(long_key);
+		}
+	}
+
+	/* whole-call errors: every item gets the status, nothing is applied */
+	before = balance_of("sb1");
+	posting(&items[0], LEDGER_OP_DEBIT, "sb1", NULL, 1, NULL);
+	posting(&items[1], LEDGER_OP_DEBIT, NULL, NULL, 1, NULL);
+	s = ledger_post_batch(c, items, 2);
+	check(s == LEDGER_NULL_VALUE_NOT_ALLOWED && items[0].status == LEDGER_NULL_VALUE_NOT_ALLOWED &&
+		  items[1].status == LEDGER_NULL_VALUE_NOT_ALLOWED && items[0].sqlstate &&
+		  strcmp(items[0].sqlstate, "22004") == 0 && strcmp(items[0].message, ledger_error_message(c)) == 0,
+		  "a NULL account: 22004 for the whole call (%s)", ledger_error_message(c));
+	check(balance_of("sb1") == before && entries_with_key(items[0].key) == 0, "nothing applied");
+	posting(&items[0], LEDGER_OP_TRANSFER, "sb1", NULL, 1, NULL);
+	s = ledger_post_batch(c, items, 1);
+	check(s == LEDGER_NULL_VALUE_NOT_ALLOWED, "a transfer to NULL: 22004");
+
+	posting(&items[0], LEDGER_OP_DEBIT, "sb1", NULL, 1, NULL);
+	posting(&items[1], LEDGER_OP_TRANSFER, "sb1", "sb2", 1, NULL);
+	s = ledger_post_batch(c, items, 2);
+	check(s == LEDGER_CLIENT_ERROR && items[0].status == LEDGER_CLIENT_ERROR &&
+		  items[1].status == LEDGER_CLIENT_ERROR && strstr(ledger_error_message(c), "same op"),
+		  "mixed ops: client error (%s)", ledger_error_message(c));
+	posting(&items[0], LEDGER_OP_CREDIT, "sb1", NULL, 1, NULL);
+	s = ledger_post_batch(c, items, 1);
+	check(s == LEDGER_CLIENT_ERROR && strstr(ledger_error_message(c), "credits"),
+		  "credits: client error (%s)", ledger_error_message(c));
+	posting(&items[0], (LedgerOp) 42, "sb1", NULL, 1, NULL);
+	s = ledger_post_batch(c, items, 1);
+	check(s == LEDGER_CLIENT_ERROR && items[0].status == LEDGER_CLIENT_ERROR, "invalid op: client error");
+	check(ledger_post_batch(c, NULL, 2) == LEDGER_CLIENT_ERROR, "NULL items: client error");
+	check(ledger_post_batch(NULL, items, 1) == LEDGER_CLIENT_ERROR, "NULL connection: client error");
+	check(ledger_post_batch(c, items, 0) == LEDGER_OK, "empty batch: ok, nothing sent");
+	check(balance_of("sb1") == before, "nothing applied by the refused calls");
+
+	other = connect_to(conninfo_for("user=ledger_nogrant"), 3);
+	posting(&items[0], LEDGER_OP_DEBIT, "sb1", NULL, 1, NULL);
+	posting(&items[1], LEDGER_OP_DEBIT, "sb1", NULL, 1, NULL);
+	s = ledger_post_batch(other, items, 2);
+	check(s == LEDGER_INSUFFICIENT_PRIVILEGE && items[0].status == LEDGER_INSUFFICIENT_PRIVILEGE &&
+		  items[1].status == LEDGER_INSUFFICIENT_PRIVILEGE && strcmp(items[1].sqlstate, "42501") == 0 &&
+		  ledger_last_attempts(other) == 1,
+		  "an ungranted role: 42501 for every item, not retried (%s)", ledger_error_message(other));
+	ledger_finish(other);
+	other = connect_to(conninfo_for("user=ledger_app"), 3);
+	s = ledger_post_batch(other, items, 2);
+	check(s == LEDGER_OK && items[1].result == before - 2,
+		  "the granted role (GRANT of the README) posts a batch");
+	ledger_finish(other);
+	snprintf(ci, sizeof(ci), "host=%s port=%s dbname=%s", host,
+			 getenv("LEDGER_TEST_FSYNC_OFF_PORT"), db);
+	other = connect_to(ci, 3);
+	s = ledger_post_batch(other, items, 2);
+	check(s == LEDGER_OBJECT_NOT_IN_PREREQUISITE_STATE &&
+		  items[0].status == LEDGER_OBJECT_NOT_IN_PREREQUISITE_STATE,
+		  "fsync = off: 55000 for the whole call");
+	ledger_finish(other);
+	s = ledger_connect(NULL, &other);
+	s = ledger_post_batch(other, items, 2);
+	check(s == LEDGER_SERVER_ERROR && ledger_error_sqlstate(other) &&
+		  strcmp(ledger_error_sqlstate(other), "42883") == 0 && items[1].status == LEDGER_SERVER_ERROR,
+		  "no extension: server error 42883 for every item");
+	ledger_finish(other);
+
+	/* 40001: a key of the batch committed by another session meanwhile */
+	admin_exec("SELECT ledger_open_account('sbrace', 'EUR')");
+	admin_exec("SELECT ledger_transfer('bank', 'sbrace', 10)");
+	memset(&race, 0, sizeof(race));
+	race.attempts = 3;
+	snprintf(race.keys[0], sizeof(race.keys[0]), "sb-race-a");
+	snprintf(race.keys[1], sizeof(race.keys[1]), "sb-race-held");
+	run_race(&race, "sb-race-held");
+	check(race.status == LEDGER_IDEMPOTENCY_CONFLICT && race.used == 2 &&
+		  race.items[0].status == LEDGER_OK && race.items[0].result == 9 &&
+		  race.items[1].status == LEDGER_IDEMPOTENCY_CONFLICT,
+		  "40001 retried: %s in %d attempts; the key the other session took is LG003",
+		  ledger_status_name(race.status), race.used);
+	check(balance_of("sbrace") == 9 && entries_with_key("sb-race-a") == 1, "applied once");
+	memset(&race, 0, sizeof(race));
+	race.attempts = 1;
+	snprintf(race.keys[0], sizeof(race.keys[0]), "sb-race-b");
+	snprintf(race.keys[1], sizeof(race.keys[1]), "sb-race-held-2");
+	run_race(&race, "sb-race-held-2");
+	check(race.status == LEDGER_SERVER_ERROR && strcmp(race.sqlstate, "40001") == 0 &&
+		  race.items[0].status == LEDGER_SERVER_ERROR && race.items[1].status == LEDGER_SERVER_ERROR,
+		  "with 1 attempt: server_error 40001 for every item (%s %s)",
+		  ledger_status_name(race.status), race.sqlstate);
+	check(balance_of("sbrace") == 9 && entries_with_key("sb-race-b") == 0,
+		  "rolled back whole: nothing applied");
+
+	/* a large batch: 2000 debits of 1 on a balance of 1500, one statement */
+	admin_exec("SELECT ledger_open_account('sbbulk', 'EUR')");
+	admin_exec("SELECT ledger_transfer('bank', 'sbbulk', 1500)");
+	many = calloc(2000, sizeof(LedgerPosting));
+	for (i = 0; i < 2000; i++)
+		posting(&many[i], LEDGER_OP_DEBIT, "sbbulk", NULL, 1, NULL);
+	t0 = now_ms();
+	s = ledger_post_batch(c, many, 2000);
+	t0 = now_ms() - t0;
+	ok = refused = 0;
+	for (i = 0; i < 2000; i++)
+	{
+		ok += many[i].status == LEDGER_OK && many[i].result == 1500 - (i + 1);
+		refused += many[i].status == LEDGER_INSUFFICIENT_FUNDS;
+	}
+	check(s == LEDGER_INSUFFICIENT_FUNDS && ok == 1500 && refused == 500 &&
+		  many[1500].status == LEDGER_INSUFFICIENT_FUNDS && ledger_last_attempts(c) == 1,
+		  "2000 items in one statement: %d ok in order, %d LG001 (%.0f ms)", ok, refused, t0);
+	v = xacts_of(many, 1500, &n_entries);
+	check(balance_of("sbbulk") == 0 && v == 1 && n_entries == 1500,
+		  "balance 0; 1500 entries in %" PRId64 " transaction(s)", v);
+	/* for the record, not a check: the same 2000 items pipelined */
+	admin_exec("SELECT ledger_transfer('bank', 'sbbulk', 1500)");
+	for (i = 0; i < 2000; i++)
+		posting(&many[i], LEDGER_OP_DEBIT, "sbbulk", NULL, 1, NULL);
+	{
+		double		t1 = now_ms();
+
+		s = ledger_batch(c, many, 2000);
+		printf("# 2000 debits: ledger_post_batch %.0f ms, ledger_batch (pipelined) %.0f ms\n",
+			   t0, now_ms() - t1);
+	}
+	ledger_finish(c);
+
+	/* the reply is lost: the retry replays the batch */
+	proxy = proxy_start(host, port);
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=%s", proxy_port(proxy), db);
+	c = connect_to(ci, 4);
+	admin_exec("SELECT ledger_transfer('bank', 'sbbulk', 1000)");
+	posting(&many[0], LEDGER_OP_DEBIT, "sbbulk", NULL, 1, NULL);
+	s = ledger_post_batch(c, many, 1);	/* prepares the statement */
+	check(s == LEDGER_OK && many[0].result == 999, "server batch through the proxy");
+	for (i = 0; i < 100; i++)
+		posting(&many[i], LEDGER_OP_DEBIT, i == 50 ? "nobody" : "sbbulk", NULL, 1, NULL);
+	proxy_cut_next_reply(proxy, false);
+	s = ledger_post_batch(c, many, 100);
+	ok = 0;
+	for (i = 0; i < 100; i++)
+		ok += many[i].status == LEDGER_OK && many[i].result == 999 - (i + 1) + (i > 50);
+	check(proxy_cuts(proxy) == 1 && s == LEDGER_ACCOUNT_NOT_FOUND && ledger_last_attempts(c) == 2 &&
+		  many[50].status == LEDGER_ACCOUNT_NOT_FOUND,
+		  "batch with a lost reply: retried, %s after %d attempts", ledger_status_name(s),
+		  ledger_last_attempts(c));
+	v = xacts_of(many, 50, &n_entries);
+	check(ok == 99 && balance_of("sbbulk") == 999 - 99 && n_entries == 50 && v == 1,
+		  "the retry returned the original results; applied once, in one transaction (%d)", ok);
+	check(entries_with_key(many[99].key) == 1, "one journal entry for the last key");
+
+	/* lost for good: every item is unknown, and retrying with the keys is safe */
+	before = balance_of("sbbulk");
+	for (i = 0; i < 20; i++)
+		posting(&many[i], LEDGER_OP_DEBIT, "sbbulk", NULL, 2, NULL);
+	proxy_cut_next_reply(proxy, true);
+	s = ledger_post_batch(c, many, 20);
+	ok = 0;
+	for (i = 0; i < 20; i++)
+		ok += many[i].status == LEDGER_UNKNOWN_OUTCOME && is_generated_key(many[i].key);
+	check(s == LEDGER_UNKNOWN_OUTCOME && ok == 20 && ledger_last_attempts(c) == 4 &&
+		  strstr(ledger_error_message(c), "keys") != NULL && strcmp(many[0].message, ledger_error_message(c)) == 0,
+		  "batch lost for good: unknown_outcome for all 20 items: %s", ledger_error_message(c));
+	check(balance_of("sbbulk") == before - 40, "(it did commit on the server)");
+	proxy_refuse(proxy, false);
+	for (i = 0; i < 20; i++)
+		many[i].idempotency_key = strdup(many[i].key);
+	s = ledger_post_batch(c, many, 20);
+	ok = 0;
+	for (i = 0; i < 20; i++)
+		ok += many[i].status == LEDGER_OK && many[i].result == before - 2 * (i + 1);
+	check(s == LEDGER_OK && ok == 20 && balance_of("sbbulk") == before - 40,
+		  "sent again with their keys: the original results, applied once");
+	for (i = 0; i < 20; i++)
+		free((char *) many[i].idempotency_key);
+	free(many);
+	ledger_finish(c);
+	proxy_stop(proxy);
+}
+
 /*
  * "test_client proxy N": only run a proxy to PGHOST:PGPORT that loses the
  * reply to the Nth command that ran and refuses every later connection,
@@ -940,6 +1449,7 @@ main(int argc, char **argv)
 	test_serialization_retry();
 	test_threads();
 	test_batches();
+	test_server_batches();
 
 	PQfinish(admin);
 	printf("1..%d\n# test_client: %d passed, %d failed\n", n_checks,
