@@ -106,3 +106,13 @@ ALTER TABLE ledger.idempotency_keys
 	ALTER COLUMN idempotency_key TYPE ledger.idempotency_key,
 	ALTER COLUMN account TYPE ledger.account_name,
 	ALTER COLUMN counter_account TYPE ledger.account_name;
+
+/*
+ * One index on the journal instead of two: the history index becomes the
+ * primary key.  entry_id is drawn from a sequence, so it is unique on its
+ * own and (account_id, entry_id) is unique too; every read of the journal
+ * goes by account.  Each posting saves one index insertion.
+ */
+ALTER TABLE ledger.entries DROP CONSTRAINT entries_pkey;
+DROP INDEX ledger.entries_account_history;
+ALTER TABLE ledger.entries ADD CONSTRAINT entries_pkey PRIMARY KEY (account_id, entry_id);

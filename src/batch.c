@@ -29,6 +29,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -49,6 +50,7 @@ typedef struct BatchAccount
 	bool		has_floor;
 	int64		min_balance;
 	char	   *currency;
+	ItemPointerData ctid;		/* of the row version we locked */
 	bool		touched;
 } BatchAccount;
 
@@ -284,6 +286,7 @@ lock_accounts(const BatchInput *input)
 	{
 		char	   *name = ledger_get_cstring(row, 5);
 		BatchAccount *account;
+		bool		isnull;
 
 		account = hash_search(accounts, name, HASH_ENTER, NULL);
 		if (!ledger_get_int64(row, 1, &account->account_id) ||
@@ -291,6 +294,9 @@ lock_accounts(const BatchInput *input)
 			elog(ERROR, "ledger: account row has a NULL id or balance");
 		account->has_floor = ledger_get_int64(row, 3, &account->min_balance);
 		account->currency = ledger_get_cstring(row, 4);
+		account->ctid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[row],
+														   SPI_tuptable->tupdesc, 6,
+														   &isnull));
 		account->touched = false;
 	}
 	return accounts;
@@ -472,7 +478,7 @@ static void
 write_batch(HTAB *accounts, BatchWrites *writes, int64 *transfer_ids)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	Column		ids = {0};
+	Column		ids = {0};		/* ctids of the touched accounts */
 	Column		balances = {0};
 	HASH_SEQ_STATUS scan;
 	BatchAccount *account;
@@ -483,7 +489,7 @@ write_batch(HTAB *accounts, BatchWrites *writes, int64 *transfer_ids)
 	{
 		if (!account->touched)
 			continue;
-		column_push(&ids, Int64GetDatum(account->account_id), false);
+		column_push(&ids, PointerGetDatum(&account->ctid), false);
 		column_push(&balances, Int64GetDatum(account->balance), false);
 	}
 	if (ids.count == 0)
@@ -510,9 +516,10 @@ write_batch(HTAB *accounts, BatchWrites *writes, int64 *transfer_ids)
 					 errhint("Retry the batch: items whose key is now used will replay.")));
 	}
 
-	values[0] = PointerGetDatum(column_array(&ids, INT8OID));
+	values[0] = PointerGetDatum(column_array(&ids, TIDOID));
 	values[1] = PointerGetDatum(column_array(&balances, INT8OID));
-	ledger_execute(STMT_UPDATE_BALANCES, values, NULL, false);
+	if (ledger_execute(STMT_UPDATE_BALANCES, values, NULL, false) != ids.count)
+		elog(ERROR, "ledger: a locked account row moved during the batch");
 
 	if (writes->transfer_from.count > 0)
 	{
