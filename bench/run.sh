@@ -51,5 +51,23 @@ else
 	run -c 4 -W batch -b 1000
 fi
 
+# CPU per posting without commit costs: many calls in one statement, so
+# the WAL flush is paid once; the best of three runs each.
+per_call_us() {	# per_call_us FUNCTION CALLS
+	local best="" run ms
+	for run in 1 2 3; do
+		ms=$("$LEDGER_PG_BIN/psql" -X -At -c '\timing on' \
+			-c "SELECT count($1('a' || (i % $N + 1), 1)) FROM generate_series(1, $2) i" |
+			sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p')
+		best=$(echo "$ms $best" | awk '{ if ($2 == "" || $1 < $2) print $1; else print $2 }')
+	done
+	echo "$best $2" | awk '{ printf "%.1f", $1 * 1000 / $2 }'
+}
+calls=$($smoke && echo 1000 || echo 20000)
+ours=$(per_call_us ledger_debit "$calls")
+naive=$(per_call_us naive_debit "$calls")
+echo "cpu per debit, $calls calls in one statement (best of 3)"
+echo "  ledger  $ours us   naive  $naive us   ratio $(echo "$naive $ours" | awk '{ printf "%.2fx", $1 / $2 }') (naive / ledger)"
+
 [ "$(psql_q -c 'SELECT count(*) FROM ledger_verify()')" = 0 ] || { echo "bench: ledger_verify() found problems" >&2; exit 1; }
 echo "bench: done, ledger_verify() clean"
