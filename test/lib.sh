@@ -5,6 +5,7 @@
 #   cluster_start NAME [postgres -c options...]
 #                             throwaway cluster on a free loopback port, as an
 #                             unprivileged user; exports PGHOST/PGPORT/PGUSER
+#   cluster_launch NAME       start an existing data directory (a standby) the same way
 #   cluster_stop NAME         stop it by the pid in its postmaster.pid
 #
 # Every cluster started here is stopped when the calling script exits, also
@@ -87,10 +88,10 @@ port_is_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# cluster_start NAME [-c name=value ...]
+# cluster_start NAME [-c name=value ...]: initdb and start a new cluster
 cluster_start() {
 	local name=$1; shift
-	local dir port attempt
+	local dir
 	ensure_server_user
 	ledger_init_tmp
 	dir=$LEDGER_TMP/$name
@@ -99,6 +100,18 @@ cluster_start() {
 	as_server_user "$LEDGER_PG_BIN/initdb" -D "$dir/data" -U postgres -A trust \
 		--no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
 		{ cat "$dir/initdb.log" >&2; return 1; }
+	cluster_launch "$name" "$@"
+	export PGHOST=127.0.0.1 PGPORT=$(cluster_port "$name") PGUSER=postgres PGDATABASE=postgres
+	log "cluster $name up on 127.0.0.1:$PGPORT (data in $dir/data)"
+}
+
+# cluster_launch NAME [-c name=value ...]: start the cluster whose data
+# directory is $LEDGER_TMP/NAME/data on a free loopback port, and register
+# it to be stopped on exit.  Retries another port if one was taken between
+# the check and the start.
+cluster_launch() {
+	local name=$1; shift
+	local dir=$LEDGER_TMP/$name port attempt
 	for attempt in $(seq 1 20); do
 		port=$(( 20000 + (RANDOM % 20000) ))
 		port_is_free "$port" || continue
@@ -107,8 +120,6 @@ cluster_start() {
 			start >/dev/null 2>&1; then
 			LEDGER_CLUSTERS="$LEDGER_CLUSTERS $name"
 			echo "$port" >"$dir/port"
-			export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
-			log "cluster $name up on 127.0.0.1:$port (data in $dir/data)"
 			return 0
 		fi
 	done

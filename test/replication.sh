@@ -34,7 +34,7 @@ psql_on() {
 }
 
 standby_create() {
-	local name=$1 primary=$2 app=$3 dir port attempt
+	local name=$1 primary=$2 app=$3 dir
 	ensure_server_user
 	ledger_init_tmp
 	dir=$LEDGER_TMP/$name
@@ -47,21 +47,8 @@ standby_create() {
 		-d "host=127.0.0.1 port=$(cluster_port "$primary") user=postgres application_name=$app" \
 		-D "$dir/data" -R -X stream -c fast --no-sync >"$dir/basebackup.log" 2>&1 ||
 		{ cat "$dir/basebackup.log" >&2; return 1; }
-	for attempt in $(seq 1 20); do
-		port=$(( 20000 + (RANDOM % 20000) ))
-		port_is_free "$port" || continue
-		if as_server_user "$LEDGER_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-			-o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir" \
-			start >/dev/null 2>&1; then
-			LEDGER_CLUSTERS="$LEDGER_CLUSTERS $name"
-			echo "$port" >"$dir/port"
-			log "standby $name of $primary up on 127.0.0.1:$port (application_name $app)"
-			return 0
-		fi
-	done
-	echo "could not start standby $name; its log:" >&2
-	cat "$dir/server.log" >&2 || true
-	return 1
+	cluster_launch "$name" || return 1
+	log "standby $name of $primary up on 127.0.0.1:$(cluster_port "$name") (application_name $app)"
 }
 
 wait_replication() {
