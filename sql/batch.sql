@@ -73,6 +73,8 @@ SELECT * FROM ledger_debit_batch(ARRAY['alice'], NULL);
 SELECT * FROM ledger_transfer_batch(ARRAY['alice'], ARRAY[NULL], ARRAY[1]);
 SELECT * FROM ledger_transfer_batch(ARRAY['alice'], NULL, ARRAY[1]);
 SELECT * FROM ledger_debit_batch(ARRAY[['alice']], ARRAY[[1]]);
+SELECT count(*) FROM ledger_debit_batch(array_fill('alice'::text, ARRAY[1000001]),
+										array_fill(1::bigint, ARRAY[1000001]));
 
 -- a batch rolled back with its transaction leaves no trace
 BEGIN;
@@ -83,6 +85,8 @@ SELECT count(*) AS unused FROM ledger.idempotency_keys WHERE idempotency_key = '
 SELECT * FROM ledger_verify();
 
 \set VERBOSITY default
+SELECT count(*) FROM ledger_debit_batch(array_fill('alice'::text, ARRAY[1000001]),
+										array_fill(1::bigint, ARRAY[1000001]));
 SELECT * FROM ledger_debit_batch(ARRAY['alice', 'bob'], ARRAY[1]);
 SELECT * FROM ledger_debit_batch(ARRAY['alice', NULL], ARRAY[1, 1]);
 SELECT * FROM ledger_debit_batch(ARRAY[['alice']], ARRAY[[1]]);

@@ -41,6 +41,10 @@
 
 #define NAME_KEY_SIZE	(LEDGER_MAX_NAME_BYTES + 1)
 
+/* Most items in one batch: far beyond one transaction's sensible size, and
+ * well inside what one allocation can hold. */
+#define LEDGER_MAX_BATCH_ITEMS	1000000
+
 /* One locked account, keyed by name. */
 typedef struct BatchAccount
 {
@@ -206,6 +210,12 @@ read_input(FunctionCallInfo fcinfo, bool is_transfer, BatchInput *input)
 
 	input->from = array_argument(fcinfo, argno++, first_name, TEXTOID,
 								 false, &nulls, &input->nitems);
+	if (input->nitems > LEDGER_MAX_BATCH_ITEMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a batch holds at most %d items", LEDGER_MAX_BATCH_ITEMS),
+				 errdetail("This batch has %d items.", input->nitems),
+				 errhint("Split it into several batches.")));
 	input->to = NULL;
 	if (is_transfer)
 	{

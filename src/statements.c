@@ -182,10 +182,17 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" WHERE idempotency_key OPERATOR(pg_catalog.=) ANY ($1)",
 		SPI_OK_SELECT, 1, {TEXTARRAYOID}
 	},
+	/*
+	 * Keys are claimed in one global order (their bytes), whatever the
+	 * order of the items: two batches sharing keys then wait for each
+	 * other instead of each holding one key the other needs.
+	 */
 	[STMT_CLAIM_KEYS] = {
 		"INSERT INTO ledger.idempotency_keys"
 		" (idempotency_key, operation, account, counter_account, amount, result)"
 		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
+		"      AS k(idempotency_key, operation, account, counter_account, amount, result)"
+		" ORDER BY k.idempotency_key COLLATE pg_catalog.\"C\""
 		" ON CONFLICT (idempotency_key) DO NOTHING",
 		SPI_OK_INSERT, 6, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID}
 	},
