@@ -11,6 +11,11 @@
  * the journal entries.  The lock is held to COMMIT, and durability.c makes
  * that COMMIT synchronous.
  *
+ * A credit or debit without a key first tries the fast path: one
+ * statement whose UPDATE takes the same row lock and checks the floor and
+ * range in its WHERE clause (see STMT_FAST_DEBIT).  If it matches no row
+ * the slow path above runs and raises the precise error.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -157,7 +162,8 @@ done:
  * ledger_credit(account text, amount bigint, idempotency_key text DEFAULT NULL)
  *	 RETURNS bigint
  *
- * Adds money; returns the new balance.  Locks: the account row, FOR UPDATE.
+ * Adds money; returns the new balance.  Locks: the account row (the fast
+ * path's UPDATE, or FOR UPDATE), to COMMIT.
  */
 PG_FUNCTION_INFO_V1(ledger_credit);
 Datum
@@ -171,7 +177,8 @@ ledger_credit(PG_FUNCTION_ARGS)
  *	 RETURNS bigint
  *
  * Takes money out unless that would go below the floor (LG001); returns
- * the new balance.  Locks: the account row, FOR UPDATE.
+ * the new balance.  Locks: the account row (the fast path's UPDATE, or FOR
+ * UPDATE), to COMMIT.
  */
 PG_FUNCTION_INFO_V1(ledger_debit);
 Datum
