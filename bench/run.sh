@@ -38,6 +38,7 @@ run() {
 	"$BENCH_BIN" -n "$N" -d "$SECONDS_PER_ROUND" -r "$ROUNDS" -w 1 "$@"
 }
 
+$smoke && echo "smoke run: a few tiny rounds to keep the tool working; the numbers mean nothing"
 echo "ledger benchmark: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
 	"PostgreSQL $($LEDGER_PG_BIN/postgres --version | awk '{print $3}'), fsync=on, synchronous_commit=on, $(date -u +%Y-%m-%d)"
 run -c "$CLIENTS" -W uniform

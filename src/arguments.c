@@ -85,7 +85,7 @@ ledger_arg_amount(FunctionCallInfo fcinfo, int argno)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("amount must be positive"),
 				 errdetail("The amount is " INT64_FORMAT ".", amount),
-				 errhint("Amounts are in minor units; use ledger_debit to take money out.")));
+				 errhint("Amounts are positive minor units; the function (credit or debit) gives the direction.")));
 	return amount;
 }
 

@@ -38,7 +38,8 @@ ledger_require_packages() {
 	[ -z "$missing" ] && return 0
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing packages:$missing" >&2
-		echo "run:  sudo apt-get update && sudo apt-get install -y $LEDGER_PACKAGES $*" >&2
+		echo "install them as root, then run this script again:" >&2
+		root_command_hint "apt-get update && apt-get install -y $LEDGER_PACKAGES $*"
 		exit 1
 	fi
 	log "installing:$missing"
@@ -46,17 +47,35 @@ ledger_require_packages() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $LEDGER_PACKAGES "$@" >/dev/null
 }
 
+# root_command_hint "COMMAND": how a user who is not root runs it as root
+root_command_hint() {
+	echo "  sudo sh -c '$1'" >&2
+	echo "  (or, without sudo: su -c '$1')" >&2
+}
+
 ledger_build_install() {
-	local pg_config=$LEDGER_PG_BIN/pg_config
+	local pg_config=$LEDGER_PG_BIN/pg_config pkglib share
+	pkglib=$($pg_config --pkglibdir)
+	share=$($pg_config --sharedir)/extension
 	log "building the extension"
 	make -s -C "$LEDGER_ROOT" PG_CONFIG="$pg_config" EXTRA_CFLAGS=-Werror >/dev/null
-	if [ -w "$($pg_config --pkglibdir)" ] && [ -w "$($pg_config --sharedir)/extension" ]; then
+	if [ -w "$pkglib" ] && [ -w "$share" ]; then
 		make -s -C "$LEDGER_ROOT" PG_CONFIG="$pg_config" install >/dev/null
-	else
-		echo "cannot write to the server's directories; run:" >&2
-		echo "  sudo make -C $LEDGER_ROOT PG_CONFIG=$pg_config install" >&2
-		exit 1
+		return 0
 	fi
+	# not root: fine if what is installed is exactly this build
+	if cmp -s "$LEDGER_ROOT/ledger.so" "$pkglib/ledger.so" &&
+		cmp -s "$LEDGER_ROOT/ledger.control" "$share/ledger.control" &&
+		(for f in "$LEDGER_ROOT"/sql/ledger--*.sql; do
+			cmp -s "$f" "$share/$(basename "$f")" || exit 1
+		done); then
+		log "the installed extension is this build"
+		return 0
+	fi
+	echo "this build of the extension is not installed, and installing writes to" >&2
+	echo "the server's directories; run this once as root, then run this script again:" >&2
+	root_command_hint "make -C $LEDGER_ROOT PG_CONFIG=$pg_config install"
+	exit 1
 }
 
 # Run a command as the unprivileged server user (postgres refuses root).
