@@ -14,7 +14,8 @@
 #   demo            test/demo.sh         the README's first command still works
 #   bench smoke     bench/run.sh --smoke a few seconds of every benchmark workload
 #
-# Ends with one line "ledger: N passed, N failed" and exits non-zero on any
+# Prints one line per test (the full output of a suite only when it fails),
+# ends with one line "ledger: N passed, N failed" and exits non-zero on any
 # failure.
 source "$(dirname "$0")/lib.sh"
 
@@ -41,7 +42,7 @@ make -C "$LEDGER_ROOT" -s PG_CONFIG="$LEDGER_PG_BIN/pg_config" installcheck \
 	>"$LEDGER_TMP/installcheck.log" 2>&1
 status=$?
 set -e
-cat "$LEDGER_TMP/installcheck.log"
+grep -E '\.\.\. ' "$LEDGER_TMP/installcheck.log" || cat "$LEDGER_TMP/installcheck.log"
 # one result per test, from pg_regress's "name ... ok" lines
 while read -r line; do
 	name=$(echo "$line" | sed -E 's/^(test |ok [0-9]+ +- +)?[[:space:]]*([A-Za-z0-9_]+).*/\2/')
@@ -60,7 +61,7 @@ fi
 psql_q -c 'CREATE DATABASE tap'
 for file in "$LEDGER_ROOT"/test/pgtap/*.sql; do
 	set +e
-	PGDATABASE=tap pg_prove --verbose --failures "$file"
+	PGDATABASE=tap pg_prove --failures "$file"
 	status=$?
 	set -e
 	record "pgtap/$(basename "$file" .sql)" "$status"
@@ -68,15 +69,30 @@ done
 cluster_stop regress
 
 # --- shell-driven suites: each starts and stops its own cluster ----------
-for suite in test/durability.sh test/crash.sh test/restart.sh test/bank.sh test/failover.sh \
-	test/fuzz.sh test/client.sh test/demo.sh "bench/run.sh --smoke"; do
-	log "suite: $suite"
+while read -r name command; do
 	set +e
-	bash "$LEDGER_ROOT"/$suite
+	bash "$LEDGER_ROOT"/$command >"$LEDGER_TMP/$name.log" 2>&1 </dev/null
 	status=$?
 	set -e
-	record "$(basename "${suite%% *}" .sh)" "$status"
-done
+	record "$name" "$status"
+	# the full output only when it failed; otherwise the suite's own summary
+	if [ "$status" -eq 0 ]; then
+		printf 'ok   %-11s %s\n' "$name" "$(grep -v '^[[:space:]]*$' "$LEDGER_TMP/$name.log" | tail -n 1)"
+	else
+		printf 'FAIL %-11s exit %s; its output:\n' "$name" "$status"
+		tail -n 150 "$LEDGER_TMP/$name.log"
+	fi
+done <<'SUITES'
+durability  test/durability.sh
+crash       test/crash.sh
+restart     test/restart.sh
+bank        test/bank.sh
+failover    test/failover.sh
+fuzz        test/fuzz.sh
+client      test/client.sh
+demo        test/demo.sh
+bench-smoke bench/run.sh --smoke
+SUITES
 
 [ -n "$failures" ] && echo "failed:$failures"
 echo "ledger: $passed passed, $failed failed"
