@@ -25,6 +25,8 @@
 
 #include "libpq-fe.h"
 
+#include "lost_connection.h"
+
 #define DEBIT_SQL "SELECT ledger_debit('crash', 1, $1)"
 
 static void
@@ -34,38 +36,11 @@ usage(void)
 	exit(1);
 }
 
-/* True when the failure of the last command was the loss of the connection. */
-static int
-connection_lost(const PGconn *conn, const PGresult *res)
-{
-	const char *sqlstate;
-
-	if (PQstatus(conn) == CONNECTION_BAD)
-		return 1;
-	if (res == NULL)
-		return 0;
-	sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	if (sqlstate == NULL)
-		return 0;
-	/* class 08: connection exception; 57P01-57P03: server shutting down or crashed */
-	return strncmp(sqlstate, "08", 2) == 0 ||
-		strcmp(sqlstate, "57P01") == 0 ||
-		strcmp(sqlstate, "57P02") == 0 ||
-		strcmp(sqlstate, "57P03") == 0;
-}
-
 /* Report a failed command and exit: 0 if the server went away, else 1. */
 static void
 fail(PGconn *conn, PGresult *res, long client, const char *what)
 {
-	int			lost = connection_lost(conn, res);
-
-	if (!lost)
-		fprintf(stderr, "crash_client %ld: %s failed: %s", client, what,
-				res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-	PQclear(res);
-	PQfinish(conn);
-	exit(lost ? 0 : 1);
+	fail_command("crash_client", conn, res, client, what);
 }
 
 /* Run a command that returns no rows (SET); exits on failure. */
