@@ -122,6 +122,7 @@ static void read_input(FunctionCallInfo fcinfo, bool is_transfer,
 static HTAB *lock_accounts(const BatchInput *input);
 static HTAB *read_keys(const BatchInput *input);
 static const char *name_of(Datum name);
+static HTAB *name_table(const char *what, Size entrysize, long nelem);
 static const char *post_item(const BatchInput *input, int i, HTAB *accounts,
 							 HTAB *keys, BatchWrites *writes, int64 *result,
 							 int *transfer_index);
@@ -266,22 +267,32 @@ name_of(Datum name)
 }
 
 /*
+ * A hash table in the current (SPI) memory context whose entries start
+ * with a name or key of up to 255 bytes, NUL-terminated.
+ */
+static HTAB *
+name_table(const char *what, Size entrysize, long nelem)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = NAME_KEY_SIZE;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(what, Max(nelem, 16), &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/*
  * Phase 1a: lock every account the batch names, in account_id order.
  */
 static HTAB *
 lock_accounts(const BatchInput *input)
 {
-	HASHCTL		ctl;
-	HTAB	   *accounts;
+	HTAB	   *accounts = name_table("ledger batch accounts", sizeof(BatchAccount),
+									  input->nitems);
 	Column		names = {0};
 	Datum		values[1];
 	int			rows;
-
-	ctl.keysize = NAME_KEY_SIZE;
-	ctl.entrysize = sizeof(BatchAccount);
-	ctl.hcxt = CurrentMemoryContext;
-	accounts = hash_create("ledger batch accounts", Max(input->nitems, 16), &ctl,
-						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
 	for (int i = 0; i < input->nitems; i++)
 	{
@@ -320,17 +331,10 @@ lock_accounts(const BatchInput *input)
 static HTAB *
 read_keys(const BatchInput *input)
 {
-	HASHCTL		ctl;
-	HTAB	   *keys;
+	HTAB	   *keys = name_table("ledger batch keys", sizeof(BatchKey), 16);
 	Column		wanted = {0};
 	Datum		values[1];
 	int			rows;
-
-	ctl.keysize = NAME_KEY_SIZE;
-	ctl.entrysize = sizeof(BatchKey);
-	ctl.hcxt = CurrentMemoryContext;
-	keys = hash_create("ledger batch keys", 16, &ctl,
-					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	if (input->keys == NULL)
 		return keys;
 
