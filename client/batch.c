@@ -268,6 +268,42 @@ ledger__batch_malformed(LedgerConn *conn, LedgerPosting *items, size_t n,
 	return LEDGER_CLIENT_ERROR;
 }
 
+/*
+ * The checks both batch calls start with.  Returns false, with the call's
+ * status in *status, when the call is over before anything is sent: no
+ * handle, an empty batch, no items, or a handle with invalid options.
+ */
+bool
+ledger__batch_begin(LedgerConn *conn, LedgerPosting *items, size_t n,
+					const char *function, LedgerStatus *status)
+{
+	char		message[128];
+
+	*status = LEDGER_CLIENT_ERROR;
+	if (conn == NULL)
+		return false;
+	ledger__begin_call(conn);
+	if (n == 0)
+	{
+		*status = LEDGER_OK;
+		return false;
+	}
+	if (items == NULL)
+	{
+		snprintf(message, sizeof(message), "%s: items must not be NULL", function);
+		ledger__set_error(conn, message, NULL, NULL, NULL);
+		return false;
+	}
+	if (conn->retry_attempts < 1)
+	{
+		*status = ledger__batch_malformed(conn, items, n,
+										  "connection handle was created with invalid options");
+		return false;
+	}
+	*status = LEDGER_OK;
+	return true;
+}
+
 LedgerStatus
 ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 {
@@ -278,18 +314,8 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 	bool		pending;
 	LedgerStatus result = LEDGER_OK;
 
-	if (conn == NULL)
-		return LEDGER_CLIENT_ERROR;
-	ledger__begin_call(conn);
-	if (n == 0)
-		return LEDGER_OK;
-	if (items == NULL)
-	{
-		ledger__set_error(conn, "ledger_batch: items must not be NULL", NULL, NULL, NULL);
-		return LEDGER_CLIENT_ERROR;
-	}
-	if (conn->retry_attempts < 1)
-		return ledger__batch_malformed(conn, items, n, "connection handle was created with invalid options");
+	if (!ledger__batch_begin(conn, items, n, "ledger_batch", &result))
+		return result;
 	for (i = 0; i < n; i++)
 		if (stmt_of(items[i].op) == LEDGER_N_STMTS)
 			return ledger__batch_malformed(conn, items, n, "ledger_batch: an item has an invalid op");

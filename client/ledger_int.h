@@ -105,5 +105,7 @@ extern void ledger__item_take_error(LedgerConn *conn, LedgerPosting *item,
 									LedgerStatus status);
 extern LedgerStatus ledger__batch_malformed(LedgerConn *conn, LedgerPosting *items,
 											size_t n, const char *message);
+extern bool ledger__batch_begin(LedgerConn *conn, LedgerPosting *items, size_t n,
+								const char *function, LedgerStatus *status);
 
 #endif							/* LEDGER_INT_H */

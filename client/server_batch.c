@@ -363,19 +363,8 @@ ledger_post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 	size_t		i;
 	int			p;
 
-	if (conn == NULL)
-		return LEDGER_CLIENT_ERROR;
-	ledger__begin_call(conn);
-	if (n == 0)
-		return LEDGER_OK;
-	if (items == NULL)
-	{
-		ledger__set_error(conn, "ledger_post_batch: items must not be NULL", NULL, NULL, NULL);
-		return LEDGER_CLIENT_ERROR;
-	}
-	if (conn->retry_attempts < 1)
-		return ledger__batch_malformed(conn, items, n,
-									   "connection handle was created with invalid options");
+	if (!ledger__batch_begin(conn, items, n, "ledger_post_batch", &result))
+		return result;
 	if ((problem = check_ops(items, n)) != NULL)
 		return ledger__batch_malformed(conn, items, n, problem);
 	if (n > INT_MAX)
