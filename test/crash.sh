@@ -129,18 +129,8 @@ kill -CONT "${SYNC_PIDS[@]}"
 
 # The clients see the connection drop and exit 0; anything else is a failure.
 for i in "${!CLIENT_PIDS[@]}"; do
-	c=$((i + 1)) pid=${CLIENT_PIDS[$i]}
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null && die "client $c did not exit after the crash"
-	status=0
-	wait "$pid" || status=$?
-	if [ "$status" -ne 0 ]; then
-		cat "$TMP/client.$c.err" >&2
-		die "client $c exited with status $status"
-	fi
+	c=$((i + 1))
+	reap_lost_client "${CLIENT_PIDS[$i]}" "$TMP/client.$c.err" || die "client $c failed after the crash"
 done
 CLIENT_PIDS=()
 

@@ -209,20 +209,10 @@ run_clients() {
 
 # reap_clients ROUND: after the kill every client must exit 0 (connection lost)
 reap_clients() {
-	local round=$1 i pid status
+	local round=$1 i c
 	for i in "${!CLIENT_PIDS[@]}"; do
-		pid=${CLIENT_PIDS[$i]}
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -0 "$pid" 2>/dev/null && die "client $((round * 100 + i + 1)) did not exit after the kill"
-		status=0
-		wait "$pid" || status=$?
-		if [ "$status" -ne 0 ]; then
-			cat "$TMP/client.$((round * 100 + i + 1)).err" >&2
-			die "client $((round * 100 + i + 1)) exited with status $status"
-		fi
+		c=$((round * 100 + i + 1))
+		reap_lost_client "${CLIENT_PIDS[$i]}" "$TMP/client.$c.err" || die "client $c failed after the kill"
 	done
 	CLIENT_PIDS=()
 }

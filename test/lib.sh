@@ -203,6 +203,27 @@ children_of() {
 	done
 }
 
+# reap_lost_client PID ERRFILE: wait (10 s at most) for a test client whose
+# server was killed; it must exit 0, meaning "connection lost".  On failure
+# prints ERRFILE and why, and returns 1.
+reap_lost_client() {
+	local pid=$1 errfile=$2 status=0
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "it did not exit after its server was killed" >&2
+		return 1
+	fi
+	wait "$pid" || status=$?
+	if [ "$status" -ne 0 ]; then
+		cat "$errfile" >&2
+		echo "it exited with status $status" >&2
+		return 1
+	fi
+}
+
 ledger_cleanup() {
 	local name
 	for name in $LEDGER_CLUSTERS; do
