@@ -492,21 +492,26 @@ static void
 write_batch(HTAB *accounts, BatchWrites *writes, int64 *transfer_ids)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	Column		ids = {0};		/* ctids of the touched accounts */
-	Column		balances = {0};
 	HASH_SEQ_STATUS scan;
 	BatchAccount *account;
 	Datum		values[6];
 
+	ItemPointerData *ctids;
+	int64	   *new_balances;
+	int			touched = 0;
+
+	ctids = palloc(sizeof(ItemPointerData) * hash_get_num_entries(accounts));
+	new_balances = palloc(sizeof(int64) * hash_get_num_entries(accounts));
 	hash_seq_init(&scan, accounts);
 	while ((account = hash_seq_search(&scan)) != NULL)
 	{
 		if (!account->touched)
 			continue;
-		column_push(&ids, PointerGetDatum(&account->ctid), false);
-		column_push(&balances, Int64GetDatum(account->balance), false);
+		ctids[touched] = account->ctid;
+		new_balances[touched] = account->balance;
+		touched++;
 	}
-	if (ids.count == 0)
+	if (touched == 0)
 		return;
 
 	/* keys first: a key committed concurrently makes the whole batch retry */
@@ -530,10 +535,21 @@ write_batch(HTAB *accounts, BatchWrites *writes, int64 *transfer_ids)
 					 errhint("Retry the batch: items whose key is now used will replay.")));
 	}
 
-	values[0] = PointerGetDatum(column_array(&ids, TIDOID));
-	values[1] = PointerGetDatum(column_array(&balances, INT8OID));
-	if (ledger_execute(STMT_UPDATE_BALANCES, values, NULL, false) != ids.count)
-		elog(ERROR, "ledger: a locked account row moved during the batch");
+	if (!ledger_bulk_set_balances(touched, ctids, new_balances))
+	{
+		Column		ids = {0};
+		Column		balances = {0};
+
+		for (int a = 0; a < touched; a++)
+		{
+			column_push(&ids, PointerGetDatum(&ctids[a]), false);
+			column_push(&balances, Int64GetDatum(new_balances[a]), false);
+		}
+		values[0] = PointerGetDatum(column_array(&ids, TIDOID));
+		values[1] = PointerGetDatum(column_array(&balances, INT8OID));
+		if (ledger_execute(STMT_UPDATE_BALANCES, values, NULL, false) != touched)
+			elog(ERROR, "ledger: a locked account row moved during the batch");
+	}
 
 	if (writes->transfer_from.count > 0)
 	{
@@ -556,13 +572,23 @@ write_batch(HTAB *accounts, BatchWrites *writes, int64 *transfer_ids)
 					Int64GetDatum(transfer_ids[DatumGetInt32(writes->entry_transfer.values[e])]);
 	}
 
-	values[0] = PointerGetDatum(column_array(&writes->entry_account, INT8OID));
-	values[1] = PointerGetDatum(column_array(&writes->entry_amount, INT8OID));
-	values[2] = PointerGetDatum(column_array(&writes->entry_balance, INT8OID));
-	values[3] = PointerGetDatum(column_array(&writes->entry_transfer, INT8OID));
-	values[4] = PointerGetDatum(column_array(&writes->entry_key, TEXTOID));
-	values[5] = TimestampTzGetDatum(now);
-	ledger_execute(STMT_INSERT_ENTRIES, values, NULL, false);
+	if (!ledger_bulk_append_entries(writes->entry_account.count,
+									writes->entry_account.values,
+									writes->entry_amount.values,
+									writes->entry_balance.values,
+									writes->entry_transfer.values,
+									writes->entry_transfer.nulls,
+									writes->entry_key.values,
+									writes->entry_key.nulls, now))
+	{
+		values[0] = PointerGetDatum(column_array(&writes->entry_account, INT8OID));
+		values[1] = PointerGetDatum(column_array(&writes->entry_amount, INT8OID));
+		values[2] = PointerGetDatum(column_array(&writes->entry_balance, INT8OID));
+		values[3] = PointerGetDatum(column_array(&writes->entry_transfer, INT8OID));
+		values[4] = PointerGetDatum(column_array(&writes->entry_key, TEXTOID));
+		values[5] = TimestampTzGetDatum(now);
+		ledger_execute(STMT_INSERT_ENTRIES, values, NULL, false);
+	}
 }
 
 static Datum

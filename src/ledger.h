@@ -13,6 +13,7 @@
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "storage/itemptr.h"
 
 /* Longest account name or idempotency key, in bytes. */
 #define LEDGER_MAX_NAME_BYTES	255
@@ -107,5 +108,16 @@ extern bool ledger_key_claim(const LedgerRequest *request, int64 result,
 extern void ledger_append_entry(int64 account_id, int64 amount,
 								int64 balance_after, int64 transfer_id,
 								text *key, TimestampTz created_at);
+
+/* bulk_write.c: a batch's rows without the executor; false = use SQL */
+extern bool ledger_bulk_append_entries(int count, const Datum *account_id,
+									   const Datum *amount,
+									   const Datum *balance_after,
+									   const Datum *transfer_id,
+									   const bool *transfer_null,
+									   const Datum *key, const bool *key_null,
+									   TimestampTz created_at);
+extern bool ledger_bulk_set_balances(int count, const ItemPointerData *ctid,
+									 const int64 *balance);
 
 #endif							/* LEDGER_H */

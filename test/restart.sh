@@ -4,10 +4,13 @@
 #  1. Postings: accounts with floors 0, -500 and none, two currencies;
 #     keyed transfers, debits and credits (their results recorded), a
 #     debit refused for insufficient funds (its key must stay unused),
-#     400 keyed transfers in bulk; ALTER SYSTEM SET
+#     400 keyed transfers in bulk, keyed debit and transfer batches
+#     (written by src/bulk_write.c, so crash recovery replays its
+#     multi-insert records); ALTER SYSTEM SET
 #     ledger.data_is_disposable = on.  A snapshot is taken: every row of
 #     ledger.accounts, .entries, .transfers and .idempotency_keys, every
-#     balance and history through the API, the setting and its source.
+#     balance and history through the API, the setting and its source,
+#     and amcheck's bt_index_check (every heap row has its index entries).
 #  2. Fast stop (SIGINT to the postmaster, a clean shutdown) and start:
 #     the snapshot is identical; every keyed posting sent again returns the
 #     result it returned the first time and changes nothing (the snapshot
@@ -44,6 +47,7 @@ LOG_FILE=$(cluster_dir restart)/server.log
 
 psql_q <<'SQL' >/dev/null
 CREATE EXTENSION ledger;
+CREATE EXTENSION amcheck;
 LOAD 'ledger';
 ALTER SYSTEM SET ledger.data_is_disposable = on;
 SELECT pg_reload_conf();
@@ -71,12 +75,24 @@ SELECT 'c2', ledger_credit('eur-a', 1000, 'c2');
 SELECT 't4', ledger_transfer('eur-a', 'eur-b', 750, 't4');
 SELECT 'bulk1-' || g, ledger_transfer('source', 'bob', g, 'bulk1-' || g) FROM generate_series(1, 200) g;
 SELECT 'bulk1d-' || g, ledger_debit('bob', 1, 'bulk1d-' || g) FROM generate_series(1, 200) g;
+SELECT 'batch1-' || ordinal, status, result FROM ledger_debit_batch(
+	ARRAY['bob', 'source', 'alice', 'bob', 'nobody'], ARRAY[3, 4, 5, 1000000000000000, 1],
+	ARRAY['batch1-1', 'batch1-2', 'batch1-3', 'batch1-4', 'batch1-5']);
 SQL
 cat >"$TMP/round2.sql" <<'SQL'
 SELECT 'r2-t1', ledger_transfer('bob', 'alice', 4321, 'r2-t1');
 SELECT 'r2-d1', ledger_debit('carol', 49, 'r2-d1');
 SELECT 'r2-c1', ledger_credit('source', 12345, 'r2-c1');
 SELECT 'bulk2-' || g, ledger_transfer('alice', 'bob', 1, 'bulk2-' || g) FROM generate_series(1, 200) g;
+SELECT 'batch2t-' || ordinal, status, result FROM ledger_transfer_batch(
+	ARRAY(SELECT 'source' FROM generate_series(1, 300)),
+	ARRAY(SELECT (ARRAY['alice', 'bob', 'carol'])[1 + g % 3] FROM generate_series(1, 300) g),
+	ARRAY(SELECT g::bigint FROM generate_series(1, 300) g),
+	ARRAY(SELECT 'batch2t-' || g FROM generate_series(1, 300) g));
+SELECT 'batch2d-' || ordinal, status, result FROM ledger_debit_batch(
+	ARRAY(SELECT (ARRAY['alice', 'bob', 'carol'])[1 + g % 3] FROM generate_series(1, 300) g),
+	ARRAY(SELECT 1::bigint FROM generate_series(1, 300) g),
+	ARRAY(SELECT 'batch2d-' || g FROM generate_series(1, 300) g));
 SQL
 
 # snapshot FILE: the whole ledger, through its tables and its API
@@ -91,6 +107,9 @@ SELECT 'balance', name, ledger_balance(name) FROM ledger.accounts ORDER BY name;
 SELECT 'history', a.name, h.* FROM ledger.accounts a, ledger_history(a.name, 1000) h
 ORDER BY a.name, h.entry_id;
 SELECT 'verify', * FROM ledger_verify();
+SELECT 'indexes intact', count(bt_index_check(indexrelid, true)) FROM pg_index
+ WHERE indrelid IN ('ledger.accounts'::regclass, 'ledger.entries'::regclass,
+					'ledger.transfers'::regclass, 'ledger.idempotency_keys'::regclass);
 LOAD 'ledger';
 SELECT 'setting', name, setting, source FROM pg_settings WHERE name = 'ledger.data_is_disposable';
 SQL

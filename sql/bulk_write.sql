@@ -1,0 +1,102 @@
+-- Batches write journal entries and balances through the table access
+-- method (src/bulk_write.c).  What a statement would add on top -- triggers,
+-- column defaults -- must still happen: then the batch writes through SQL.
+-- amcheck proves every heap row has its index entries.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS ledger CASCADE;
+CREATE EXTENSION ledger;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+RESET client_min_messages;
+\set VERBOSITY sqlstate
+
+SELECT count(ledger_open_account('bw-' || g)) AS opened,
+       sum(ledger_credit('bw-' || g, 1000)) AS credited
+  FROM generate_series(1, 20) g;
+
+-- indexes_intact: every index of the ledger's tables holds every heap row
+CREATE FUNCTION indexes_intact() RETURNS bool LANGUAGE sql AS $$
+	SELECT count(bt_index_check(i.indexrelid, true)) = count(*)
+	  FROM pg_index i
+	 WHERE i.indrelid IN ('ledger.accounts'::regclass, 'ledger.entries'::regclass,
+						  'ledger.transfers'::regclass)
+$$;
+
+-- 1. sixty batches over the same twenty rows in one transaction: their pages
+-- fill with row versions, so later updates cannot be HOT and must add index
+-- entries for the new versions
+BEGIN;
+SELECT count(*) AS applied
+  FROM generate_series(1, 60) r,
+	   LATERAL ledger_debit_batch(ARRAY(SELECT 'bw-' || g FROM generate_series(1, 20) g),
+								  array_fill(r / r::bigint, ARRAY[20])) b
+ WHERE b.status = 'ok';
+SELECT n_tup_upd AS updates, n_tup_upd > n_tup_hot_upd AS some_not_hot
+  FROM pg_stat_xact_user_tables WHERE relid = 'ledger.accounts'::regclass;
+COMMIT;
+-- the name index finds the newest version of every row
+SELECT count(*) AS accounts, min(ledger_balance('bw-' || g)), max(ledger_balance('bw-' || g))
+  FROM generate_series(1, 20) g;
+SELECT count(*) AS entries, min(balance_after), max(balance_after)
+  FROM ledger.entries e JOIN ledger.accounts a USING (account_id)
+ WHERE a.name LIKE 'bw-%' AND e.amount = -1;
+SELECT indexes_intact(), count(*) AS problems FROM ledger_verify();
+
+-- a refused item leaves its account's row alone: one debit applies, one not
+SELECT * FROM ledger_debit_batch(ARRAY['bw-1', 'bw-2'], ARRAY[5, 100000]);
+SELECT ledger_balance('bw-1') AS bw1, ledger_balance('bw-2') AS bw2;
+
+-- 2. an AFTER INSERT trigger on the journal (say, an outbox) sees every
+-- entry of a batch, and a trigger on accounts every balance change.
+-- Triggers run inside the ledger's functions, under their search_path
+-- (pg_catalog, pg_temp), so they name their tables with the schema.
+CREATE TABLE outbox (account_id bigint, amount bigint, balance_after bigint);
+CREATE FUNCTION outbox_copy() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.outbox VALUES (NEW.account_id, NEW.amount, NEW.balance_after);
+	RETURN NULL;
+END
+$$;
+CREATE TABLE balance_log (name text, old_balance bigint, new_balance bigint);
+CREATE FUNCTION balance_copy() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.balance_log VALUES (NEW.name, OLD.balance, NEW.balance);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER entries_outbox AFTER INSERT ON ledger.entries
+	FOR EACH ROW EXECUTE FUNCTION outbox_copy();
+CREATE TRIGGER accounts_balance_log AFTER UPDATE ON ledger.accounts
+	FOR EACH ROW EXECUTE FUNCTION balance_copy();
+
+SELECT * FROM ledger_debit_batch(ARRAY['bw-3', 'bw-4', 'bw-3'], ARRAY[10, 20, 30]);
+SELECT * FROM ledger_transfer_batch(ARRAY['bw-5'], ARRAY['bw-6'], ARRAY[7]);
+SELECT a.name, o.amount, o.balance_after
+  FROM outbox o JOIN ledger.accounts a USING (account_id) ORDER BY a.name, o.amount;
+SELECT * FROM balance_log ORDER BY name;
+
+DROP TRIGGER entries_outbox ON ledger.entries;
+DROP TRIGGER accounts_balance_log ON ledger.accounts;
+
+-- 3. a column an administrator added with a default gets it on batch
+-- entries; once it is dropped the batch writes directly again
+SELECT max(entry_id) AS mark FROM ledger.entries \gset
+ALTER TABLE ledger.entries ADD COLUMN region text NOT NULL DEFAULT 'eu';
+SELECT * FROM ledger_debit_batch(ARRAY['bw-7', 'bw-8'], ARRAY[1, 2]);
+SELECT a.name, e.amount, e.region
+  FROM ledger.entries e JOIN ledger.accounts a USING (account_id)
+ WHERE e.entry_id > :mark ORDER BY a.name;
+ALTER TABLE ledger.entries DROP COLUMN region;
+SELECT * FROM ledger_transfer_batch(ARRAY['bw-7', 'bw-8'], ARRAY['bw-9', 'bw-10'], ARRAY[3, 4]);
+SELECT a.name, e.amount, e.balance_after, e.transfer_id IS NOT NULL AS has_transfer
+  FROM ledger.entries e JOIN ledger.accounts a USING (account_id)
+ WHERE e.entry_id > :mark ORDER BY e.entry_id;
+
+-- entry ids still increase per account in the order the items applied
+SELECT count(*) AS out_of_order
+  FROM (SELECT balance_after, amount,
+			   lag(balance_after) OVER (PARTITION BY account_id ORDER BY entry_id) AS before
+		  FROM ledger.entries) e
+ WHERE e.before IS NOT NULL AND e.balance_after <> e.before + e.amount;
+
+SELECT indexes_intact(), count(*) AS problems FROM ledger_verify();
+DROP FUNCTION indexes_intact();
