@@ -19,13 +19,13 @@ OBJS = \
 	src/posting.o \
 	src/journal.o \
 	src/batch.o \
-	src/bulk_write.o \
+	src/direct_write.o \
 	src/audit.o
 
 DATA = $(wildcard sql/ledger--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
-REGRESS = account posting transfer idempotency history verify durability batch bulk_write upgrade
+REGRESS = account posting transfer idempotency history verify durability batch direct_write upgrade
 # isolation specs: test/specs/<name>.spec against test/expected/<name>.out
 ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race
 ISOLATION_OPTS = --inputdir=test

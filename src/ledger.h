@@ -109,7 +109,7 @@ extern void ledger_append_entry(int64 account_id, int64 amount,
 								int64 balance_after, int64 transfer_id,
 								text *key, TimestampTz created_at);
 
-/* bulk_write.c: a batch's rows without the executor; false = use SQL */
+/* direct_write.c: postings without the executor; false = use SQL */
 extern bool ledger_bulk_append_entries(int count, const Datum *account_id,
 									   const Datum *amount,
 									   const Datum *balance_after,
@@ -119,5 +119,7 @@ extern bool ledger_bulk_append_entries(int count, const Datum *account_id,
 									   TimestampTz created_at);
 extern bool ledger_bulk_set_balances(int count, const ItemPointerData *ctid,
 									 const int64 *balance);
+extern bool ledger_direct_post(text *name, int64 amount, bool is_debit,
+							   TimestampTz now, int64 *new_balance);
 
 #endif							/* LEDGER_H */

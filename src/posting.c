@@ -119,9 +119,13 @@ post_to_account(FunctionCallInfo fcinfo, bool is_debit)
 	int64		result;
 
 	ledger_prepare_write();
-	SPI_connect();
 
-	/* without a key, one statement usually does it all */
+	/* without a key, a direct write or one statement usually does it all */
+	if (key == NULL &&
+		ledger_direct_post(name, amount, is_debit, GetCurrentTimestamp(), &result))
+		return result;
+
+	SPI_connect();
 	if (key == NULL)
 	{
 		Datum		values[3];

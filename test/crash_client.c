@@ -1,7 +1,7 @@
 /*
  * crash_client.c: load generator for the crash durability test (crash.sh).
  *
- * Usage: crash_client [--async] CLIENT_NO [CONNINFO]
+ * Usage: crash_client [--async] [--unkeyed] CLIENT_NO [CONNINFO]
  *
  * Connects (CONNINFO, or the PG* environment variables when it is omitted)
  * and posts SELECT ledger_debit('crash', 1, key) in a loop forever, with the
@@ -10,6 +10,11 @@
  * key is written as one line to stdout and flushed: that line is the
  * acknowledgement record that crash.sh checks after the crash, so it is
  * written only once the server has answered "ok".
+ *
+ * With --unkeyed it posts SELECT ledger_debit('crash-u<CLIENT_NO>', 1)
+ * instead, without a key (the direct-write path), to an account of its
+ * own, and acknowledges u<CLIENT_NO>-1, u<CLIENT_NO>-2, ...: crash.sh
+ * then counts that account's entries.
  *
  * With --async the session first runs SET synchronous_commit = off, which
  * the ledger must override for every transaction that posts money.
@@ -28,11 +33,12 @@
 #include "lost_connection.h"
 
 #define DEBIT_SQL "SELECT ledger_debit('crash', 1, $1)"
+#define UNKEYED_DEBIT_SQL "SELECT ledger_debit($1, 1)"
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: crash_client [--async] CLIENT_NO [CONNINFO]\n");
+	fprintf(stderr, "usage: crash_client [--async] [--unkeyed] CLIENT_NO [CONNINFO]\n");
 	exit(1);
 }
 
@@ -78,6 +84,8 @@ main(int argc, char **argv)
 {
 	int			argi = 1;
 	int			async = 0;
+	int			unkeyed = 0;
+	char		account[64];
 	long		client;
 	char	   *end;
 	const char *conninfo = "";
@@ -89,6 +97,11 @@ main(int argc, char **argv)
 		async = 1;
 		argi++;
 	}
+	if (argi < argc && strcmp(argv[argi], "--unkeyed") == 0)
+	{
+		unkeyed = 1;
+		argi++;
+	}
 	if (argi >= argc || argc - argi > 2)
 		usage();
 	errno = 0;
@@ -98,6 +111,7 @@ main(int argc, char **argv)
 	argi++;
 	if (argi < argc)
 		conninfo = argv[argi];
+	snprintf(account, sizeof(account), "crash-u%ld", client);
 
 	conn = PQconnectdb(conninfo);
 	if (conn == NULL)
@@ -126,14 +140,16 @@ main(int argc, char **argv)
 		const char *params[1];
 		PGresult   *res;
 
-		if (snprintf(key, sizeof(key), "c%ld-%llu", client, i) >= (int) sizeof(key))
+		if (snprintf(key, sizeof(key), "%c%ld-%llu", unkeyed ? 'u' : 'c',
+					 client, i) >= (int) sizeof(key))
 		{
 			fprintf(stderr, "crash_client %ld: key too long\n", client);
 			PQfinish(conn);
 			return 1;
 		}
-		params[0] = key;
-		res = PQexecParams(conn, DEBIT_SQL, 1, NULL, params, NULL, NULL, 0);
+		params[0] = unkeyed ? account : key;
+		res = PQexecParams(conn, unkeyed ? UNKEYED_DEBIT_SQL : DEBIT_SQL, 1,
+						   NULL, params, NULL, NULL, 0);
 		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
 			fail(conn, res, client, "ledger_debit");
 		if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))

@@ -5,7 +5,7 @@
 #     keyed transfers, debits and credits (their results recorded), a
 #     debit refused for insufficient funds (its key must stay unused),
 #     400 keyed transfers in bulk, keyed debit and transfer batches
-#     (written by src/bulk_write.c, so crash recovery replays its
+#     (written by src/direct_write.c, so crash recovery replays its
 #     multi-insert records); ALTER SYSTEM SET
 #     ledger.data_is_disposable = on.  A snapshot is taken: every row of
 #     ledger.accounts, .entries, .transfers and .idempotency_keys, every

@@ -6,6 +6,7 @@
 #   pgTAP           test/pgtap/*.sql                    (pg_prove)
 #   durability      test/durability.sh   fsync=off refusal, forced sync commit
 #   crash           test/crash.sh        SIGKILL mid-load, every ack survives
+#   crash-nokey     test/crash.sh --no-keys   the same for postings without keys
 #   restart         test/restart.sh      fast and immediate restarts keep every row, key and setting
 #   bank            test/bank.sh         Jepsen bank workload, short run
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
@@ -85,6 +86,7 @@ while read -r name command; do
 done <<'SUITES'
 durability  test/durability.sh
 crash       test/crash.sh
+crash-nokey test/crash.sh --no-keys
 restart     test/restart.sh
 bank        test/bank.sh
 failover    test/failover.sh
