@@ -119,6 +119,7 @@ static Datum *array_argument(FunctionCallInfo fcinfo, int argno,
 							 int *nitems);
 static void read_input(FunctionCallInfo fcinfo, bool is_transfer,
 					   BatchInput *input);
+static bool lock_accounts_directly(const BatchInput *input, HTAB *accounts);
 static HTAB *lock_accounts(const BatchInput *input);
 static HTAB *read_keys(const BatchInput *input);
 static const char *name_of(Datum name);
@@ -283,6 +284,66 @@ name_table(const char *what, Size entrysize, long nelem)
 }
 
 /*
+ * Phase 1a without the executor (direct_write.c): the distinct valid names
+ * of the batch, locked, into accounts.  False if the SQL statement must
+ * do it (accounts is then still empty).
+ */
+static bool
+lock_accounts_directly(const BatchInput *input, HTAB *accounts)
+{
+	int			max_names = input->nitems * (input->to != NULL ? 2 : 1);
+	text	  **names = palloc(sizeof(text *) * max_names);
+	BatchAccount **entries = palloc(sizeof(BatchAccount *) * max_names);
+	LedgerLockedRow *locked;
+	int			count = 0;
+
+	for (int i = 0; i < max_names; i++)
+	{
+		Datum		datum = (input->to == NULL) ? input->from[i] :
+			(i % 2 == 0 ? input->from[i / 2] : input->to[i / 2]);
+		const char *name = name_of(datum);
+		BatchAccount *account;
+		bool		seen;
+
+		if (name == NULL)
+			continue;
+		account = hash_search(accounts, name, HASH_ENTER, &seen);
+		if (seen)
+			continue;
+		names[count] = DatumGetTextPP(datum);
+		entries[count] = account;
+		count++;
+	}
+
+	locked = palloc(sizeof(LedgerLockedRow) * Max(count, 1));
+	if (!ledger_direct_lock_accounts(count, names, locked))
+	{
+		for (int k = 0; k < count; k++)
+			hash_search(accounts, entries[k]->name, HASH_REMOVE, NULL);
+		return false;
+	}
+
+	for (int k = 0; k < count; k++)
+	{
+		BatchAccount *account = entries[k];
+
+		if (!locked[k].found)
+		{
+			hash_search(accounts, account->name, HASH_REMOVE, NULL);
+			continue;
+		}
+		account->account_id = locked[k].account_id;
+		account->balance = locked[k].balance;
+		account->has_floor = locked[k].has_floor;
+		account->min_balance = locked[k].min_balance;
+		account->currency = locked[k].currency;
+		account->ctid = locked[k].ctid;
+		account->touched = false;
+	}
+	return true;
+}
+
+/*
  * Phase 1a: lock every account the batch names, in account_id order.
  */
 static HTAB *
@@ -293,6 +354,9 @@ lock_accounts(const BatchInput *input)
 	Column		names = {0};
 	Datum		values[1];
 	int			rows;
+
+	if (lock_accounts_directly(input, accounts))
+		return accounts;
 
 	for (int i = 0; i < input->nitems; i++)
 	{

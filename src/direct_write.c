@@ -48,6 +48,7 @@
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
 #include "storage/bufmgr.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/inval.h"
@@ -83,6 +84,7 @@ typedef struct LedgerCatalog
 	AttrNumber	account_id;		/* columns of ledger.accounts */
 	AttrNumber	balance;
 	AttrNumber	min_balance;
+	AttrNumber	currency;
 	AttrNumber	entry[ENTRY_NCOLUMNS];	/* columns of ledger.entries */
 	bool		entries_known;	/* no columns beyond entry_columns */
 } LedgerCatalog;
@@ -120,8 +122,12 @@ static void append_entries(Journal *journal, int count, const Datum *account_id,
 						   const Datum *transfer_id, const bool *transfer_null,
 						   const Datum *key, const bool *key_null,
 						   TimestampTz created_at);
-static bool find_account(DirectTarget *accounts, text *name, Snapshot snapshot,
-						 TupleTableSlot *slot);
+typedef struct NameLookup NameLookup;
+static void begin_lookup(NameLookup *lookup, DirectTarget *accounts,
+						 Snapshot snapshot);
+static void end_lookup(NameLookup *lookup);
+static bool find_account(NameLookup *lookup, text *name, TupleTableSlot *slot);
+static int	compare_by_account_id(const void *a, const void *b);
 
 static Oid
 ledger_relid(const char *name, bool missing_ok)
@@ -160,9 +166,11 @@ ledger_catalog(void)
 	catalog.account_id = get_attnum(catalog.accounts, "account_id");
 	catalog.balance = get_attnum(catalog.accounts, "balance");
 	catalog.min_balance = get_attnum(catalog.accounts, "min_balance");
+	catalog.currency = get_attnum(catalog.accounts, "currency");
 	if (catalog.account_id == InvalidAttrNumber ||
 		catalog.balance == InvalidAttrNumber ||
-		catalog.min_balance == InvalidAttrNumber)
+		catalog.min_balance == InvalidAttrNumber ||
+		catalog.currency == InvalidAttrNumber)
 		elog(ERROR, "ledger: ledger.accounts is missing a column");
 
 	/* exactly the known journal columns: a new one may want its default */
@@ -473,34 +481,44 @@ ledger_bulk_set_balances(int count, const ItemPointerData *ctid,
 }
 
 /*
- * The account row named name, as the snapshot sees it, into slot; false
- * if there is none.  The lookup goes through the unique name index.
+ * Account rows by name, through the unique name index: open once, then
+ * find_account per name.
  */
-static bool
-find_account(DirectTarget *accounts, text *name, Snapshot snapshot,
-			 TupleTableSlot *slot)
+struct NameLookup
 {
-	Oid			index_oid = ledger_catalog()->name_index;
 	Relation	index;
 	IndexScanDesc scan;
-	ScanKeyData key;
-	bool		found;
+};
 
-	if (!OidIsValid(index_oid))
-		return false;
-	index = index_open(index_oid, AccessShareLock);
+static void
+begin_lookup(NameLookup *lookup, DirectTarget *accounts, Snapshot snapshot)
+{
+	lookup->index = index_open(ledger_catalog()->name_index, AccessShareLock);
+#if PG_VERSION_NUM >= 180000
+	lookup->scan = index_beginscan(accounts->rel, lookup->index, snapshot, NULL, 1, 0);
+#else
+	lookup->scan = index_beginscan(accounts->rel, lookup->index, snapshot, 1, 0);
+#endif
+}
+
+static void
+end_lookup(NameLookup *lookup)
+{
+	index_endscan(lookup->scan);
+	index_close(lookup->index, AccessShareLock);
+}
+
+/* The account row named name, as the snapshot sees it, into slot; false
+ * if there is none. */
+static bool
+find_account(NameLookup *lookup, text *name, TupleTableSlot *slot)
+{
+	ScanKeyData key;
+
 	/* ScanKeyInit compares in the "C" collation, the column's own */
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(name));
-#if PG_VERSION_NUM >= 180000
-	scan = index_beginscan(accounts->rel, index, snapshot, NULL, 1, 0);
-#else
-	scan = index_beginscan(accounts->rel, index, snapshot, 1, 0);
-#endif
-	index_rescan(scan, &key, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	index_endscan(scan);
-	index_close(index, AccessShareLock);
-	return found;
+	index_rescan(lookup->scan, &key, 1, NULL, 0);
+	return index_getnext_slot(lookup->scan, ForwardScanDirection, slot);
 }
 
 /*
@@ -533,9 +551,12 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 	LockTupleMode lockmode;
 	Datum		account_id;
 	Datum		signed_amount;
-
+	NameLookup	lookup;
+	bool		found;
 	const LedgerCatalog *cat = ledger_catalog();
 
+	if (!OidIsValid(cat->name_index))
+		return false;
 	if (!open_target(cat->accounts, true, &accounts))
 		return false;
 	if (!open_journal(&journal))
@@ -555,7 +576,10 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 	current = table_slot_create(accounts.rel, NULL);
 	updated = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 
-	if (!find_account(&accounts, name, GetActiveSnapshot(), current))
+	begin_lookup(&lookup, &accounts, GetActiveSnapshot());
+	found = find_account(&lookup, name, current);
+	end_lookup(&lookup);
+	if (!found)
 		goto done;
 
 	slot_getallattrs(current);
@@ -641,4 +665,124 @@ done:
 	close_target(&journal.target);
 	close_target(&accounts);
 	return posted;
+}
+
+/* A row to lock: where the snapshot saw it, and for which name. */
+typedef struct RowToLock
+{
+	int64		account_id;
+	ItemPointerData tid;
+	int			name_index;
+} RowToLock;
+
+static int
+compare_by_account_id(const void *a, const void *b)
+{
+	int64		x = ((const RowToLock *) a)->account_id;
+	int64		y = ((const RowToLock *) b)->account_id;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * SELECT ... FROM ledger.accounts WHERE name = ANY(names) ORDER BY
+ * account_id FOR UPDATE, without the executor: every row found is locked
+ * in account_id order (so concurrent batches queue instead of
+ * deadlocking), the newest version in READ COMMITTED, a serialization
+ * failure (40001) if it changed since the snapshot under REPEATABLE READ
+ * or SERIALIZABLE, as the statement would.  names must be distinct;
+ * rows[i] describes names[i] (found false if there is no such account).
+ * Returns false, having locked nothing, when the statement must do it.
+ */
+bool
+ledger_direct_lock_accounts(int count, text **names, LedgerLockedRow *rows)
+{
+	const LedgerCatalog *cat = ledger_catalog();
+	DirectTarget accounts;
+	TupleTableSlot *slot;
+	RowToLock  *found;
+	int			nfound = 0;
+	NameLookup	lookup;
+	Snapshot	snapshot;
+	CommandId	cid;
+	uint8		flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
+
+	if (!OidIsValid(cat->name_index))
+		return false;
+	if (!open_target(cat->accounts, true, &accounts))
+		return false;
+
+	CommandCounterIncrement();
+	snapshot = GetTransactionSnapshot();
+	PushActiveSnapshot(snapshot);
+	snapshot = GetActiveSnapshot();
+	cid = GetCurrentCommandId(true);
+	if (!IsolationUsesXactSnapshot())
+		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+
+	slot = table_slot_create(accounts.rel, NULL);
+	found = palloc(sizeof(RowToLock) * Max(count, 1));
+	begin_lookup(&lookup, &accounts, snapshot);
+	for (int i = 0; i < count; i++)
+	{
+		bool		isnull;
+
+		rows[i].found = false;
+		if (!find_account(&lookup, names[i], slot))
+			continue;
+		found[nfound].account_id =
+			DatumGetInt64(slot_getattr(slot, cat->account_id, &isnull));
+		found[nfound].tid = slot->tts_tid;
+		found[nfound].name_index = i;
+		nfound++;
+	}
+	end_lookup(&lookup);
+	qsort(found, nfound, sizeof(RowToLock), compare_by_account_id);
+
+	for (int k = 0; k < nfound; k++)
+	{
+		LedgerLockedRow *row = &rows[found[k].name_index];
+		TM_FailureData failure;
+		TM_Result	result;
+		bool		isnull;
+
+		result = table_tuple_lock(accounts.rel, &found[k].tid, snapshot, slot,
+								  cid, LockTupleExclusive, LockWaitBlock,
+								  flags, &failure);
+		switch (result)
+		{
+			case TM_Ok:
+				break;
+			case TM_Updated:
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				if (result == TM_Updated)
+					elog(ERROR, "ledger: unexpected table_tuple_lock status %d", (int) result);
+				/* gone (accounts are never deleted): as if not found */
+				row->found = false;
+				continue;
+			case TM_SelfModified:
+				/* as ExecLockRows: changed by a later command of ours */
+				row->found = false;
+				continue;
+			default:
+				elog(ERROR, "ledger: unexpected table_tuple_lock status %d", (int) result);
+		}
+
+		row->found = true;
+		row->ctid = slot->tts_tid;
+		row->account_id = DatumGetInt64(slot_getattr(slot, cat->account_id, &isnull));
+		row->balance = DatumGetInt64(slot_getattr(slot, cat->balance, &isnull));
+		row->min_balance = DatumGetInt64(slot_getattr(slot, cat->min_balance, &isnull));
+		row->has_floor = !isnull;
+		row->currency = TextDatumGetCString(slot_getattr(slot, cat->currency, &isnull));
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	PopActiveSnapshot();
+	close_target(&accounts);
+	return true;
 }

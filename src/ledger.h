@@ -122,4 +122,18 @@ extern bool ledger_bulk_set_balances(int count, const ItemPointerData *ctid,
 extern bool ledger_direct_post(text *name, int64 amount, bool is_debit,
 							   TimestampTz now, int64 *new_balance);
 
+typedef struct LedgerLockedRow
+{
+	bool		found;
+	int64		account_id;
+	int64		balance;
+	bool		has_floor;
+	int64		min_balance;
+	char	   *currency;
+	ItemPointerData ctid;		/* of the locked row version */
+} LedgerLockedRow;
+
+extern bool ledger_direct_lock_accounts(int count, text **names,
+										LedgerLockedRow *rows);
+
 #endif							/* LEDGER_H */
