@@ -86,6 +86,8 @@ CREATE TRIGGER accounts_balance_log AFTER UPDATE ON ledger.accounts
 SELECT * FROM ledger_debit_batch(ARRAY['bw-3', 'bw-4', 'bw-3'], ARRAY[10, 20, 30]);
 SELECT * FROM ledger_transfer_batch(ARRAY['bw-5'], ARRAY['bw-6'], ARRAY[7]);
 SELECT ledger_debit('bw-11', 5) AS debited, ledger_credit('bw-12', 6) AS credited;
+SELECT ledger_debit('bw-15', 8, 'dw-key-1') AS keyed_debit,
+       ledger_transfer('bw-16', 'bw-17', 9) > 0 AS transferred;
 SELECT a.name, o.amount, o.balance_after
   FROM outbox o JOIN ledger.accounts a USING (account_id) ORDER BY a.name, o.amount;
 SELECT * FROM balance_log ORDER BY name;
@@ -99,10 +101,25 @@ SELECT max(entry_id) AS mark FROM ledger.entries \gset
 ALTER TABLE ledger.entries ADD COLUMN region text NOT NULL DEFAULT 'eu';
 SELECT * FROM ledger_debit_batch(ARRAY['bw-7', 'bw-8'], ARRAY[1, 2]);
 SELECT ledger_debit('bw-13', 1) AS debited, ledger_credit('bw-14', 2) AS credited;
+SELECT ledger_credit('bw-15', 3, 'dw-key-2') AS keyed_credit,
+       ledger_transfer('bw-16', 'bw-17', 4) > 0 AS transferred;
 SELECT a.name, e.amount, e.region
   FROM ledger.entries e JOIN ledger.accounts a USING (account_id)
  WHERE e.entry_id > :mark ORDER BY a.name;
 ALTER TABLE ledger.entries DROP COLUMN region;
+
+-- the same for a column added to the transfers
+ALTER TABLE ledger.transfers ADD COLUMN channel text NOT NULL DEFAULT 'api';
+SELECT ledger_transfer('bw-18', 'bw-19', 5) > 0 AS transferred;
+SELECT * FROM ledger_transfer_batch(ARRAY['bw-19'], ARRAY['bw-18'], ARRAY[2]);
+SELECT f.name AS from_account, t.name AS to_account, x.amount, x.channel
+  FROM ledger.transfers x
+  JOIN ledger.accounts f ON f.account_id = x.from_account_id
+  JOIN ledger.accounts t ON t.account_id = x.to_account_id
+ WHERE f.name IN ('bw-18', 'bw-19') ORDER BY x.transfer_id;
+ALTER TABLE ledger.transfers DROP COLUMN channel;
+SELECT ledger_transfer('bw-18', 'bw-19', 1) > 0 AS transferred;
+SELECT ledger_balance('bw-18') AS bw18, ledger_balance('bw-19') AS bw19;
 SELECT * FROM ledger_transfer_batch(ARRAY['bw-7', 'bw-8'], ARRAY['bw-9', 'bw-10'], ARRAY[3, 4]);
 SELECT a.name, e.amount, e.balance_after, e.transfer_id IS NOT NULL AS has_transfer
   FROM ledger.entries e JOIN ledger.accounts a USING (account_id)

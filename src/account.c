@@ -20,6 +20,7 @@
 #include "ledger.h"
 
 static void fill_locked_account(int row, text *name, LockedAccount *account);
+static bool lock_directly(int count, text **names, LockedAccount **accounts);
 static bool name_equals(text *name, const char *other);
 
 void
@@ -54,6 +55,37 @@ fill_locked_account(int row, text *name, LockedAccount *account)
 		elog(ERROR, "ledger: account row has a NULL id or balance");
 	account->has_floor = ledger_get_int64(row, 3, &account->min_balance);
 	account->currency = ledger_get_cstring(row, 4);
+	account->ctid_known = false;
+}
+
+/*
+ * Lock count distinct accounts without the executor (direct_write.c), in
+ * account_id order; raises LG002 naming the first missing one.  False if
+ * the SQL statement must do it.
+ */
+static bool
+lock_directly(int count, text **names, LockedAccount **accounts)
+{
+	LedgerLockedRow rows[2];
+
+	Assert(count <= lengthof(rows));
+	if (!ledger_direct_lock_accounts(count, names, rows))
+		return false;
+	for (int i = 0; i < count; i++)
+		if (!rows[i].found)
+			ledger_raise_account_not_found(names[i]);
+	for (int i = 0; i < count; i++)
+	{
+		accounts[i]->name = names[i];
+		accounts[i]->account_id = rows[i].account_id;
+		accounts[i]->balance = rows[i].balance;
+		accounts[i]->has_floor = rows[i].has_floor;
+		accounts[i]->min_balance = rows[i].min_balance;
+		accounts[i]->currency = rows[i].currency;
+		accounts[i]->ctid_known = true;
+		accounts[i]->ctid = rows[i].ctid;
+	}
+	return true;
 }
 
 /*
@@ -65,6 +97,8 @@ ledger_lock_account(text *name, LockedAccount *account)
 {
 	Datum		values[1] = {PointerGetDatum(name)};
 
+	if (lock_directly(1, &name, &account))
+		return;
 	if (ledger_execute(STMT_LOCK_ACCOUNT, values, NULL, false) == 0)
 		ledger_raise_account_not_found(name);
 	fill_locked_account(0, name, account);
@@ -85,7 +119,11 @@ ledger_lock_account_pair(text *first, text *second,
 	int			rows;
 	bool		found_first = false;
 	bool		found_second = false;
+	text	   *names[2] = {first, second};
+	LockedAccount *accounts[2] = {first_account, second_account};
 
+	if (lock_directly(2, names, accounts))
+		return;
 	rows = ledger_execute(STMT_LOCK_ACCOUNT_PAIR, values, NULL, false);
 	for (int row = 0; row < rows; row++)
 	{

@@ -68,6 +68,22 @@ static const char *const entry_columns[] = {
 };
 #define ENTRY_NCOLUMNS	lengthof(entry_columns)
 
+/* The columns of ledger.transfers, in the order insert_transfer fills them. */
+static const char *const transfer_columns[] = {
+	"transfer_id", "from_account_id", "to_account_id", "amount",
+	"idempotency_key", "created_at"
+};
+#define TRANSFER_NCOLUMNS	lengthof(transfer_columns)
+
+/*
+ * Table CHECKs whose rule the code enforces itself before every direct
+ * write (the floor under the row lock; a transfer's accounts differ by
+ * name, hence by id); any other CHECK is evaluated as a statement would.
+ */
+static const char *const enforced_checks[] = {
+	"accounts_balance_floor", "transfers_distinct_accounts"
+};
+
 /*
  * Where the ledger's relations and columns are, looked up once per backend
  * and forgotten on any relcache invalidation (ALTER TABLE, DROP EXTENSION
@@ -87,6 +103,10 @@ typedef struct LedgerCatalog
 	AttrNumber	currency;
 	AttrNumber	entry[ENTRY_NCOLUMNS];	/* columns of ledger.entries */
 	bool		entries_known;	/* no columns beyond entry_columns */
+	Oid			transfers;
+	Oid			transfer_sequence;
+	AttrNumber	transfer[TRANSFER_NCOLUMNS];	/* columns of ledger.transfers */
+	bool		transfers_known;	/* no columns beyond transfer_columns */
 } LedgerCatalog;
 
 static LedgerCatalog catalog;
@@ -98,7 +118,7 @@ typedef struct DirectTarget
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
-	bool		other_checks;	/* CHECKs beyond the floor the code enforces */
+	bool		other_checks;	/* CHECKs beyond enforced_checks */
 } DirectTarget;
 
 /* ledger.entries open for appending, and where its columns are. */
@@ -110,6 +130,8 @@ typedef struct Journal
 } Journal;
 
 static void forget_catalog(Datum arg, Oid relid);
+static bool known_columns(Oid relid, const char *const *names, int count,
+						  AttrNumber *attnum);
 static const LedgerCatalog *ledger_catalog(void);
 static Oid	ledger_relid(const char *name, bool missing_ok);
 static bool open_target(Oid relid, bool for_update, DirectTarget *target);
@@ -145,11 +167,39 @@ forget_catalog(Datum arg, Oid relid)
 	catalog.valid = false;
 }
 
+/*
+ * Whether relid has exactly the columns names[0..count-1] (in any order,
+ * dropped ones aside); their numbers into attnum.
+ */
+static bool
+known_columns(Oid relid, const char *const *names, int count, AttrNumber *attnum)
+{
+	int			live_columns = 0;
+	bool		known = true;
+
+	for (int c = 0; c < count; c++)
+	{
+		attnum[c] = get_attnum(relid, names[c]);
+		if (attnum[c] == InvalidAttrNumber)
+			known = false;
+	}
+	for (AttrNumber a = 1;; a++)
+	{
+		HeapTuple	tuple = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid),
+											Int16GetDatum(a));
+
+		if (!HeapTupleIsValid(tuple))
+			break;
+		if (!((Form_pg_attribute) GETSTRUCT(tuple))->attisdropped)
+			live_columns++;
+		ReleaseSysCache(tuple);
+	}
+	return known && live_columns == count;
+}
+
 static const LedgerCatalog *
 ledger_catalog(void)
 {
-	int			live_columns = 0;
-	HeapTuple	tuple;
 
 	if (catalog.valid)
 		return &catalog;
@@ -173,26 +223,13 @@ ledger_catalog(void)
 		catalog.currency == InvalidAttrNumber)
 		elog(ERROR, "ledger: ledger.accounts is missing a column");
 
-	/* exactly the known journal columns: a new one may want its default */
-	catalog.entries_known = true;
-	for (int c = 0; c < ENTRY_NCOLUMNS; c++)
-	{
-		catalog.entry[c] = get_attnum(catalog.entries, entry_columns[c]);
-		if (catalog.entry[c] == InvalidAttrNumber)
-			catalog.entries_known = false;
-	}
-	for (AttrNumber a = 1;; a++)
-	{
-		tuple = SearchSysCache2(ATTNUM, ObjectIdGetDatum(catalog.entries),
-								Int16GetDatum(a));
-		if (!HeapTupleIsValid(tuple))
-			break;
-		if (!((Form_pg_attribute) GETSTRUCT(tuple))->attisdropped)
-			live_columns++;
-		ReleaseSysCache(tuple);
-	}
-	if (live_columns != ENTRY_NCOLUMNS)
-		catalog.entries_known = false;
+	/* exactly the known columns: a new one may want its default */
+	catalog.entries_known = known_columns(catalog.entries, entry_columns,
+										  ENTRY_NCOLUMNS, catalog.entry);
+	catalog.transfers = ledger_relid("transfers", false);
+	catalog.transfer_sequence = ledger_relid("transfers_transfer_id_seq", false);
+	catalog.transfers_known = known_columns(catalog.transfers, transfer_columns,
+											TRANSFER_NCOLUMNS, catalog.transfer);
 
 	catalog.valid = true;
 	return &catalog;
@@ -239,14 +276,19 @@ open_target(Oid relid, bool for_update, DirectTarget *target)
 	}
 
 	/*
-	 * The code checks the floor itself before every write; any other CHECK
-	 * an administrator added is evaluated as a statement would.
+	 * See enforced_checks: only the others are evaluated per row.
 	 */
 	target->other_checks = false;
-	if (constr != NULL)
-		for (int c = 0; c < constr->num_check; c++)
-			if (strcmp(constr->check[c].ccname, "accounts_balance_floor") != 0)
-				target->other_checks = true;
+	for (int c = 0; constr != NULL && c < constr->num_check; c++)
+	{
+		bool		enforced = false;
+
+		for (int e = 0; e < lengthof(enforced_checks); e++)
+			if (strcmp(constr->check[c].ccname, enforced_checks[e]) == 0)
+				enforced = true;
+		if (!enforced)
+			target->other_checks = true;
+	}
 
 	target->rel = rel;
 	target->estate = CreateExecutorState();
@@ -404,79 +446,223 @@ ledger_bulk_append_entries(int count, const Datum *account_id,
 }
 
 /*
+ * Gives the account row version at ctid, which this transaction holds
+ * locked FOR UPDATE (so it cannot have moved), a new balance; index
+ * entries for the new version unless the update was HOT.  slot is a heap
+ * tuple slot of the accounts' descriptor.
+ */
+static void
+rewrite_balance(DirectTarget *accounts, ItemPointerData ctid, int64 balance,
+				TupleTableSlot *slot)
+{
+	TupleDesc	desc = RelationGetDescr(accounts->rel);
+	AttrNumber	balance_attnum = ledger_catalog()->balance;
+	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc0(sizeof(bool) * desc->natts);
+	bool	   *replace = palloc0(sizeof(bool) * desc->natts);
+	HeapTupleData old;
+	Buffer		buffer;
+	HeapTuple	updated;
+
+	old.t_self = ctid;
+	if (!heap_fetch(accounts->rel, SnapshotAny, &old, &buffer, false))
+		elog(ERROR, "ledger: a locked account row moved");
+	values[balance_attnum - 1] = Int64GetDatum(balance);
+	replace[balance_attnum - 1] = true;
+	updated = heap_modify_tuple(&old, desc, values, nulls, replace);
+	ReleaseBuffer(buffer);
+
+	ExecStoreHeapTuple(updated, slot, false);
+	if (accounts->other_checks)
+		ExecConstraints(accounts->rri, slot, accounts->estate);
+
+#if PG_VERSION_NUM >= 160000
+	{
+		TU_UpdateIndexes update_indexes;
+
+		simple_heap_update(accounts->rel, &old.t_self, updated, &update_indexes);
+		if (update_indexes != TU_None)
+		{
+			/* the slot's tid must be the new version's */
+			ExecStoreHeapTuple(updated, slot, false);
+			insert_index_entries(accounts, slot, update_indexes == TU_All);
+		}
+	}
+#else
+	simple_heap_update(accounts->rel, &old.t_self, updated);
+	if (!HeapTupleIsHeapOnly(updated))
+	{
+		/* the slot's tid must be the new version's */
+		ExecStoreHeapTuple(updated, slot, false);
+		insert_index_entries(accounts, slot, true);
+	}
+#endif
+	ExecClearTuple(slot);
+	heap_freetuple(updated);
+	pfree(values);
+	pfree(nulls);
+	pfree(replace);
+}
+
+/*
  * Sets the balance of count account rows, the i-th at ctid[i] to
- * balance[i].  The caller holds a FOR UPDATE lock on each of these row
- * versions, so none of them can have moved.  The balance CHECK runs on
- * every new version.  Returns false, having written nothing, if
- * ledger.accounts needs a statement.
+ * balance[i]; the caller holds each of these row versions locked FOR
+ * UPDATE.  Returns false, having written nothing, if ledger.accounts needs
+ * a statement.
  */
 bool
 ledger_bulk_set_balances(int count, const ItemPointerData *ctid,
 						 const int64 *balance)
 {
 	DirectTarget target;
-	TupleDesc	desc;
-	AttrNumber	balance_attnum;
-	Datum	   *values;
-	bool	   *nulls;
-	bool	   *replace;
 	TupleTableSlot *slot;
 
 	if (!open_target(ledger_catalog()->accounts, true, &target))
 		return false;
-
-	desc = RelationGetDescr(target.rel);
-	balance_attnum = ledger_catalog()->balance;
-	values = palloc0(sizeof(Datum) * desc->natts);
-	nulls = palloc0(sizeof(bool) * desc->natts);
-	replace = palloc0(sizeof(bool) * desc->natts);
-	replace[balance_attnum - 1] = true;
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(target.rel), &TTSOpsHeapTuple);
 	for (int i = 0; i < count; i++)
-	{
-		HeapTupleData old;
-		Buffer		buffer;
-		HeapTuple	updated;
-
-		old.t_self = ctid[i];
-		if (!heap_fetch(target.rel, SnapshotAny, &old, &buffer, false))
-			elog(ERROR, "ledger: a locked account row moved during the batch");
-		values[balance_attnum - 1] = Int64GetDatum(balance[i]);
-		updated = heap_modify_tuple(&old, desc, values, nulls, replace);
-		ReleaseBuffer(buffer);
-
-		ExecStoreHeapTuple(updated, slot, false);
-		if (target.other_checks)
-			ExecConstraints(target.rri, slot, target.estate);
-
-#if PG_VERSION_NUM >= 160000
-		{
-			TU_UpdateIndexes update_indexes;
-
-			simple_heap_update(target.rel, &old.t_self, updated, &update_indexes);
-			if (update_indexes != TU_None)
-			{
-				/* the slot's tid must be the new version's */
-				ExecStoreHeapTuple(updated, slot, false);
-				insert_index_entries(&target, slot, update_indexes == TU_All);
-			}
-		}
-#else
-		simple_heap_update(target.rel, &old.t_self, updated);
-		if (!HeapTupleIsHeapOnly(updated))
-		{
-			/* the slot's tid must be the new version's */
-			ExecStoreHeapTuple(updated, slot, false);
-			insert_index_entries(&target, slot, true);
-		}
-#endif
-		ExecClearTuple(slot);
-		heap_freetuple(updated);
-	}
-
+		rewrite_balance(&target, ctid[i], balance[i], slot);
 	ExecDropSingleTupleTableSlot(slot);
 	close_target(&target);
+	return true;
+}
+
+/*
+ * The writes of one checked posting on a locked account (the slow path of
+ * a credit or debit: after the key was replayed or claimed): the new
+ * balance and its journal entry.  Returns false, having written nothing,
+ * if a table needs a statement.
+ */
+bool
+ledger_direct_apply(const LockedAccount *account, int64 signed_amount,
+					int64 new_balance, text *key, TimestampTz now)
+{
+	DirectTarget accounts;
+	Journal		journal;
+	TupleTableSlot *slot;
+	Datum		account_id = Int64GetDatum(account->account_id);
+	Datum		amount = Int64GetDatum(signed_amount);
+	Datum		balance_after = Int64GetDatum(new_balance);
+	Datum		key_datum = PointerGetDatum(key);
+	bool		key_null = (key == NULL);
+	Datum		none = (Datum) 0;
+	bool		null = true;
+
+	if (!account->ctid_known)
+		return false;
+	if (!open_target(ledger_catalog()->accounts, true, &accounts))
+		return false;
+	if (!open_journal(&journal))
+	{
+		close_target(&accounts);
+		return false;
+	}
+
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(accounts.rel), &TTSOpsHeapTuple);
+	rewrite_balance(&accounts, account->ctid, new_balance, slot);
+	ExecDropSingleTupleTableSlot(slot);
+	append_entries(&journal, 1, &account_id, &amount, &balance_after,
+				   &none, &null, &key_datum, &key_null, now);
+
+	close_target(&journal.target);
+	close_target(&accounts);
+	return true;
+}
+
+/*
+ * The writes of one checked transfer between two locked accounts: the
+ * transfer row (its id drawn here when transfer_id is 0), both balances
+ * and both journal entries.  *written_id gets the transfer's id.  Returns
+ * false, having written nothing, if a table needs a statement.
+ */
+bool
+ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
+					   const LockedAccount *to, int64 to_balance,
+					   int64 amount, int64 transfer_id, text *key,
+					   TimestampTz now, int64 *written_id)
+{
+	const LedgerCatalog *cat = ledger_catalog();
+	DirectTarget accounts;
+	DirectTarget transfers;
+	Journal		journal;
+	TupleTableSlot *slot;
+	Datum		entry_account[2];
+	Datum		entry_amount[2];
+	Datum		entry_balance[2];
+	Datum		entry_transfer[2];
+	bool		entry_transfer_null[2] = {false, false};
+	Datum		entry_key[2] = {PointerGetDatum(key), PointerGetDatum(key)};
+	bool		entry_key_null[2] = {key == NULL, key == NULL};
+
+	if (!from->ctid_known || !to->ctid_known || !cat->transfers_known)
+		return false;
+	if (!open_target(cat->transfers, false, &transfers))
+		return false;
+	if (!open_target(cat->accounts, true, &accounts))
+	{
+		close_target(&transfers);
+		return false;
+	}
+	if (!open_journal(&journal))
+	{
+		close_target(&accounts);
+		close_target(&transfers);
+		return false;
+	}
+
+	if (transfer_id == 0)
+		transfer_id = nextval_internal(cat->transfer_sequence, false);
+
+	/* the transfer row */
+	slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(transfers.rel)),
+									table_slot_callbacks(transfers.rel));
+	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	slot->tts_values[cat->transfer[0] - 1] = Int64GetDatum(transfer_id);
+	slot->tts_values[cat->transfer[1] - 1] = Int64GetDatum(from->account_id);
+	slot->tts_values[cat->transfer[2] - 1] = Int64GetDatum(to->account_id);
+	slot->tts_values[cat->transfer[3] - 1] = Int64GetDatum(amount);
+	slot->tts_values[cat->transfer[4] - 1] = PointerGetDatum(key);
+	slot->tts_values[cat->transfer[5] - 1] = TimestampTzGetDatum(now);
+	for (int c = 0; c < TRANSFER_NCOLUMNS; c++)
+		slot->tts_isnull[cat->transfer[c] - 1] = false;
+	slot->tts_isnull[cat->transfer[4] - 1] = (key == NULL);
+	ExecStoreVirtualTuple(slot);
+	if (transfers.other_checks)
+		ExecConstraints(transfers.rri, slot, transfers.estate);
+	table_tuple_insert(transfers.rel, slot, GetCurrentCommandId(true), 0, NULL);
+	insert_index_entries(&transfers, slot, true);
+	ExecDropSingleTupleTableSlot(slot);
+
+	/* both balances, in account_id order like the locks */
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(accounts.rel), &TTSOpsHeapTuple);
+	if (from->account_id < to->account_id)
+	{
+		rewrite_balance(&accounts, from->ctid, from_balance, slot);
+		rewrite_balance(&accounts, to->ctid, to_balance, slot);
+	}
+	else
+	{
+		rewrite_balance(&accounts, to->ctid, to_balance, slot);
+		rewrite_balance(&accounts, from->ctid, from_balance, slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+
+	/* both entries: out of from, into to */
+	entry_account[0] = Int64GetDatum(from->account_id);
+	entry_amount[0] = Int64GetDatum(-amount);
+	entry_balance[0] = Int64GetDatum(from_balance);
+	entry_account[1] = Int64GetDatum(to->account_id);
+	entry_amount[1] = Int64GetDatum(amount);
+	entry_balance[1] = Int64GetDatum(to_balance);
+	entry_transfer[0] = entry_transfer[1] = Int64GetDatum(transfer_id);
+	append_entries(&journal, 2, entry_account, entry_amount, entry_balance,
+				   entry_transfer, entry_transfer_null, entry_key, entry_key_null,
+				   now);
+
+	close_target(&journal.target);
+	close_target(&accounts);
+	close_target(&transfers);
+	*written_id = transfer_id;
 	return true;
 }
 

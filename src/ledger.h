@@ -75,6 +75,8 @@ typedef struct LockedAccount
 	bool		has_floor;
 	int64		min_balance;
 	char	   *currency;
+	bool		ctid_known;		/* locked without the executor: ctid is set */
+	ItemPointerData ctid;		/* the locked row version */
 } LockedAccount;
 
 extern void ledger_lock_account(text *name, LockedAccount *account);
@@ -135,5 +137,11 @@ typedef struct LedgerLockedRow
 
 extern bool ledger_direct_lock_accounts(int count, text **names,
 										LedgerLockedRow *rows);
+extern bool ledger_direct_apply(const LockedAccount *account, int64 signed_amount,
+								int64 new_balance, text *key, TimestampTz now);
+extern bool ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
+								   const LockedAccount *to, int64 to_balance,
+								   int64 amount, int64 transfer_id, text *key,
+								   TimestampTz now, int64 *written_id);
 
 #endif							/* LEDGER_H */

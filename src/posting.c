@@ -95,6 +95,10 @@ apply_posting(const LockedAccount *account, int64 signed_amount,
 {
 	Datum		values[2];
 
+	if (transfer_id == 0 &&
+		ledger_direct_apply(account, signed_amount, new_balance, key, now))
+		return;
+
 	values[0] = Int64GetDatum(account->account_id);
 	values[1] = Int64GetDatum(new_balance);
 	ledger_execute(STMT_UPDATE_BALANCE, values, NULL, false);
@@ -253,6 +257,10 @@ ledger_transfer(PG_FUNCTION_ARGS)
 		if (!ledger_key_claim(&request, transfer_id, &result))
 			goto done;
 	}
+
+	if (ledger_direct_transfer(&from, from_balance, &to, to_balance, amount,
+							   transfer_id, key, GetCurrentTimestamp(), &result))
+		goto done;
 
 	values[0] = Int64GetDatum(transfer_id);
 	nulls[0] = (key == NULL) ? 'n' : ' ';
