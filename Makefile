@@ -27,7 +27,7 @@ DATA = $(wildcard sql/ledger--*.sql)
 # pg_regress: sql/<name>.sql against expected/<name>.out
 REGRESS = account posting transfer idempotency history verify durability batch direct_write upgrade
 # isolation specs: test/specs/<name>.spec against test/expected/<name>.out
-ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race
+ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race direct_write_ddl
 ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \

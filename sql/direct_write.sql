@@ -125,6 +125,38 @@ SELECT a.name, e.amount, e.balance_after, e.transfer_id IS NOT NULL AS has_trans
   FROM ledger.entries e JOIN ledger.accounts a USING (account_id)
  WHERE e.entry_id > :mark ORDER BY e.entry_id;
 
+-- 4. constraints the code does not enforce itself are still checked: a
+-- CHECK added to the journal (23514), a publication that needs a replica
+-- identity (55000); a NOT NULL is at the end
+SELECT ledger_open_account('bw-big') > 0 AS opened, ledger_credit('bw-big', 100000) AS credited;
+ALTER TABLE ledger.entries ADD CONSTRAINT small_amounts CHECK (abs(amount) < 5000) NOT VALID;
+SELECT ledger_credit('bw-big', 6000);
+SELECT ledger_debit('bw-big', 6000, 'dw-key-3');
+SELECT * FROM ledger_debit_batch(ARRAY['bw-big'], ARRAY[6000]);
+SELECT ledger_transfer('bw-big', 'bw-1', 6000);
+SELECT ledger_credit('bw-big', 10) AS small_credit_passes;
+ALTER TABLE ledger.entries DROP CONSTRAINT small_amounts;
+SET client_min_messages = error;
+CREATE PUBLICATION ledger_pub FOR TABLE ledger.accounts;
+RESET client_min_messages;
+ALTER TABLE ledger.accounts REPLICA IDENTITY NOTHING;
+SELECT ledger_credit('bw-big', 1);
+SELECT * FROM ledger_debit_batch(ARRAY['bw-big'], ARRAY[1]);
+ALTER TABLE ledger.accounts REPLICA IDENTITY DEFAULT;
+DROP PUBLICATION ledger_pub;
+SELECT ledger_balance('bw-big') AS unchanged;
+
+-- 5. a read-only transaction gets 25006, whatever the path
+BEGIN READ ONLY;
+SELECT ledger_credit('bw-big', 1);
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT ledger_debit('bw-big', 1, 'dw-key-4');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT * FROM ledger_debit_batch(ARRAY['bw-big', 'nobody'], ARRAY[1000000, 1]);
+ROLLBACK;
+
 -- entry ids still increase per account in the order the items applied
 SELECT count(*) AS out_of_order
   FROM (SELECT balance_after, amount,
@@ -134,3 +166,15 @@ SELECT count(*) AS out_of_order
 
 SELECT indexes_intact(), count(*) AS problems FROM ledger_verify();
 DROP FUNCTION indexes_intact();
+
+-- a NOT NULL added (on empty tables) where a posting may write NULL
+SET client_min_messages = warning;
+DROP EXTENSION ledger CASCADE;
+CREATE EXTENSION ledger;
+RESET client_min_messages;
+SELECT ledger_open_account('fresh', 'XXX', NULL) > 0 AS opened;
+ALTER TABLE ledger.entries ALTER COLUMN transfer_id SET NOT NULL;
+SELECT ledger_credit('fresh', 1);
+SELECT * FROM ledger_debit_batch(ARRAY['fresh'], ARRAY[1]);
+ALTER TABLE ledger.entries ALTER COLUMN transfer_id DROP NOT NULL;
+SELECT ledger_credit('fresh', 1) AS credited;

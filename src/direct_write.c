@@ -2,58 +2,63 @@
  *
  * direct_write.c
  *	  Postings written straight through the table access method, as COPY
- *	  and the executor's own ModifyTable do, instead of through SQL
- *	  statements: the single credit or debit without a key, and the writes
- *	  of a batch.
+ *	  and the executor's ModifyTable and LockRows nodes do, instead of
+ *	  through SQL statements: account row locks, balance updates, journal
+ *	  entries and transfer rows, for single postings and batches.
  *
  * Why: profiles showed the executor, not the data, as the largest cost of
- * a posting -- starting and ending a plan with two ModifyTable nodes per
- * call, and per row in a batch projection and one WAL record per inserted
+ * a posting -- starting and ending plans with ModifyTable nodes on every
+ * call, and in a batch per-row projection and one WAL record per inserted
  * row.  These paths do the same heap and index writes without it.
  *
- * They keep every rule of a statement that applies to the ledger's tables:
- * the same row lock (the update's own, held to COMMIT), the same snapshot
- * and isolation behaviour (in READ COMMITTED a row updated concurrently is
- * left to the SQL path, which re-checks it like any UPDATE; under
- * REPEATABLE READ and SERIALIZABLE that is a serialization failure, 40001,
- * as for an UPDATE), the balance CHECK, NOT NULL, unique and any other
- * immediate index, and the WAL of every change.
+ * They keep what a statement does on the ledger's tables: the same row
+ * locks in the same order (FOR UPDATE, or an UPDATE's own, held to
+ * COMMIT), the same snapshots and isolation behaviour (in READ COMMITTED a
+ * row updated concurrently is locked in its newest version, or left to the
+ * SQL path, which re-reads it like any UPDATE; under REPEATABLE READ and
+ * SERIALIZABLE that is a serialization failure, 40001), SSI predicate
+ * locks (the heap and index AMs take them), every CHECK and NOT NULL the
+ * code does not enforce itself, unique and other immediate indexes, the
+ * replica-identity check of publications, and the WAL of every change.
  *
- * What a statement would add and these paths do not: triggers, column
- * defaults and domain checks, generated columns, row-level security.  The
- * ledger's own tables have none of that on the columns written here: the
- * values are checked by the callers (amounts positive, keys 1 to 255
- * bytes, the floor under the row lock).  If an administrator adds any of
- * it (a trigger for an outbox, a new column with a default, a generated
- * column, row-level security, a deferrable unique index), the functions
- * return false before writing anything and the caller writes through SQL,
- * so nothing is skipped.
+ * What they do not do, and when the caller writes through SQL instead
+ * (every function returns false before writing anything): a read-only
+ * transaction or a standby (the statement raises 25006); triggers for the
+ * kind of write (say, an outbox trigger), row-level security, stored
+ * generated columns, a deferrable index, a table that is not a plain heap,
+ * or columns other than the known ones (an added column may want its
+ * default).  The columns are checked against the relation after its lock
+ * is granted, so a concurrent ALTER TABLE is seen.  Domain checks on the
+ * ledger's own columns are not re-run: the callers check exactly those
+ * rules first (amounts positive, keys 1 to 255 bytes); altering the
+ * extension's domains is not supported.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_attribute.h"
-#include "catalog/pg_type.h"
-#include "common/int.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_collation_d.h"
+#include "catalog/pg_opfamily_d.h"
 #include "commands/sequence.h"
+#include "common/int.h"
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
 #include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 
 #include "ledger.h"
@@ -61,19 +66,53 @@
 /* Rows per multi-insert call: bounds the memory of huge batches. */
 #define ENTRY_CHUNK		1000
 
-/* The columns of ledger.entries, in the order append_entries fills them. */
-static const char *const entry_columns[] = {
-	"entry_id", "account_id", "amount", "balance_after", "transfer_id",
-	"idempotency_key", "created_at"
-};
-#define ENTRY_NCOLUMNS	lengthof(entry_columns)
+/*
+ * The columns a direct write reads or writes, checked against the open
+ * relation every time: a concurrent ALTER TABLE is seen once its lock is
+ * granted.  len 8 is a by-value bigint or timestamptz, -1 text; nullable
+ * marks the columns a write may leave NULL (a NOT NULL added there must be
+ * enforced).
+ */
+typedef struct ColumnSpec
+{
+	const char *name;
+	int16		len;
+	bool		nullable;
+} ColumnSpec;
 
-/* The columns of ledger.transfers, in the order insert_transfer fills them. */
-static const char *const transfer_columns[] = {
-	"transfer_id", "from_account_id", "to_account_id", "amount",
-	"idempotency_key", "created_at"
+enum
+{
+	ACCOUNT_ID, ACCOUNT_NAME, ACCOUNT_CURRENCY, ACCOUNT_FLOOR, ACCOUNT_BALANCE,
+	ACCOUNT_NCOLUMNS
 };
-#define TRANSFER_NCOLUMNS	lengthof(transfer_columns)
+static const ColumnSpec account_columns[] = {
+	{"account_id", 8, false}, {"name", -1, false}, {"currency", -1, false},
+	{"min_balance", 8, true}, {"balance", 8, false}
+};
+
+enum
+{
+	ENTRY_ID, ENTRY_ACCOUNT, ENTRY_AMOUNT, ENTRY_BALANCE, ENTRY_TRANSFER,
+	ENTRY_KEY, ENTRY_CREATED, ENTRY_NCOLUMNS
+};
+static const ColumnSpec entry_columns[] = {
+	{"entry_id", 8, false}, {"account_id", 8, false}, {"amount", 8, false},
+	{"balance_after", 8, false}, {"transfer_id", 8, true},
+	{"idempotency_key", -1, true}, {"created_at", 8, false}
+};
+
+enum
+{
+	TRANSFER_ID, TRANSFER_FROM, TRANSFER_TO, TRANSFER_AMOUNT, TRANSFER_KEY,
+	TRANSFER_CREATED, TRANSFER_NCOLUMNS
+};
+static const ColumnSpec transfer_columns[] = {
+	{"transfer_id", 8, false}, {"from_account_id", 8, false},
+	{"to_account_id", 8, false}, {"amount", 8, false},
+	{"idempotency_key", -1, true}, {"created_at", 8, false}
+};
+
+#define MAX_COLUMNS		ENTRY_NCOLUMNS
 
 /*
  * Table CHECKs whose rule the code enforces itself before every direct
@@ -85,32 +124,25 @@ static const char *const enforced_checks[] = {
 };
 
 /*
- * Where the ledger's relations and columns are, looked up once per backend
- * and forgotten on any relcache invalidation (ALTER TABLE, DROP EXTENSION
- * ...): a posting would otherwise spend a tenth of its time in catalog
- * lookups.
+ * The OIDs of the ledger's relations, looked up once per backend and
+ * forgotten on any relcache invalidation: a posting would otherwise spend
+ * a tenth of its time in catalog lookups.  Nothing else is cached; a
+ * stale OID (the extension dropped meanwhile) fails to open and the SQL
+ * path takes over.
  */
-typedef struct LedgerCatalog
+typedef struct LedgerRelations
 {
-	bool		valid;
 	Oid			accounts;
 	Oid			entries;
-	Oid			entry_sequence;
-	Oid			name_index;		/* InvalidOid if missing */
-	AttrNumber	account_id;		/* columns of ledger.accounts */
-	AttrNumber	balance;
-	AttrNumber	min_balance;
-	AttrNumber	currency;
-	AttrNumber	entry[ENTRY_NCOLUMNS];	/* columns of ledger.entries */
-	bool		entries_known;	/* no columns beyond entry_columns */
 	Oid			transfers;
+	Oid			entry_sequence;
 	Oid			transfer_sequence;
-	AttrNumber	transfer[TRANSFER_NCOLUMNS];	/* columns of ledger.transfers */
-	bool		transfers_known;	/* no columns beyond transfer_columns */
-} LedgerCatalog;
+} LedgerRelations;
 
-static LedgerCatalog catalog;
-static bool catalog_callback_registered = false;
+static LedgerRelations relations;
+static bool relations_valid = false;
+static uint64 invalidations = 0;
+static bool callback_registered = false;
 
 /* A ledger table open for a direct write, with its indexes. */
 typedef struct DirectTarget
@@ -118,136 +150,150 @@ typedef struct DirectTarget
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
-	bool		other_checks;	/* CHECKs beyond enforced_checks */
+	AttrNumber	attnum[MAX_COLUMNS];	/* of the ColumnSpecs it was opened with */
+	bool		check_constraints;	/* CHECK or NOT NULL the code does not enforce */
+	Relation	name_index;		/* accounts only: the unique index on name */
 } DirectTarget;
 
-/* ledger.entries open for appending, and where its columns are. */
-typedef struct Journal
+/* What a single posting or a batch opens. */
+typedef enum TargetUse
 {
-	DirectTarget target;
-	AttrNumber	attnum[ENTRY_NCOLUMNS];
-	Oid			sequence;		/* of entry_id */
-} Journal;
+	UPDATE_ACCOUNTS, APPEND_ENTRIES, APPEND_TRANSFERS
+} TargetUse;
 
-static void forget_catalog(Datum arg, Oid relid);
-static bool known_columns(Oid relid, const char *const *names, int count,
-						  AttrNumber *attnum);
-static const LedgerCatalog *ledger_catalog(void);
-static Oid	ledger_relid(const char *name, bool missing_ok);
-static bool open_target(Oid relid, bool for_update, DirectTarget *target);
+static void forget_relations(Datum arg, Oid relid);
+static Oid	ledger_relid(const char *name);
+static const LedgerRelations *ledger_relations(void);
+static bool columns_match(TupleDesc desc, const ColumnSpec *columns, int count,
+						  bool exact, AttrNumber *attnum, bool *null_risk);
+static bool open_target(TargetUse use, DirectTarget *target);
 static void close_target(DirectTarget *target);
 static void insert_index_entries(DirectTarget *target, TupleTableSlot *slot,
 								 bool all_indexes);
-static bool open_journal(Journal *journal);
-static void append_entries(Journal *journal, int count, const Datum *account_id,
-						   const Datum *amount, const Datum *balance_after,
-						   const Datum *transfer_id, const bool *transfer_null,
-						   const Datum *key, const bool *key_null,
-						   TimestampTz created_at);
+static void append_entries(DirectTarget *journal, int count,
+						   const Datum *account_id, const Datum *amount,
+						   const Datum *balance_after, const Datum *transfer_id,
+						   const bool *transfer_null, const Datum *key,
+						   const bool *key_null, TimestampTz created_at);
+static void rewrite_balance(DirectTarget *accounts, ItemPointerData ctid,
+							int64 balance, TupleTableSlot *slot);
 typedef struct NameLookup NameLookup;
 static void begin_lookup(NameLookup *lookup, DirectTarget *accounts,
 						 Snapshot snapshot);
 static void end_lookup(NameLookup *lookup);
 static bool find_account(NameLookup *lookup, text *name, TupleTableSlot *slot);
+static bool same_name(TupleTableSlot *slot, AttrNumber attnum, text *name);
 static int	compare_by_account_id(const void *a, const void *b);
 
-static Oid
-ledger_relid(const char *name, bool missing_ok)
+static void
+forget_relations(Datum arg, Oid relid)
 {
-	Oid			relid = get_relname_relid(name, get_namespace_oid("ledger", false));
-
-	if (!OidIsValid(relid) && !missing_ok)
-		elog(ERROR, "ledger: relation ledger.%s is missing", name);
-	return relid;
+	relations_valid = false;
+	invalidations++;
 }
 
-static void
-forget_catalog(Datum arg, Oid relid)
+static Oid
+ledger_relid(const char *name)
 {
-	catalog.valid = false;
+	return get_relname_relid(name, get_namespace_oid("ledger", false));
+}
+
+static const LedgerRelations *
+ledger_relations(void)
+{
+	uint64		seen = invalidations;
+
+	if (relations_valid)
+		return &relations;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_relations, (Datum) 0);
+		callback_registered = true;
+	}
+	relations.accounts = ledger_relid("accounts");
+	relations.entries = ledger_relid("entries");
+	relations.transfers = ledger_relid("transfers");
+	relations.entry_sequence = ledger_relid("entries_entry_id_seq");
+	relations.transfer_sequence = ledger_relid("transfers_transfer_id_seq");
+	/* an invalidation during the lookups may have made them stale */
+	relations_valid = (invalidations == seen);
+	return &relations;
 }
 
 /*
- * Whether relid has exactly the columns names[0..count-1] (in any order,
- * dropped ones aside); their numbers into attnum.
+ * Whether desc has the columns (of the expected width) and, if exact, no
+ * others; their numbers into attnum.  *null_risk: a column a write may
+ * leave NULL is NOT NULL.
  */
 static bool
-known_columns(Oid relid, const char *const *names, int count, AttrNumber *attnum)
+columns_match(TupleDesc desc, const ColumnSpec *columns, int count, bool exact,
+			  AttrNumber *attnum, bool *null_risk)
 {
-	int			live_columns = 0;
-	bool		known = true;
+	int			matched = 0;
 
+	*null_risk = false;
 	for (int c = 0; c < count; c++)
+		attnum[c] = InvalidAttrNumber;
+	for (int a = 0; a < desc->natts; a++)
 	{
-		attnum[c] = get_attnum(relid, names[c]);
-		if (attnum[c] == InvalidAttrNumber)
-			known = false;
+		Form_pg_attribute attr = TupleDescAttr(desc, a);
+		bool		known = false;
+
+		if (attr->attisdropped)
+			continue;
+		for (int c = 0; c < count && !known; c++)
+		{
+			if (strcmp(NameStr(attr->attname), columns[c].name) != 0)
+				continue;
+			if (attr->attlen != columns[c].len ||
+				attr->attbyval != (columns[c].len == 8))
+				return false;
+			if (columns[c].nullable && attr->attnotnull)
+				*null_risk = true;
+			attnum[c] = attr->attnum;
+			known = true;
+			matched++;
+		}
+		if (!known && exact)
+			return false;
 	}
-	for (AttrNumber a = 1;; a++)
-	{
-		HeapTuple	tuple = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid),
-											Int16GetDatum(a));
-
-		if (!HeapTupleIsValid(tuple))
-			break;
-		if (!((Form_pg_attribute) GETSTRUCT(tuple))->attisdropped)
-			live_columns++;
-		ReleaseSysCache(tuple);
-	}
-	return known && live_columns == count;
-}
-
-static const LedgerCatalog *
-ledger_catalog(void)
-{
-
-	if (catalog.valid)
-		return &catalog;
-	if (!catalog_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(forget_catalog, (Datum) 0);
-		catalog_callback_registered = true;
-	}
-
-	catalog.accounts = ledger_relid("accounts", false);
-	catalog.entries = ledger_relid("entries", false);
-	catalog.entry_sequence = ledger_relid("entries_entry_id_seq", false);
-	catalog.name_index = ledger_relid("accounts_name_key", true);
-	catalog.account_id = get_attnum(catalog.accounts, "account_id");
-	catalog.balance = get_attnum(catalog.accounts, "balance");
-	catalog.min_balance = get_attnum(catalog.accounts, "min_balance");
-	catalog.currency = get_attnum(catalog.accounts, "currency");
-	if (catalog.account_id == InvalidAttrNumber ||
-		catalog.balance == InvalidAttrNumber ||
-		catalog.min_balance == InvalidAttrNumber ||
-		catalog.currency == InvalidAttrNumber)
-		elog(ERROR, "ledger: ledger.accounts is missing a column");
-
-	/* exactly the known columns: a new one may want its default */
-	catalog.entries_known = known_columns(catalog.entries, entry_columns,
-										  ENTRY_NCOLUMNS, catalog.entry);
-	catalog.transfers = ledger_relid("transfers", false);
-	catalog.transfer_sequence = ledger_relid("transfers_transfer_id_seq", false);
-	catalog.transfers_known = known_columns(catalog.transfers, transfer_columns,
-											TRANSFER_NCOLUMNS, catalog.transfer);
-
-	catalog.valid = true;
-	return &catalog;
+	return matched == count;
 }
 
 /*
  * Opens a ledger table for a direct write, or returns false (and leaves it
- * closed) if it carries anything only a statement would honour.
+ * closed) if only a statement would do all that is asked: a read-only
+ * transaction or a standby (the statement raises 25006), anything but a
+ * plain heap table, row-level security, triggers for this kind of write,
+ * stored generated columns, a deferrable index, or columns other than the
+ * expected ones (an added column may want its default).
  */
 static bool
-open_target(Oid relid, bool for_update, DirectTarget *target)
+open_target(TargetUse use, DirectTarget *target)
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
-	TriggerDesc *triggers = rel->trigdesc;
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
-	bool		plain = true;
+	const LedgerRelations *rels = ledger_relations();
+	bool		for_update = (use == UPDATE_ACCOUNTS);
+	Oid			relid;
+	Relation	rel;
+	TriggerDesc *triggers;
+	TupleConstr *constr;
+	bool		null_risk;
+	bool		plain;
 
-	if (triggers != NULL)
+	if (XactReadOnly || RecoveryInProgress())
+		return false;
+	relid = (use == UPDATE_ACCOUNTS) ? rels->accounts :
+		(use == APPEND_ENTRIES) ? rels->entries : rels->transfers;
+	if (!OidIsValid(relid) || (rel = try_table_open(relid, RowExclusiveLock)) == NULL)
+		return false;
+
+	triggers = rel->trigdesc;
+	constr = RelationGetDescr(rel)->constr;
+	plain = (rel->rd_rel->relkind == RELKIND_RELATION &&
+			 rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
+			 !rel->rd_rel->relrowsecurity &&
+			 !(constr != NULL && constr->has_generated_stored));
+	if (plain && triggers != NULL)
 	{
 		if (for_update)
 			plain = !(triggers->trig_update_before_row ||
@@ -265,20 +311,29 @@ open_target(Oid relid, bool for_update, DirectTarget *target)
 					  triggers->trig_insert_after_statement ||
 					  triggers->trig_insert_new_table);
 	}
-	if (constr != NULL && constr->has_generated_stored)
-		plain = false;
-	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relkind != RELKIND_RELATION)
-		plain = false;
+	if (plain)
+	{
+		if (use == UPDATE_ACCOUNTS)
+			plain = columns_match(RelationGetDescr(rel), account_columns,
+								  ACCOUNT_NCOLUMNS, false, target->attnum, &null_risk);
+		else if (use == APPEND_ENTRIES)
+			plain = columns_match(RelationGetDescr(rel), entry_columns,
+								  ENTRY_NCOLUMNS, true, target->attnum, &null_risk);
+		else
+			plain = columns_match(RelationGetDescr(rel), transfer_columns,
+								  TRANSFER_NCOLUMNS, true, target->attnum, &null_risk);
+	}
 	if (!plain)
 	{
 		table_close(rel, RowExclusiveLock);
 		return false;
 	}
 
-	/*
-	 * See enforced_checks: only the others are evaluated per row.
-	 */
-	target->other_checks = false;
+	/* what the statement would raise for a publication without identity */
+	CheckCmdReplicaIdentity(rel, for_update ? CMD_UPDATE : CMD_INSERT);
+
+	/* See enforced_checks: the others, and risky NOT NULLs, are evaluated. */
+	target->check_constraints = null_risk;
 	for (int c = 0; constr != NULL && c < constr->num_check; c++)
 	{
 		bool		enforced = false;
@@ -287,7 +342,7 @@ open_target(Oid relid, bool for_update, DirectTarget *target)
 			if (strcmp(constr->check[c].ccname, enforced_checks[e]) == 0)
 				enforced = true;
 		if (!enforced)
-			target->other_checks = true;
+			target->check_constraints = true;
 	}
 
 	target->rel = rel;
@@ -296,14 +351,31 @@ open_target(Oid relid, bool for_update, DirectTarget *target)
 	InitResultRelInfo(target->rri, rel, 0, NULL, 0);
 	ExecOpenIndices(target->rri, false);
 
-	/* a deferred unique check would need an after-trigger queue */
+	target->name_index = NULL;
 	for (int i = 0; i < target->rri->ri_NumIndices; i++)
 	{
-		if (!target->rri->ri_IndexRelationDescs[i]->rd_index->indimmediate)
+		Relation	index = target->rri->ri_IndexRelationDescs[i];
+
+		/* a deferred unique check would need an after-trigger queue */
+		if (!index->rd_index->indimmediate)
 		{
 			close_target(target);
 			return false;
 		}
+		/* accounts: the unique "C" text index on name, for lookups */
+		if (use == UPDATE_ACCOUNTS && index->rd_index->indisunique &&
+			index->rd_index->indnkeyatts == 1 &&
+			index->rd_index->indkey.values[0] == target->attnum[ACCOUNT_NAME] &&
+			index->rd_rel->relam == BTREE_AM_OID &&
+			index->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
+			index->rd_indcollation[0] == C_COLLATION_OID &&
+			RelationGetIndexPredicate(index) == NIL)
+			target->name_index = index;
+	}
+	if (use == UPDATE_ACCOUNTS && target->name_index == NULL)
+	{
+		close_target(target);
+		return false;
 	}
 	return true;
 }
@@ -318,8 +390,13 @@ close_target(DirectTarget *target)
 	CommandCounterIncrement();
 }
 
-/* Index entries for the tuple in slot: all of them, or the summarizing
- * ones only (a HOT update on 16+ that changed a BRIN-indexed column). */
+/*
+ * Index entries for the tuple in slot: all of them, or the summarizing
+ * ones only (a HOT update on 16+ that changed a BRIN-indexed column).
+ * update = false even for updates: it only withholds a hint for B-tree
+ * bottom-up deletion, which matters little here (balance updates are
+ * nearly always HOT).
+ */
 static void
 insert_index_entries(DirectTarget *target, TupleTableSlot *slot, bool all_indexes)
 {
@@ -341,49 +418,36 @@ insert_index_entries(DirectTarget *target, TupleTableSlot *slot, bool all_indexe
 }
 
 /*
- * Opens ledger.entries for appending; false if it needs a statement,
- * including when it has columns beyond the known ones.
- */
-static bool
-open_journal(Journal *journal)
-{
-	const LedgerCatalog *cat = ledger_catalog();
-
-	if (!cat->entries_known)
-		return false;
-	if (!open_target(cat->entries, false, &journal->target))
-		return false;
-	memcpy(journal->attnum, cat->entry, sizeof(journal->attnum));
-	journal->sequence = cat->entry_sequence;
-	return true;
-}
-
-/*
- * Appends count entries to an open journal; the i-th row is (a fresh
- * entry_id, account_id[i], amount[i], balance_after[i], transfer_id[i] or
- * NULL, key[i] or NULL, created_at).  Ids are drawn in row order, under
- * the callers' row locks, so per account they follow the postings.
+ * Appends count entries to ledger.entries open as journal; the i-th row is
+ * (a fresh entry_id, account_id[i], amount[i], balance_after[i],
+ * transfer_id[i] or NULL, key[i] or NULL, created_at).  Ids are drawn in
+ * row order, under the callers' row locks, so per account they follow the
+ * postings.  The amounts (never 0) and keys (1 to 255 bytes) were checked
+ * by the callers, which is all the columns' domains ask.
  */
 static void
-append_entries(Journal *journal, int count, const Datum *account_id,
+append_entries(DirectTarget *journal, int count, const Datum *account_id,
 			   const Datum *amount, const Datum *balance_after,
 			   const Datum *transfer_id, const bool *transfer_null,
 			   const Datum *key, const bool *key_null, TimestampTz created_at)
 {
-	Relation	rel = journal->target.rel;
-	TupleDesc	desc = RelationGetDescr(rel);
+	Relation	rel = journal->rel;
 	const AttrNumber *attnum = journal->attnum;
+	Oid			sequence = ledger_relations()->entry_sequence;
 	int			nslots = Min(count, ENTRY_CHUNK);
 	CommandId	cid = GetCurrentCommandId(true);
 	TupleDesc	slot_desc;
 	TupleTableSlot **slots;
+
+	if (!OidIsValid(sequence))
+		elog(ERROR, "ledger: sequence ledger.entries_entry_id_seq is missing");
 
 	/*
 	 * The slots share one unreferenced copy of the descriptor: slots of the
 	 * relation's own descriptor each register it with the resource owner,
 	 * whose lookups are linear, so a thousand of them cost quadratic time.
 	 */
-	slot_desc = CreateTupleDescCopy(desc);
+	slot_desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	slots = palloc(sizeof(TupleTableSlot *) * nslots);
 	for (int j = 0; j < nslots; j++)
 		slots[j] = MakeSingleTupleTableSlot(slot_desc, table_slot_callbacks(rel));
@@ -398,30 +462,37 @@ append_entries(Journal *journal, int count, const Datum *account_id,
 			TupleTableSlot *slot = slots[j];
 
 			ExecClearTuple(slot);
-			memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
+			memset(slot->tts_isnull, true, sizeof(bool) * slot_desc->natts);
 #define SET_COLUMN(c, value, isnull) \
 			(slot->tts_values[attnum[c] - 1] = (value), \
 			 slot->tts_isnull[attnum[c] - 1] = (isnull))
-			SET_COLUMN(0, Int64GetDatum(nextval_internal(journal->sequence, false)), false);
-			SET_COLUMN(1, account_id[i], false);
-			SET_COLUMN(2, amount[i], false);
-			SET_COLUMN(3, balance_after[i], false);
-			SET_COLUMN(4, transfer_id[i], transfer_null[i]);
-			SET_COLUMN(5, key[i], key_null[i]);
-			SET_COLUMN(6, TimestampTzGetDatum(created_at), false);
+			SET_COLUMN(ENTRY_ID, Int64GetDatum(nextval_internal(sequence, false)), false);
+			SET_COLUMN(ENTRY_ACCOUNT, account_id[i], false);
+			SET_COLUMN(ENTRY_AMOUNT, amount[i], false);
+			SET_COLUMN(ENTRY_BALANCE, balance_after[i], false);
+			SET_COLUMN(ENTRY_TRANSFER, transfer_id[i], transfer_null[i]);
+			SET_COLUMN(ENTRY_KEY, key[i], key_null[i]);
+			SET_COLUMN(ENTRY_CREATED, TimestampTzGetDatum(created_at), false);
 #undef SET_COLUMN
 			ExecStoreVirtualTuple(slot);
+			if (journal->check_constraints)
+			{
+				ExecConstraints(journal->rri, slot, journal->estate);
+				ResetPerTupleExprContext(journal->estate);
+			}
 		}
 		if (n == 1)
 			table_tuple_insert(rel, slots[0], cid, 0, NULL);
 		else
 			table_multi_insert(rel, slots, n, cid, 0, NULL);
 		for (int j = 0; j < n; j++)
-			insert_index_entries(&journal->target, slots[j], true);
+			insert_index_entries(journal, slots[j], true);
 	}
 
 	for (int j = 0; j < nslots; j++)
 		ExecDropSingleTupleTableSlot(slots[j]);
+	FreeTupleDesc(slot_desc);
+	pfree(slots);
 }
 
 /*
@@ -435,13 +506,13 @@ ledger_bulk_append_entries(int count, const Datum *account_id,
 						   const Datum *key, const bool *key_null,
 						   TimestampTz created_at)
 {
-	Journal		journal;
+	DirectTarget journal;
 
-	if (!open_journal(&journal))
+	if (!open_target(APPEND_ENTRIES, &journal))
 		return false;
 	append_entries(&journal, count, account_id, amount, balance_after,
 				   transfer_id, transfer_null, key, key_null, created_at);
-	close_target(&journal.target);
+	close_target(&journal);
 	return true;
 }
 
@@ -456,7 +527,7 @@ rewrite_balance(DirectTarget *accounts, ItemPointerData ctid, int64 balance,
 				TupleTableSlot *slot)
 {
 	TupleDesc	desc = RelationGetDescr(accounts->rel);
-	AttrNumber	balance_attnum = ledger_catalog()->balance;
+	AttrNumber	balance_attnum = accounts->attnum[ACCOUNT_BALANCE];
 	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc0(sizeof(bool) * desc->natts);
 	bool	   *replace = palloc0(sizeof(bool) * desc->natts);
@@ -473,7 +544,7 @@ rewrite_balance(DirectTarget *accounts, ItemPointerData ctid, int64 balance,
 	ReleaseBuffer(buffer);
 
 	ExecStoreHeapTuple(updated, slot, false);
-	if (accounts->other_checks)
+	if (accounts->check_constraints)
 		ExecConstraints(accounts->rri, slot, accounts->estate);
 
 #if PG_VERSION_NUM >= 160000
@@ -498,6 +569,7 @@ rewrite_balance(DirectTarget *accounts, ItemPointerData ctid, int64 balance,
 	}
 #endif
 	ExecClearTuple(slot);
+	ResetPerTupleExprContext(accounts->estate);
 	heap_freetuple(updated);
 	pfree(values);
 	pfree(nulls);
@@ -514,16 +586,16 @@ bool
 ledger_bulk_set_balances(int count, const ItemPointerData *ctid,
 						 const int64 *balance)
 {
-	DirectTarget target;
+	DirectTarget accounts;
 	TupleTableSlot *slot;
 
-	if (!open_target(ledger_catalog()->accounts, true, &target))
+	if (!open_target(UPDATE_ACCOUNTS, &accounts))
 		return false;
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(target.rel), &TTSOpsHeapTuple);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(accounts.rel), &TTSOpsHeapTuple);
 	for (int i = 0; i < count; i++)
-		rewrite_balance(&target, ctid[i], balance[i], slot);
+		rewrite_balance(&accounts, ctid[i], balance[i], slot);
 	ExecDropSingleTupleTableSlot(slot);
-	close_target(&target);
+	close_target(&accounts);
 	return true;
 }
 
@@ -538,7 +610,7 @@ ledger_direct_apply(const LockedAccount *account, int64 signed_amount,
 					int64 new_balance, text *key, TimestampTz now)
 {
 	DirectTarget accounts;
-	Journal		journal;
+	DirectTarget journal;
 	TupleTableSlot *slot;
 	Datum		account_id = Int64GetDatum(account->account_id);
 	Datum		amount = Int64GetDatum(signed_amount);
@@ -550,9 +622,9 @@ ledger_direct_apply(const LockedAccount *account, int64 signed_amount,
 
 	if (!account->ctid_known)
 		return false;
-	if (!open_target(ledger_catalog()->accounts, true, &accounts))
+	if (!open_target(UPDATE_ACCOUNTS, &accounts))
 		return false;
-	if (!open_journal(&journal))
+	if (!open_target(APPEND_ENTRIES, &journal))
 	{
 		close_target(&accounts);
 		return false;
@@ -564,7 +636,7 @@ ledger_direct_apply(const LockedAccount *account, int64 signed_amount,
 	append_entries(&journal, 1, &account_id, &amount, &balance_after,
 				   &none, &null, &key_datum, &key_null, now);
 
-	close_target(&journal.target);
+	close_target(&journal);
 	close_target(&accounts);
 	return true;
 }
@@ -581,11 +653,13 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 					   int64 amount, int64 transfer_id, text *key,
 					   TimestampTz now, int64 *written_id)
 {
-	const LedgerCatalog *cat = ledger_catalog();
 	DirectTarget accounts;
 	DirectTarget transfers;
-	Journal		journal;
+	DirectTarget journal;
+	TupleDesc	transfer_desc;
 	TupleTableSlot *slot;
+	Oid			sequence = ledger_relations()->transfer_sequence;
+	const AttrNumber *attnum;
 	Datum		entry_account[2];
 	Datum		entry_amount[2];
 	Datum		entry_balance[2];
@@ -594,16 +668,16 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 	Datum		entry_key[2] = {PointerGetDatum(key), PointerGetDatum(key)};
 	bool		entry_key_null[2] = {key == NULL, key == NULL};
 
-	if (!from->ctid_known || !to->ctid_known || !cat->transfers_known)
+	if (!from->ctid_known || !to->ctid_known || !OidIsValid(sequence))
 		return false;
-	if (!open_target(cat->transfers, false, &transfers))
+	if (!open_target(APPEND_TRANSFERS, &transfers))
 		return false;
-	if (!open_target(cat->accounts, true, &accounts))
+	if (!open_target(UPDATE_ACCOUNTS, &accounts))
 	{
 		close_target(&transfers);
 		return false;
 	}
-	if (!open_journal(&journal))
+	if (!open_target(APPEND_ENTRIES, &journal))
 	{
 		close_target(&accounts);
 		close_target(&transfers);
@@ -611,27 +685,29 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 	}
 
 	if (transfer_id == 0)
-		transfer_id = nextval_internal(cat->transfer_sequence, false);
+		transfer_id = nextval_internal(sequence, false);
 
 	/* the transfer row */
-	slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(transfers.rel)),
-									table_slot_callbacks(transfers.rel));
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[cat->transfer[0] - 1] = Int64GetDatum(transfer_id);
-	slot->tts_values[cat->transfer[1] - 1] = Int64GetDatum(from->account_id);
-	slot->tts_values[cat->transfer[2] - 1] = Int64GetDatum(to->account_id);
-	slot->tts_values[cat->transfer[3] - 1] = Int64GetDatum(amount);
-	slot->tts_values[cat->transfer[4] - 1] = PointerGetDatum(key);
-	slot->tts_values[cat->transfer[5] - 1] = TimestampTzGetDatum(now);
+	transfer_desc = CreateTupleDescCopy(RelationGetDescr(transfers.rel));
+	slot = MakeSingleTupleTableSlot(transfer_desc, table_slot_callbacks(transfers.rel));
+	attnum = transfers.attnum;
+	memset(slot->tts_isnull, true, sizeof(bool) * transfer_desc->natts);
+	slot->tts_values[attnum[TRANSFER_ID] - 1] = Int64GetDatum(transfer_id);
+	slot->tts_values[attnum[TRANSFER_FROM] - 1] = Int64GetDatum(from->account_id);
+	slot->tts_values[attnum[TRANSFER_TO] - 1] = Int64GetDatum(to->account_id);
+	slot->tts_values[attnum[TRANSFER_AMOUNT] - 1] = Int64GetDatum(amount);
+	slot->tts_values[attnum[TRANSFER_KEY] - 1] = PointerGetDatum(key);
+	slot->tts_values[attnum[TRANSFER_CREATED] - 1] = TimestampTzGetDatum(now);
 	for (int c = 0; c < TRANSFER_NCOLUMNS; c++)
-		slot->tts_isnull[cat->transfer[c] - 1] = false;
-	slot->tts_isnull[cat->transfer[4] - 1] = (key == NULL);
+		slot->tts_isnull[attnum[c] - 1] = false;
+	slot->tts_isnull[attnum[TRANSFER_KEY] - 1] = (key == NULL);
 	ExecStoreVirtualTuple(slot);
-	if (transfers.other_checks)
+	if (transfers.check_constraints)
 		ExecConstraints(transfers.rri, slot, transfers.estate);
 	table_tuple_insert(transfers.rel, slot, GetCurrentCommandId(true), 0, NULL);
 	insert_index_entries(&transfers, slot, true);
 	ExecDropSingleTupleTableSlot(slot);
+	FreeTupleDesc(transfer_desc);
 
 	/* both balances, in account_id order like the locks */
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(accounts.rel), &TTSOpsHeapTuple);
@@ -659,7 +735,7 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 				   entry_transfer, entry_transfer_null, entry_key, entry_key_null,
 				   now);
 
-	close_target(&journal.target);
+	close_target(&journal);
 	close_target(&accounts);
 	close_target(&transfers);
 	*written_id = transfer_id;
@@ -667,23 +743,23 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 }
 
 /*
- * Account rows by name, through the unique name index: open once, then
- * find_account per name.
+ * Account rows by name, through the unique name index (open with the
+ * accounts, see open_target): one scan, rescanned per name.
  */
 struct NameLookup
 {
-	Relation	index;
 	IndexScanDesc scan;
 };
 
 static void
 begin_lookup(NameLookup *lookup, DirectTarget *accounts, Snapshot snapshot)
 {
-	lookup->index = index_open(ledger_catalog()->name_index, AccessShareLock);
 #if PG_VERSION_NUM >= 180000
-	lookup->scan = index_beginscan(accounts->rel, lookup->index, snapshot, NULL, 1, 0);
+	lookup->scan = index_beginscan(accounts->rel, accounts->name_index, snapshot,
+								   NULL, 1, 0);
 #else
-	lookup->scan = index_beginscan(accounts->rel, lookup->index, snapshot, 1, 0);
+	lookup->scan = index_beginscan(accounts->rel, accounts->name_index, snapshot,
+								   1, 0);
 #endif
 }
 
@@ -691,7 +767,6 @@ static void
 end_lookup(NameLookup *lookup)
 {
 	index_endscan(lookup->scan);
-	index_close(lookup->index, AccessShareLock);
 }
 
 /* The account row named name, as the snapshot sees it, into slot; false
@@ -701,10 +776,22 @@ find_account(NameLookup *lookup, text *name, TupleTableSlot *slot)
 {
 	ScanKeyData key;
 
-	/* ScanKeyInit compares in the "C" collation, the column's own */
+	/* ScanKeyInit compares in the "C" collation, the index's own */
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(name));
 	index_rescan(lookup->scan, &key, 1, NULL, 0);
 	return index_getnext_slot(lookup->scan, ForwardScanDirection, slot);
+}
+
+/* Whether the text column attnum of the row in slot is name, byte for byte. */
+static bool
+same_name(TupleTableSlot *slot, AttrNumber attnum, text *name)
+{
+	bool		isnull;
+	text	   *other = DatumGetTextPP(slot_getattr(slot, attnum, &isnull));
+
+	return !isnull &&
+		VARSIZE_ANY_EXHDR(other) == VARSIZE_ANY_EXHDR(name) &&
+		memcmp(VARDATA_ANY(other), VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name)) == 0;
 }
 
 /*
@@ -722,15 +809,12 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 				   TimestampTz now, int64 *new_balance)
 {
 	DirectTarget accounts;
-	Journal		journal;
+	DirectTarget journal;
 	TupleDesc	desc;
 	TupleTableSlot *current;
 	TupleTableSlot *updated;
-	AttrNumber	id_attnum;
-	AttrNumber	balance_attnum;
-	AttrNumber	floor_attnum;
+	const AttrNumber *attnum;
 	int64		balance;
-	bool		isnull;
 	bool		posted = false;
 	TM_Result	result;
 	TM_FailureData failure;
@@ -739,13 +823,10 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 	Datum		signed_amount;
 	NameLookup	lookup;
 	bool		found;
-	const LedgerCatalog *cat = ledger_catalog();
 
-	if (!OidIsValid(cat->name_index))
+	if (!open_target(UPDATE_ACCOUNTS, &accounts))
 		return false;
-	if (!open_target(cat->accounts, true, &accounts))
-		return false;
-	if (!open_journal(&journal))
+	if (!open_target(APPEND_ENTRIES, &journal))
 	{
 		close_target(&accounts);
 		return false;
@@ -756,9 +837,7 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 	PushActiveSnapshot(GetTransactionSnapshot());
 
 	desc = RelationGetDescr(accounts.rel);
-	id_attnum = cat->account_id;
-	balance_attnum = cat->balance;
-	floor_attnum = cat->min_balance;
+	attnum = accounts.attnum;
 	current = table_slot_create(accounts.rel, NULL);
 	updated = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 
@@ -769,14 +848,13 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 		goto done;
 
 	slot_getallattrs(current);
-	balance = DatumGetInt64(current->tts_values[balance_attnum - 1]);
+	balance = DatumGetInt64(current->tts_values[attnum[ACCOUNT_BALANCE] - 1]);
 	if (is_debit)
 	{
 		if (pg_sub_s64_overflow(balance, amount, new_balance))
 			goto done;
-		isnull = current->tts_isnull[floor_attnum - 1];
-		if (!isnull &&
-			*new_balance < DatumGetInt64(current->tts_values[floor_attnum - 1]))
+		if (!current->tts_isnull[attnum[ACCOUNT_FLOOR] - 1] &&
+			*new_balance < DatumGetInt64(current->tts_values[attnum[ACCOUNT_FLOOR] - 1]))
 			goto done;
 	}
 	else if (pg_add_s64_overflow(balance, amount, new_balance))
@@ -785,9 +863,9 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 	ExecClearTuple(updated);
 	memcpy(updated->tts_values, current->tts_values, sizeof(Datum) * desc->natts);
 	memcpy(updated->tts_isnull, current->tts_isnull, sizeof(bool) * desc->natts);
-	updated->tts_values[balance_attnum - 1] = Int64GetDatum(*new_balance);
+	updated->tts_values[attnum[ACCOUNT_BALANCE] - 1] = Int64GetDatum(*new_balance);
 	ExecStoreVirtualTuple(updated);
-	if (accounts.other_checks)
+	if (accounts.check_constraints)
 		ExecConstraints(accounts.rri, updated, accounts.estate);
 
 	{
@@ -832,7 +910,7 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 			elog(ERROR, "ledger: unexpected result %d updating an account", (int) result);
 	}
 
-	account_id = current->tts_values[id_attnum - 1];
+	account_id = current->tts_values[attnum[ACCOUNT_ID] - 1];
 	signed_amount = Int64GetDatum(is_debit ? -amount : amount);
 	{
 		Datum		balance_after = Int64GetDatum(*new_balance);
@@ -848,7 +926,7 @@ done:
 	ExecDropSingleTupleTableSlot(current);
 	ExecDropSingleTupleTableSlot(updated);
 	PopActiveSnapshot();
-	close_target(&journal.target);
+	close_target(&journal);
 	close_target(&accounts);
 	return posted;
 }
@@ -874,16 +952,16 @@ compare_by_account_id(const void *a, const void *b)
  * SELECT ... FROM ledger.accounts WHERE name = ANY(names) ORDER BY
  * account_id FOR UPDATE, without the executor: every row found is locked
  * in account_id order (so concurrent batches queue instead of
- * deadlocking), the newest version in READ COMMITTED, a serialization
+ * deadlocking), the newest version in READ COMMITTED (re-checked to still
+ * carry its name, as the statement's EvalPlanQual would), a serialization
  * failure (40001) if it changed since the snapshot under REPEATABLE READ
- * or SERIALIZABLE, as the statement would.  names must be distinct;
+ * or SERIALIZABLE, all as ExecLockRows does.  names must be distinct;
  * rows[i] describes names[i] (found false if there is no such account).
  * Returns false, having locked nothing, when the statement must do it.
  */
 bool
 ledger_direct_lock_accounts(int count, text **names, LedgerLockedRow *rows)
 {
-	const LedgerCatalog *cat = ledger_catalog();
 	DirectTarget accounts;
 	TupleTableSlot *slot;
 	RowToLock  *found;
@@ -891,16 +969,15 @@ ledger_direct_lock_accounts(int count, text **names, LedgerLockedRow *rows)
 	NameLookup	lookup;
 	Snapshot	snapshot;
 	CommandId	cid;
+	const AttrNumber *attnum;
 	uint8		flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
 
-	if (!OidIsValid(cat->name_index))
+	if (!open_target(UPDATE_ACCOUNTS, &accounts))
 		return false;
-	if (!open_target(cat->accounts, true, &accounts))
-		return false;
+	attnum = accounts.attnum;
 
 	CommandCounterIncrement();
-	snapshot = GetTransactionSnapshot();
-	PushActiveSnapshot(snapshot);
+	PushActiveSnapshot(GetTransactionSnapshot());
 	snapshot = GetActiveSnapshot();
 	cid = GetCurrentCommandId(true);
 	if (!IsolationUsesXactSnapshot())
@@ -917,7 +994,7 @@ ledger_direct_lock_accounts(int count, text **names, LedgerLockedRow *rows)
 		if (!find_account(&lookup, names[i], slot))
 			continue;
 		found[nfound].account_id =
-			DatumGetInt64(slot_getattr(slot, cat->account_id, &isnull));
+			DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_ID], &isnull));
 		found[nfound].tid = slot->tts_tid;
 		found[nfound].name_index = i;
 		nfound++;
@@ -948,23 +1025,25 @@ ledger_direct_lock_accounts(int count, text **names, LedgerLockedRow *rows)
 				if (result == TM_Updated)
 					elog(ERROR, "ledger: unexpected table_tuple_lock status %d", (int) result);
 				/* gone (accounts are never deleted): as if not found */
-				row->found = false;
 				continue;
 			case TM_SelfModified:
 				/* as ExecLockRows: changed by a later command of ours */
-				row->found = false;
 				continue;
 			default:
 				elog(ERROR, "ledger: unexpected table_tuple_lock status %d", (int) result);
 		}
+		/* a newer version than the snapshot's must still match the query */
+		if (failure.traversed &&
+			!same_name(slot, attnum[ACCOUNT_NAME], names[found[k].name_index]))
+			continue;
 
 		row->found = true;
 		row->ctid = slot->tts_tid;
-		row->account_id = DatumGetInt64(slot_getattr(slot, cat->account_id, &isnull));
-		row->balance = DatumGetInt64(slot_getattr(slot, cat->balance, &isnull));
-		row->min_balance = DatumGetInt64(slot_getattr(slot, cat->min_balance, &isnull));
+		row->account_id = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_ID], &isnull));
+		row->balance = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_BALANCE], &isnull));
+		row->min_balance = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_FLOOR], &isnull));
 		row->has_floor = !isnull;
-		row->currency = TextDatumGetCString(slot_getattr(slot, cat->currency, &isnull));
+		row->currency = TextDatumGetCString(slot_getattr(slot, attnum[ACCOUNT_CURRENCY], &isnull));
 	}
 
 	ExecDropSingleTupleTableSlot(slot);

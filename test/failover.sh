@@ -166,6 +166,36 @@ else
 	n=$(psql_on b -c "SELECT count(*) FROM ledger.idempotency_keys WHERE idempotency_key IN ('wait-off', 'wait-local')")
 	[ "$n" -eq 2 ] || die "the released postings are not on the standby"
 	log "standby back: both postings released, acknowledged and present on the standby"
+
+	# A standby refuses every posting with 25006, on every path.
+	psql_on b <<'SQL' >/dev/null || die "a posting on the standby did not fail with 25006"
+DO $$
+DECLARE
+	call text;
+	state text;
+BEGIN
+	FOREACH call IN ARRAY ARRAY[
+		'SELECT ledger_credit(''failover'', 1)',
+		'SELECT ledger_debit(''failover'', 1)',
+		'SELECT ledger_debit(''failover'', 1, ''on-the-standby'')',
+		'SELECT ledger_transfer(''failover'', ''sink'', 1)',
+		'SELECT ledger_debit_batch(ARRAY[''failover''], ARRAY[1])',
+		'SELECT ledger_open_account(''on-the-standby'')']
+	LOOP
+		state := NULL;
+		BEGIN
+			EXECUTE call;
+		EXCEPTION WHEN OTHERS THEN
+			state := SQLSTATE;
+		END;
+		IF state IS DISTINCT FROM '25006' THEN
+			RAISE EXCEPTION '% on the standby: SQLSTATE %, not 25006', call, coalesce(state, 'none');
+		END IF;
+	END LOOP;
+END
+$$;
+SQL
+	log "standby: every kind of posting refused with 25006"
 	printf 'wait-off\tdebit\t%s\n' "$(cat "$TMP/wait_off.out")" >"$TMP/acks.wait"
 	printf 'wait-local\tdebit\t%s\n' "$(cat "$TMP/wait_local.out")" >>"$TMP/acks.wait"
 fi
