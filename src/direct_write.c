@@ -183,6 +183,7 @@ static void begin_lookup(NameLookup *lookup, DirectTarget *accounts,
 static void end_lookup(NameLookup *lookup);
 static bool find_account(NameLookup *lookup, text *name, TupleTableSlot *slot);
 static bool same_name(TupleTableSlot *slot, AttrNumber attnum, text *name);
+static void raise_concurrent_update(void) pg_attribute_noreturn();
 static int	compare_by_account_id(const void *a, const void *b);
 
 static void
@@ -795,6 +796,18 @@ same_name(TupleTableSlot *slot, AttrNumber attnum, text *name)
 }
 
 /*
+ * What an UPDATE or SELECT ... FOR UPDATE raises under REPEATABLE READ or
+ * SERIALIZABLE when the row changed after the snapshot.
+ */
+static void
+raise_concurrent_update(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access due to concurrent update")));
+}
+
+/*
  * ledger_credit or ledger_debit without a key, when nothing stands in the
  * way: finds the row, checks the floor and the bigint range, updates the
  * balance (which takes the row lock, waiting for a concurrent writer) and
@@ -898,9 +911,7 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 		case TM_Updated:
 		case TM_Deleted:
 			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
+				raise_concurrent_update();
 			/* READ COMMITTED: the SQL path re-reads the newest version */
 			goto done;
 		case TM_SelfModified:
@@ -1019,9 +1030,7 @@ ledger_direct_lock_accounts(int count, text **names, LedgerLockedRow *rows)
 			case TM_Updated:
 			case TM_Deleted:
 				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent update")));
+					raise_concurrent_update();
 				if (result == TM_Updated)
 					elog(ERROR, "ledger: unexpected table_tuple_lock status %d", (int) result);
 				/* gone (accounts are never deleted): as if not found */
