@@ -142,6 +142,10 @@ RESET client_min_messages;
 ALTER TABLE ledger.accounts REPLICA IDENTITY NOTHING;
 SELECT ledger_credit('bw-big', 1);
 SELECT * FROM ledger_debit_batch(ARRAY['bw-big'], ARRAY[1]);
+-- ... but what writes nothing (locks only) is not refused, as with FOR UPDATE
+SELECT ledger_debit('bw-15', 8, 'dw-key-1') AS replayed;
+SELECT ledger_debit('nobody', 1, 'dw-key-6');
+SELECT * FROM ledger_debit_batch(ARRAY['bw-big', 'nobody'], ARRAY[1000000000, 1]);
 ALTER TABLE ledger.accounts REPLICA IDENTITY DEFAULT;
 DROP PUBLICATION ledger_pub;
 SELECT ledger_balance('bw-big') AS unchanged;
@@ -178,3 +182,15 @@ SELECT ledger_credit('fresh', 1);
 SELECT * FROM ledger_debit_batch(ARRAY['fresh'], ARRAY[1]);
 ALTER TABLE ledger.entries ALTER COLUMN transfer_id DROP NOT NULL;
 SELECT ledger_credit('fresh', 1) AS credited;
+
+-- an index on name that is not valid (a cancelled CREATE INDEX
+-- CONCURRENTLY leaves one) is never used for lookups: here one that was
+-- built, then marked as such a leftover that inserts do not maintain
+CREATE UNIQUE INDEX accounts_name_leftover ON ledger.accounts (name COLLATE "C");
+UPDATE pg_index SET indisvalid = false, indisready = false
+ WHERE indexrelid = 'ledger.accounts_name_leftover'::regclass;
+SELECT ledger_open_account('after-leftover') > 0 AS opened;
+SELECT ledger_credit('after-leftover', 5) AS credited, ledger_debit('after-leftover', 2) AS debited,
+       ledger_debit('after-leftover', 1, 'dw-key-5') AS keyed;
+SELECT * FROM ledger_debit_batch(ARRAY['after-leftover', 'fresh'], ARRAY[1, 1]);
+DROP INDEX ledger.accounts_name_leftover;

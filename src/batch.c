@@ -308,6 +308,7 @@ lock_accounts_directly(const BatchInput *input, HTAB *accounts)
 		if (name == NULL)
 			continue;
 		account = hash_search(accounts, name, HASH_ENTER, &seen);
+		pfree((char *) name);	/* the table keeps its own copy */
 		if (seen)
 			continue;
 		names[count] = DatumGetTextPP(datum);

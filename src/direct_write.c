@@ -49,6 +49,7 @@
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_opfamily_d.h"
+#include "catalog/pg_type_d.h"
 #include "commands/sequence.h"
 #include "common/int.h"
 #include "executor/executor.h"
@@ -69,14 +70,14 @@
 /*
  * The columns a direct write reads or writes, checked against the open
  * relation every time: a concurrent ALTER TABLE is seen once its lock is
- * granted.  len 8 is a by-value bigint or timestamptz, -1 text; nullable
- * marks the columns a write may leave NULL (a NOT NULL added there must be
- * enforced).
+ * granted.  type is the column's type or the base type of its domain;
+ * nullable marks the columns a write may leave NULL (a NOT NULL added
+ * there must be enforced).
  */
 typedef struct ColumnSpec
 {
 	const char *name;
-	int16		len;
+	Oid			type;
 	bool		nullable;
 } ColumnSpec;
 
@@ -86,8 +87,9 @@ enum
 	ACCOUNT_NCOLUMNS
 };
 static const ColumnSpec account_columns[] = {
-	{"account_id", 8, false}, {"name", -1, false}, {"currency", -1, false},
-	{"min_balance", 8, true}, {"balance", 8, false}
+	{"account_id", INT8OID, false}, {"name", TEXTOID, false},
+	{"currency", TEXTOID, false}, {"min_balance", INT8OID, true},
+	{"balance", INT8OID, false}
 };
 
 enum
@@ -96,9 +98,10 @@ enum
 	ENTRY_KEY, ENTRY_CREATED, ENTRY_NCOLUMNS
 };
 static const ColumnSpec entry_columns[] = {
-	{"entry_id", 8, false}, {"account_id", 8, false}, {"amount", 8, false},
-	{"balance_after", 8, false}, {"transfer_id", 8, true},
-	{"idempotency_key", -1, true}, {"created_at", 8, false}
+	{"entry_id", INT8OID, false}, {"account_id", INT8OID, false},
+	{"amount", INT8OID, false}, {"balance_after", INT8OID, false},
+	{"transfer_id", INT8OID, true}, {"idempotency_key", TEXTOID, true},
+	{"created_at", TIMESTAMPTZOID, false}
 };
 
 enum
@@ -107,9 +110,9 @@ enum
 	TRANSFER_CREATED, TRANSFER_NCOLUMNS
 };
 static const ColumnSpec transfer_columns[] = {
-	{"transfer_id", 8, false}, {"from_account_id", 8, false},
-	{"to_account_id", 8, false}, {"amount", 8, false},
-	{"idempotency_key", -1, true}, {"created_at", 8, false}
+	{"transfer_id", INT8OID, false}, {"from_account_id", INT8OID, false},
+	{"to_account_id", INT8OID, false}, {"amount", INT8OID, false},
+	{"idempotency_key", TEXTOID, true}, {"created_at", TIMESTAMPTZOID, false}
 };
 
 #define MAX_COLUMNS		ENTRY_NCOLUMNS
@@ -153,11 +156,14 @@ typedef struct DirectTarget
 	AttrNumber	attnum[MAX_COLUMNS];	/* of the ColumnSpecs it was opened with */
 	bool		check_constraints;	/* CHECK or NOT NULL the code does not enforce */
 	Relation	name_index;		/* accounts only: the unique index on name */
+	Oid			sequence;		/* entries, transfers: of their id */
+	LOCKMODE	lockmode;
 } DirectTarget;
 
 /* What a single posting or a batch opens. */
 typedef enum TargetUse
 {
+	LOCK_ACCOUNTS,				/* FOR UPDATE only: as SELECT ... FOR UPDATE */
 	UPDATE_ACCOUNTS, APPEND_ENTRIES, APPEND_TRANSFERS
 } TargetUse;
 
@@ -167,6 +173,8 @@ static const LedgerRelations *ledger_relations(void);
 static bool columns_match(TupleDesc desc, const ColumnSpec *columns, int count,
 						  bool exact, AttrNumber *attnum, bool *null_risk);
 static bool open_target(TargetUse use, DirectTarget *target);
+static bool is_name_index(Relation index, AttrNumber name_attnum);
+static Oid	target_relid(TargetUse use);
 static void close_target(DirectTarget *target);
 static void insert_index_entries(DirectTarget *target, TupleTableSlot *slot,
 								 bool all_indexes);
@@ -246,8 +254,7 @@ columns_match(TupleDesc desc, const ColumnSpec *columns, int count, bool exact,
 		{
 			if (strcmp(NameStr(attr->attname), columns[c].name) != 0)
 				continue;
-			if (attr->attlen != columns[c].len ||
-				attr->attbyval != (columns[c].len == 8))
+			if (getBaseType(attr->atttypid) != columns[c].type)
 				return false;
 			if (columns[c].nullable && attr->attnotnull)
 				*null_risk = true;
@@ -261,42 +268,82 @@ columns_match(TupleDesc desc, const ColumnSpec *columns, int count, bool exact,
 	return matched == count;
 }
 
+static Oid
+target_relid(TargetUse use)
+{
+	const LedgerRelations *rels = ledger_relations();
+
+	switch (use)
+	{
+		case LOCK_ACCOUNTS:
+		case UPDATE_ACCOUNTS:
+			return rels->accounts;
+		case APPEND_ENTRIES:
+			return rels->entries;
+		case APPEND_TRANSFERS:
+			return rels->transfers;
+	}
+	return InvalidOid;
+}
+
 /*
- * Opens a ledger table for a direct write, or returns false (and leaves it
- * closed) if only a statement would do all that is asked: a read-only
- * transaction or a standby (the statement raises 25006), anything but a
+ * The unique, valid, "C"-collated text B-tree index on the name column
+ * alone: what find_account's scan key compares as.
+ */
+static bool
+is_name_index(Relation index, AttrNumber name_attnum)
+{
+	Form_pg_index form = index->rd_index;
+
+	return form->indisunique && form->indisvalid && form->indisready &&
+		form->indislive && form->indnkeyatts == 1 &&
+		form->indkey.values[0] == name_attnum &&
+		index->rd_rel->relam == BTREE_AM_OID &&
+		index->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
+		index->rd_indcollation[0] == C_COLLATION_OID &&
+		RelationGetIndexPredicate(index) == NIL;
+}
+
+/*
+ * Opens a ledger table for a direct write (or, LOCK_ACCOUNTS, for row
+ * locks with the table lock of SELECT ... FOR UPDATE), or returns false
+ * (and leaves it closed) if only a statement would do all that is asked:
+ * a read-only transaction or a standby (the statement raises 25006), a
+ * table renamed or replaced while we waited for its lock, anything but a
  * plain heap table, row-level security, triggers for this kind of write,
- * stored generated columns, a deferrable index, or columns other than the
- * expected ones (an added column may want its default).
+ * stored generated columns, a deferrable index, columns other than the
+ * expected ones (an added column may want its default) or of other types,
+ * no usable name index or id sequence.
  */
 static bool
 open_target(TargetUse use, DirectTarget *target)
 {
-	const LedgerRelations *rels = ledger_relations();
-	bool		for_update = (use == UPDATE_ACCOUNTS);
-	Oid			relid;
+	bool		lock_only = (use == LOCK_ACCOUNTS);
+	bool		accounts = (use == LOCK_ACCOUNTS || use == UPDATE_ACCOUNTS);
+	LOCKMODE	lockmode = lock_only ? RowShareLock : RowExclusiveLock;
+	Oid			relid = target_relid(use);
 	Relation	rel;
 	TriggerDesc *triggers;
 	TupleConstr *constr;
-	bool		null_risk;
+	bool		null_risk = false;
 	bool		plain;
 
 	if (XactReadOnly || RecoveryInProgress())
 		return false;
-	relid = (use == UPDATE_ACCOUNTS) ? rels->accounts :
-		(use == APPEND_ENTRIES) ? rels->entries : rels->transfers;
-	if (!OidIsValid(relid) || (rel = try_table_open(relid, RowExclusiveLock)) == NULL)
+	if (!OidIsValid(relid) || (rel = try_table_open(relid, lockmode)) == NULL)
 		return false;
 
+	/* the lock may have waited for a DDL that put another table there */
 	triggers = rel->trigdesc;
 	constr = RelationGetDescr(rel)->constr;
-	plain = (rel->rd_rel->relkind == RELKIND_RELATION &&
+	plain = (target_relid(use) == relid &&
+			 rel->rd_rel->relkind == RELKIND_RELATION &&
 			 rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
 			 !rel->rd_rel->relrowsecurity &&
 			 !(constr != NULL && constr->has_generated_stored));
-	if (plain && triggers != NULL)
+	if (plain && triggers != NULL && !lock_only)
 	{
-		if (for_update)
+		if (use == UPDATE_ACCOUNTS)
 			plain = !(triggers->trig_update_before_row ||
 					  triggers->trig_update_after_row ||
 					  triggers->trig_update_instead_row ||
@@ -314,7 +361,7 @@ open_target(TargetUse use, DirectTarget *target)
 	}
 	if (plain)
 	{
-		if (use == UPDATE_ACCOUNTS)
+		if (accounts)
 			plain = columns_match(RelationGetDescr(rel), account_columns,
 								  ACCOUNT_NCOLUMNS, false, target->attnum, &null_risk);
 		else if (use == APPEND_ENTRIES)
@@ -324,14 +371,20 @@ open_target(TargetUse use, DirectTarget *target)
 			plain = columns_match(RelationGetDescr(rel), transfer_columns,
 								  TRANSFER_NCOLUMNS, true, target->attnum, &null_risk);
 	}
+	target->sequence = (use == APPEND_ENTRIES) ? ledger_relations()->entry_sequence :
+		(use == APPEND_TRANSFERS) ? ledger_relations()->transfer_sequence : InvalidOid;
+	if (plain && (use == APPEND_ENTRIES || use == APPEND_TRANSFERS) &&
+		!OidIsValid(target->sequence))
+		plain = false;
 	if (!plain)
 	{
-		table_close(rel, RowExclusiveLock);
+		table_close(rel, lockmode);
 		return false;
 	}
 
 	/* what the statement would raise for a publication without identity */
-	CheckCmdReplicaIdentity(rel, for_update ? CMD_UPDATE : CMD_INSERT);
+	if (!lock_only)
+		CheckCmdReplicaIdentity(rel, use == UPDATE_ACCOUNTS ? CMD_UPDATE : CMD_INSERT);
 
 	/* See enforced_checks: the others, and risky NOT NULLs, are evaluated. */
 	target->check_constraints = null_risk;
@@ -347,33 +400,50 @@ open_target(TargetUse use, DirectTarget *target)
 	}
 
 	target->rel = rel;
+	target->lockmode = lockmode;
 	target->estate = CreateExecutorState();
-	target->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(target->rri, rel, 0, NULL, 0);
-	ExecOpenIndices(target->rri, false);
-
+	target->rri = NULL;
 	target->name_index = NULL;
-	for (int i = 0; i < target->rri->ri_NumIndices; i++)
-	{
-		Relation	index = target->rri->ri_IndexRelationDescs[i];
 
-		/* a deferred unique check would need an after-trigger queue */
-		if (!index->rd_index->indimmediate)
+	if (lock_only)
+	{
+		/* only the name index, and only as an index scan would open it */
+		List	   *indexes = RelationGetIndexList(rel);
+		ListCell   *lc;
+
+		foreach(lc, indexes)
 		{
-			close_target(target);
-			return false;
+			Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+
+			if (target->name_index == NULL &&
+				is_name_index(index, target->attnum[ACCOUNT_NAME]))
+				target->name_index = index;
+			else
+				index_close(index, AccessShareLock);
 		}
-		/* accounts: the unique "C" text index on name, for lookups */
-		if (use == UPDATE_ACCOUNTS && index->rd_index->indisunique &&
-			index->rd_index->indnkeyatts == 1 &&
-			index->rd_index->indkey.values[0] == target->attnum[ACCOUNT_NAME] &&
-			index->rd_rel->relam == BTREE_AM_OID &&
-			index->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
-			index->rd_indcollation[0] == C_COLLATION_OID &&
-			RelationGetIndexPredicate(index) == NIL)
-			target->name_index = index;
+		list_free(indexes);
 	}
-	if (use == UPDATE_ACCOUNTS && target->name_index == NULL)
+	else
+	{
+		target->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(target->rri, rel, 0, NULL, 0);
+		ExecOpenIndices(target->rri, false);
+		for (int i = 0; i < target->rri->ri_NumIndices; i++)
+		{
+			Relation	index = target->rri->ri_IndexRelationDescs[i];
+
+			/* a deferred unique check would need an after-trigger queue */
+			if (!index->rd_index->indimmediate)
+			{
+				close_target(target);
+				return false;
+			}
+			if (use == UPDATE_ACCOUNTS && target->name_index == NULL &&
+				is_name_index(index, target->attnum[ACCOUNT_NAME]))
+				target->name_index = index;
+		}
+	}
+	if (accounts && target->name_index == NULL)
 	{
 		close_target(target);
 		return false;
@@ -384,7 +454,10 @@ open_target(TargetUse use, DirectTarget *target)
 static void
 close_target(DirectTarget *target)
 {
-	ExecCloseIndices(target->rri);
+	if (target->rri != NULL)
+		ExecCloseIndices(target->rri);
+	else if (target->name_index != NULL)
+		index_close(target->name_index, AccessShareLock);
 	FreeExecutorState(target->estate);
 	table_close(target->rel, NoLock);
 	/* later statements of the transaction see the rows, as after SPI */
@@ -434,14 +507,13 @@ append_entries(DirectTarget *journal, int count, const Datum *account_id,
 {
 	Relation	rel = journal->rel;
 	const AttrNumber *attnum = journal->attnum;
-	Oid			sequence = ledger_relations()->entry_sequence;
+	Oid			sequence = journal->sequence;
 	int			nslots = Min(count, ENTRY_CHUNK);
+	MemoryContext chunk_context;
+	MemoryContext caller_context;
 	CommandId	cid = GetCurrentCommandId(true);
 	TupleDesc	slot_desc;
 	TupleTableSlot **slots;
-
-	if (!OidIsValid(sequence))
-		elog(ERROR, "ledger: sequence ledger.entries_entry_id_seq is missing");
 
 	/*
 	 * The slots share one unreferenced copy of the descriptor: slots of the
@@ -453,6 +525,9 @@ append_entries(DirectTarget *journal, int count, const Datum *account_id,
 	for (int j = 0; j < nslots; j++)
 		slots[j] = MakeSingleTupleTableSlot(slot_desc, table_slot_callbacks(rel));
 
+	/* what heap_multi_insert allocates per call, freed per chunk */
+	chunk_context = AllocSetContextCreate(CurrentMemoryContext, "ledger journal chunk",
+										  ALLOCSET_DEFAULT_SIZES);
 	for (int start = 0; start < count; start += ENTRY_CHUNK)
 	{
 		int			n = Min(ENTRY_CHUNK, count - start);
@@ -482,13 +557,17 @@ append_entries(DirectTarget *journal, int count, const Datum *account_id,
 				ResetPerTupleExprContext(journal->estate);
 			}
 		}
+		caller_context = MemoryContextSwitchTo(chunk_context);
 		if (n == 1)
 			table_tuple_insert(rel, slots[0], cid, 0, NULL);
 		else
 			table_multi_insert(rel, slots, n, cid, 0, NULL);
+		MemoryContextSwitchTo(caller_context);
+		MemoryContextReset(chunk_context);
 		for (int j = 0; j < n; j++)
 			insert_index_entries(journal, slots[j], true);
 	}
+	MemoryContextDelete(chunk_context);
 
 	for (int j = 0; j < nslots; j++)
 		ExecDropSingleTupleTableSlot(slots[j]);
@@ -659,7 +738,6 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 	DirectTarget journal;
 	TupleDesc	transfer_desc;
 	TupleTableSlot *slot;
-	Oid			sequence = ledger_relations()->transfer_sequence;
 	const AttrNumber *attnum;
 	Datum		entry_account[2];
 	Datum		entry_amount[2];
@@ -669,7 +747,7 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 	Datum		entry_key[2] = {PointerGetDatum(key), PointerGetDatum(key)};
 	bool		entry_key_null[2] = {key == NULL, key == NULL};
 
-	if (!from->ctid_known || !to->ctid_known || !OidIsValid(sequence))
+	if (!from->ctid_known || !to->ctid_known)
 		return false;
 	if (!open_target(APPEND_TRANSFERS, &transfers))
 		return false;
@@ -686,7 +764,7 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 	}
 
 	if (transfer_id == 0)
-		transfer_id = nextval_internal(sequence, false);
+		transfer_id = nextval_internal(transfers.sequence, false);
 
 	/* the transfer row */
 	transfer_desc = CreateTupleDescCopy(RelationGetDescr(transfers.rel));
@@ -983,7 +1061,7 @@ ledger_direct_lock_accounts(int count, text **names, LedgerLockedRow *rows)
 	const AttrNumber *attnum;
 	uint8		flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
 
-	if (!open_target(UPDATE_ACCOUNTS, &accounts))
+	if (!open_target(LOCK_ACCOUNTS, &accounts))
 		return false;
 	attnum = accounts.attnum;
 
