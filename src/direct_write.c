@@ -176,6 +176,8 @@ static bool open_target(TargetUse use, DirectTarget *target);
 static bool is_name_index(Relation index, AttrNumber name_attnum);
 static Oid	target_relid(TargetUse use);
 static void close_target(DirectTarget *target);
+static bool open_posting(DirectTarget *accounts, DirectTarget *journal);
+static void close_posting(DirectTarget *accounts, DirectTarget *journal);
 static void insert_index_entries(DirectTarget *target, TupleTableSlot *slot,
 								 bool all_indexes);
 static void append_entries(DirectTarget *journal, int count,
@@ -465,6 +467,30 @@ close_target(DirectTarget *target)
 }
 
 /*
+ * The accounts (to update) and the journal (to append to), both or
+ * neither: what every posting writes.
+ */
+static bool
+open_posting(DirectTarget *accounts, DirectTarget *journal)
+{
+	if (!open_target(UPDATE_ACCOUNTS, accounts))
+		return false;
+	if (!open_target(APPEND_ENTRIES, journal))
+	{
+		close_target(accounts);
+		return false;
+	}
+	return true;
+}
+
+static void
+close_posting(DirectTarget *accounts, DirectTarget *journal)
+{
+	close_target(journal);
+	close_target(accounts);
+}
+
+/*
  * Index entries for the tuple in slot: all of them, or the summarizing
  * ones only (a HOT update on 16+ that changed a BRIN-indexed column).
  * update = false even for updates: it only withholds a hint for B-tree
@@ -700,15 +726,8 @@ ledger_direct_apply(const LockedAccount *account, int64 signed_amount,
 	Datum		none = (Datum) 0;
 	bool		null = true;
 
-	if (!account->ctid_known)
+	if (!account->ctid_known || !open_posting(&accounts, &journal))
 		return false;
-	if (!open_target(UPDATE_ACCOUNTS, &accounts))
-		return false;
-	if (!open_target(APPEND_ENTRIES, &journal))
-	{
-		close_target(&accounts);
-		return false;
-	}
 
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(accounts.rel), &TTSOpsHeapTuple);
 	rewrite_balance(&accounts, account->ctid, new_balance, slot);
@@ -716,8 +735,7 @@ ledger_direct_apply(const LockedAccount *account, int64 signed_amount,
 	append_entries(&journal, 1, &account_id, &amount, &balance_after,
 				   &none, &null, &key_datum, &key_null, now);
 
-	close_target(&journal);
-	close_target(&accounts);
+	close_posting(&accounts, &journal);
 	return true;
 }
 
@@ -751,14 +769,8 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 		return false;
 	if (!open_target(APPEND_TRANSFERS, &transfers))
 		return false;
-	if (!open_target(UPDATE_ACCOUNTS, &accounts))
+	if (!open_posting(&accounts, &journal))
 	{
-		close_target(&transfers);
-		return false;
-	}
-	if (!open_target(APPEND_ENTRIES, &journal))
-	{
-		close_target(&accounts);
 		close_target(&transfers);
 		return false;
 	}
@@ -814,8 +826,7 @@ ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
 				   entry_transfer, entry_transfer_null, entry_key, entry_key_null,
 				   now);
 
-	close_target(&journal);
-	close_target(&accounts);
+	close_posting(&accounts, &journal);
 	close_target(&transfers);
 	*written_id = transfer_id;
 	return true;
@@ -915,13 +926,8 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 	NameLookup	lookup;
 	bool		found;
 
-	if (!open_target(UPDATE_ACCOUNTS, &accounts))
+	if (!open_posting(&accounts, &journal))
 		return false;
-	if (!open_target(APPEND_ENTRIES, &journal))
-	{
-		close_target(&accounts);
-		return false;
-	}
 
 	/* the snapshot an UPDATE statement here would take */
 	CommandCounterIncrement();
@@ -1015,8 +1021,7 @@ done:
 	ExecDropSingleTupleTableSlot(current);
 	ExecDropSingleTupleTableSlot(updated);
 	PopActiveSnapshot();
-	close_target(&journal);
-	close_target(&accounts);
+	close_posting(&accounts, &journal);
 	return posted;
 }
 
