@@ -4,7 +4,7 @@
  * run, interleaved rounds.
  *
  *   bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]
- *         [-W uniform|hot|zipf|transfer|batch] [-s zipf_s] [-b batch_size]
+ *         [-W uniform|hot|zipf|transfer|batch] [-s zipf_s] [-b batch_size] [-u]
  *
  * Connection: the PG* environment variables, as in libpq.  The database must
  * have CREATE EXTENSION ledger and bench/naive.sql loaded, and accounts
@@ -14,6 +14,11 @@
  * implementation for -d seconds; rounds alternate ledger, naive, ledger,
  * naive ... so drift in the machine affects both alike.  Latency is per
  * call (per batch call for -W batch), from send to reply.
+ *
+ * Each connection prepares its statements once and executes them, as
+ * libledger does and as any pooled application would; -u sends every call
+ * as an unprepared statement instead (parsed and planned per call).  Both
+ * implementations are always called the same way.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -53,6 +58,7 @@ static int	naccounts = 10000;
 static Workload workload = WL_UNIFORM;
 static double zipf_s = 2.0;
 static int	batch_size = 1000;
+static bool prepared = true;
 
 static double *zipf_cdf;		/* cumulative weights of accounts 1..N */
 
@@ -158,12 +164,31 @@ record_latency(Client *c, double latency)
 	c->latencies[c->nlat++] = latency;
 }
 
+/* The statement one call of the workload runs against impl. */
+static const char *
+workload_sql(Impl impl)
+{
+	bool		ours = (impl == IMPL_LEDGER);
+
+	switch (workload)
+	{
+		case WL_TRANSFER:
+			return ours ? "SELECT ledger_transfer($1, $2, $3)" :
+				"SELECT naive_transfer($1, $2, $3)";
+		case WL_BATCH:
+			return ours ?
+				"SELECT count(*) FROM ledger_debit_batch($1::text[], $2::bigint[]) WHERE status = 'ok'" :
+				"SELECT count(naive_debit(a, x)) FROM unnest($1::text[], $2::bigint[]) AS t(a, x)";
+		default:
+			return ours ? "SELECT ledger_debit($1, $2)" : "SELECT naive_debit($1, $2)";
+	}
+}
+
 /* One call of the workload; returns the number of postings it made, -1 on error. */
 static long
 one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
 {
 	const char *params[3];
-	const char *sql;
 	int			nparams;
 	PGresult   *res;
 	long		done;
@@ -186,9 +211,6 @@ one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
 				params[1] = other;
 				params[2] = "1";
 				nparams = 3;
-				sql = c->impl == IMPL_LEDGER ?
-					"SELECT ledger_transfer($1, $2, $3)" :
-					"SELECT naive_transfer($1, $2, $3)";
 				done = 1;
 				break;
 			}
@@ -211,9 +233,6 @@ one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
 				params[0] = buf;
 				params[1] = buf2;
 				nparams = 2;
-				sql = c->impl == IMPL_LEDGER ?
-					"SELECT count(*) FROM ledger_debit_batch($1::text[], $2::bigint[]) WHERE status = 'ok'" :
-					"SELECT count(naive_debit(a, x)) FROM unnest($1::text[], $2::bigint[]) AS t(a, x)";
 				done = batch_size;
 				break;
 			}
@@ -222,14 +241,15 @@ one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
 			params[0] = account;
 			params[1] = "1";
 			nparams = 2;
-			sql = c->impl == IMPL_LEDGER ?
-				"SELECT ledger_debit($1, $2)" :
-				"SELECT naive_debit($1, $2)";
 			done = 1;
 			break;
 	}
 
-	res = PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (prepared)
+		res = PQexecPrepared(c->conn, impl_names[c->impl], nparams, params, NULL, NULL, 0);
+	else
+		res = PQexecParams(c->conn, workload_sql(c->impl), nparams, NULL, params,
+						   NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -360,7 +380,7 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]\n"
-			"             [-W uniform|hot|zipf|transfer|batch] [-s zipf_s] [-b batch_size]\n");
+			"             [-W uniform|hot|zipf|transfer|batch] [-s zipf_s] [-b batch_size] [-u]\n");
 	exit(2);
 }
 
@@ -373,7 +393,7 @@ main(int argc, char **argv)
 	bool		ok = true;
 	double		rate[2];
 
-	while ((opt = getopt(argc, argv, "c:d:w:r:n:W:s:b:")) != -1)
+	while ((opt = getopt(argc, argv, "c:d:w:r:n:W:s:b:u")) != -1)
 	{
 		switch (opt)
 		{
@@ -384,6 +404,7 @@ main(int argc, char **argv)
 			case 'n': naccounts = atoi(optarg); break;
 			case 's': zipf_s = atof(optarg); break;
 			case 'b': batch_size = atoi(optarg); break;
+			case 'u': prepared = false; break;
 			case 'W':
 				{
 					int			w;
@@ -414,6 +435,18 @@ main(int argc, char **argv)
 			fprintf(stderr, "bench: cannot connect: %s", PQerrorMessage(clients[i].conn));
 			return 1;
 		}
+		for (int impl = 0; prepared && impl < 2; impl++)
+		{
+			PGresult   *res = PQprepare(clients[i].conn, impl_names[impl],
+										workload_sql((Impl) impl), 0, NULL);
+
+			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			{
+				fprintf(stderr, "bench: cannot prepare: %s", PQerrorMessage(clients[i].conn));
+				return 1;
+			}
+			PQclear(res);
+		}
 		clients[i].rng = 0x9E3779B97F4A7C15ULL * (uint64_t) (i + 1) ^ (uint64_t) time(NULL);
 	}
 
@@ -429,7 +462,8 @@ main(int argc, char **argv)
 		printf("%s B=%d", workload_names[workload], batch_size);
 	else
 		printf("%s", workload_names[workload]);
-	printf(" N=%d clients=%d rounds=%dx%gs\n", naccounts, nclients, rounds, seconds);
+	printf(" N=%d clients=%d rounds=%dx%gs%s\n", naccounts, nclients, rounds, seconds,
+		   prepared ? "" : " unprepared");
 	for (int impl = 0; impl < 2; impl++)
 	{
 		Totals	   *t = &totals[impl];

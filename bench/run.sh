@@ -12,7 +12,7 @@ smoke=false
 N=${BENCH_ACCOUNTS:-10000}
 CLIENTS=${BENCH_CLIENTS:-32}
 SECONDS_PER_ROUND=${BENCH_SECONDS:-5}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 if $smoke; then
 	N=100 CLIENTS=4 SECONDS_PER_ROUND=0.5 ROUNDS=1
 fi
@@ -57,6 +57,7 @@ $smoke && echo "smoke run: a few tiny rounds to keep the tool working; the numbe
 echo "ledger benchmark: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
 	"PostgreSQL $($LEDGER_PG_BIN/postgres --version | awk '{print $3}'), fsync=on, synchronous_commit=on, $(date -u +%Y-%m-%d)"
 run -c "$CLIENTS" -W uniform
+run -c "$CLIENTS" -W uniform -u
 run -c "$CLIENTS" -W hot
 run -c "$CLIENTS" -W zipf -s 2
 run -c "$CLIENTS" -W transfer
