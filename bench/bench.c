@@ -393,7 +393,8 @@ main(int argc, char **argv)
 	int			opt;
 	bool		ok = true;
 	double		rate[2];
-	double		low_ratio = 0,
+	int			pairs = 0;		/* round pairs with a ratio */
+	double		low_ratio = INFINITY,
 				high_ratio = 0;
 
 	while ((opt = getopt(argc, argv, "c:d:w:r:n:W:s:b:u")) != -1)
@@ -470,10 +471,9 @@ main(int argc, char **argv)
 			continue;
 		ratio = (double) (totals[IMPL_LEDGER].ops - ledger_before) /
 			(totals[IMPL_NAIVE].ops - naive_before);
-		if (high_ratio == 0 || ratio < low_ratio)
-			low_ratio = ratio;
-		if (ratio > high_ratio)
-			high_ratio = ratio;
+		low_ratio = fmin(low_ratio, ratio);
+		high_ratio = fmax(high_ratio, ratio);
+		pairs++;
 	}
 
 	if (workload == WL_ZIPF)
@@ -498,7 +498,7 @@ main(int argc, char **argv)
 		printf("\n");
 	}
 	printf("  ratio   %.2fx (ledger / naive)", rate[IMPL_NAIVE] > 0 ? rate[IMPL_LEDGER] / rate[IMPL_NAIVE] : 0);
-	if (rounds > 1 && high_ratio > 0)
+	if (pairs > 1)
 		printf(", round pairs %.2fx to %.2fx", low_ratio, high_ratio);
 	printf("\n");
 

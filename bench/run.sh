@@ -52,6 +52,7 @@ fi
 wal_start=$(psql_q -c "SELECT pg_current_wal_lsn()")
 wal_files=$(psql_q -c "SELECT count(*) FROM pg_ls_waldir()")
 
+# options given to run() come after the defaults, so they override them
 run() {
 	"$BENCH_BIN" -n "$N" -d "$SECONDS_PER_ROUND" -r "$ROUNDS" -w 1 "$@"
 }
