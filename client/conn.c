@@ -464,6 +464,21 @@ ledger_connect(const LedgerOptions *opts, LedgerConn **connp)
 	return connect_once(conn) ? LEDGER_OK : LEDGER_CONNECTION_FAILED;
 }
 
+LedgerStatus
+ledger_set_timeout(LedgerConn *conn, int timeout_ms)
+{
+	if (conn == NULL)
+		return LEDGER_CLIENT_ERROR;
+	if (timeout_ms < 0)
+	{
+		ledger__set_error(conn, "ledger_set_timeout: timeout_ms must not be negative",
+						  NULL, NULL, NULL);
+		return LEDGER_CLIENT_ERROR;
+	}
+	conn->timeout_ms = timeout_ms;
+	return LEDGER_OK;
+}
+
 void
 ledger_finish(LedgerConn *conn)
 {

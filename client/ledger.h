@@ -11,6 +11,21 @@
  * after a lost connection, a serialization failure (40001) or a deadlock
  * (40P01) without ever applying a posting twice.
  *
+ * OUTCOMES: a posting (or a batch item) is LEDGER_OK only after its commit
+ * succeeded and was confirmed: the server answered, the commit raised no
+ * error, and no WARNING came with it (PostgreSQL warns when a wait for a
+ * synchronous standby is cancelled: the posting is then committed locally
+ * but maybe not replicated).  A refusal (LG001-LG005, 22xxx) is definite
+ * even after earlier attempts whose answer was lost, because the retry
+ * carried the same key and would have replayed a committed attempt.  Any
+ * other failure after an attempt that may have committed (lost connection,
+ * unconfirmed commit, the deadline of ledger_set_timeout) is retried while
+ * attempts and time remain and otherwise ends in LEDGER_UNKNOWN_OUTCOME:
+ * the posting may or may not have been applied.  Then call again later with
+ * the same key (ledger_last_key, or the item's key) and the same
+ * arguments: you get the original result if it was applied, or it applies
+ * now.  A retry with another key, or none, may post twice.
+ *
  * Naming: the C functions share the names of the SQL functions they call
  * (the C ledger_debit() runs SELECT ledger_debit(...)); they live in
  * different namespaces and never meet.
@@ -19,10 +34,12 @@
  * exactly like a libpq PGconn.  Use one connection per thread; different
  * connections may be used concurrently.  The library has no global state.
  *
- * OWNERSHIP: strings returned by the getters below are owned by the
- * connection and stay valid until the next call on that connection (or
- * ledger_finish); copy them to keep them.  History and audit results are
- * owned by the caller and freed with ledger_history_free / ledger_audit_free.
+ * OWNERSHIP: strings returned by the getters below, and the out strings of
+ * batch items, are owned by the connection and stay valid until the next
+ * call on that connection returns (or ledger_finish): they may be passed as
+ * arguments of that next call, e.g. items resent with their reported keys.
+ * Copy them to keep them longer.  History and audit results are owned by
+ * the caller and freed with ledger_history_free / ledger_audit_free.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,7 +56,7 @@ extern "C"
 
 /* Version of this header; the SONAME is libledger.so.LEDGER_VERSION_MAJOR. */
 #define LEDGER_VERSION_MAJOR 1
-#define LEDGER_VERSION_MINOR 1
+#define LEDGER_VERSION_MINOR 2
 #define LEDGER_VERSION_PATCH 0
 #define LEDGER_VERSION_NUM \
 	(LEDGER_VERSION_MAJOR * 10000 + LEDGER_VERSION_MINOR * 100 + LEDGER_VERSION_PATCH)
@@ -53,6 +70,23 @@ extern "C"
  * ledger_transfer_batch (extension 1.1 or later).
  */
 #define LEDGER_HAS_SERVER_BATCH 1
+
+/*
+ * Feature macros (since 1.2.0): ledger_set_timeout() bounds every call;
+ * ledger_generate_key() makes a key before anything is sent.
+ */
+#define LEDGER_HAS_TIMEOUT 1
+#define LEDGER_HAS_GENERATE_KEY 1
+
+/*
+ * The verbs' status must be looked at: ignoring it is how a posting that
+ * failed, or whose outcome is unknown, passes for done.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define LEDGER_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define LEDGER_MUST_CHECK
+#endif
 
 /*
  * The outcome of every call.  The numeric values are part of the ABI: they
@@ -80,8 +114,9 @@ typedef enum LedgerStatus
 
 /*
  * Connection options.  A zeroed struct means "all defaults", so both
- * `LedgerOptions o = {0};` and ledger_options_init(&o) are fine.  Adding a
- * field changes the ABI and bumps the SONAME.
+ * `LedgerOptions o = {0};` and ledger_options_init(&o) are fine.  The
+ * struct is frozen (its layout is part of the 1.x ABI); options added
+ * later have setters on the connection, like ledger_set_timeout.
  */
 typedef struct LedgerOptions
 {
@@ -102,6 +137,9 @@ typedef struct LedgerOptions
 
 /* Length of a generated idempotency key: 128 random bits in lower-case hex. */
 #define LEDGER_GENERATED_KEY_LEN 32
+
+/* Room for a generated key and its NUL: the buffer of ledger_generate_key. */
+#define LEDGER_KEY_BUFSIZE (LEDGER_GENERATED_KEY_LEN + 1)
 
 /* Opaque connection handle. */
 typedef struct LedgerConn LedgerConn;
@@ -178,6 +216,16 @@ extern const char *ledger_status_name(LedgerStatus status);
 /* Fill *opts with the defaults (conninfo NULL). */
 extern void ledger_options_init(LedgerOptions *opts);
 
+/*
+ * Write a new idempotency key (LEDGER_GENERATED_KEY_LEN lower-case hex
+ * digits from 128 bits of the kernel's CSPRNG, and a NUL) into buf, which
+ * holds size >= LEDGER_KEY_BUFSIZE bytes.  Store it with the intent before
+ * posting with it, and a process that crashes mid-call can ask again with
+ * the same key after its restart.  LEDGER_OK, or LEDGER_CLIENT_ERROR (buf
+ * NULL or too small, no random bytes).  Since 1.2.0.
+ */
+extern LedgerStatus ledger_generate_key(char *buf, size_t size);
+
 /* ---- connections -------------------------------------------------------- */
 
 /*
@@ -194,16 +242,38 @@ extern LedgerStatus ledger_connect(const LedgerOptions *opts, LedgerConn **conn)
 extern void ledger_finish(LedgerConn *conn);
 
 /*
+ * Bound every later call on this connection: each call returns within
+ * timeout_ms milliseconds of its start, retries and backoff included; 0
+ * (the default) means no bound.  When the time is up mid-call the
+ * connection is dropped (the next call reconnects), and the call returns
+ * LEDGER_UNKNOWN_OUTCOME if a write had been sent (the server may still
+ * commit it), otherwise LEDGER_CONNECTION_FAILED.  This is the one bound
+ * on a commit waiting for a synchronous standby, which statement_timeout
+ * does not cover.  LEDGER_OK, or LEDGER_CLIENT_ERROR for a negative
+ * value.  Since 1.2.0.
+ *
+ * Independently of it, connections default to connect_timeout=10,
+ * keepalives (idle 30 s, interval 10 s, count 3) and tcp_user_timeout=30000,
+ * which detect a dead server or network; the conninfo overrides each.
+ */
+extern LedgerStatus ledger_set_timeout(LedgerConn *conn, int timeout_ms);
+
+/*
  * About the last call on this connection.  Strings are owned by the
  * connection (see OWNERSHIP above).
  *   ledger_error_message: the server's primary message, or the library's
  *                         own; "" after LEDGER_OK
  *   ledger_error_sqlstate, _detail, _hint: the server's fields; NULL when
  *                         the server sent none (or the call succeeded)
- *   ledger_last_key:      the idempotency key used by the last credit,
- *                         debit or transfer (the caller's or a generated
- *                         one); other calls leave it unchanged; NULL before
- *   ledger_last_attempts: how many attempts the last call made (>= 1)
+ *   ledger_last_key:      the idempotency key of the last credit, debit
+ *                         or transfer (the caller's or a generated one);
+ *                         reset at the start of each of them, so it is
+ *                         NULL only if that posting failed before choosing
+ *                         a key (LEDGER_CLIENT_ERROR); other calls leave
+ *                         it unchanged; NULL before the first posting
+ *   ledger_last_attempts: how many attempts the last call began (each a
+ *                         connection and, unless that failed, a send);
+ *                         0 when it ended before any (LEDGER_CLIENT_ERROR)
  */
 extern const char *ledger_error_message(const LedgerConn *conn);
 extern const char *ledger_error_sqlstate(const LedgerConn *conn);
@@ -221,23 +291,23 @@ extern int	ledger_last_attempts(const LedgerConn *conn);
  */
 
 /* currency NULL: "XXX"; min_balance LEDGER_NO_FLOOR: no floor. */
-extern LedgerStatus ledger_open_account(LedgerConn *conn, const char *account,
+extern LEDGER_MUST_CHECK LedgerStatus ledger_open_account(LedgerConn *conn, const char *account,
 										const char *currency, int64_t min_balance,
 										int64_t *account_id);
 
 /* idempotency_key NULL: a key is generated; read it with ledger_last_key. */
-extern LedgerStatus ledger_credit(LedgerConn *conn, const char *account,
+extern LEDGER_MUST_CHECK LedgerStatus ledger_credit(LedgerConn *conn, const char *account,
 								  int64_t amount, const char *idempotency_key,
 								  int64_t *new_balance);
-extern LedgerStatus ledger_debit(LedgerConn *conn, const char *account,
+extern LEDGER_MUST_CHECK LedgerStatus ledger_debit(LedgerConn *conn, const char *account,
 								 int64_t amount, const char *idempotency_key,
 								 int64_t *new_balance);
-extern LedgerStatus ledger_transfer(LedgerConn *conn, const char *from_account,
+extern LEDGER_MUST_CHECK LedgerStatus ledger_transfer(LedgerConn *conn, const char *from_account,
 									const char *to_account, int64_t amount,
 									const char *idempotency_key,
 									int64_t *transfer_id);
 
-extern LedgerStatus ledger_balance(LedgerConn *conn, const char *account,
+extern LEDGER_MUST_CHECK LedgerStatus ledger_balance(LedgerConn *conn, const char *account,
 								   int64_t *balance);
 
 /*
@@ -245,12 +315,12 @@ extern LedgerStatus ledger_balance(LedgerConn *conn, const char *account,
  * *history is a new result (possibly with 0 entries) that the caller frees
  * with ledger_history_free; otherwise *history is NULL.
  */
-extern LedgerStatus ledger_history(LedgerConn *conn, const char *account,
+extern LEDGER_MUST_CHECK LedgerStatus ledger_history(LedgerConn *conn, const char *account,
 								   int max_rows, LedgerHistory **history);
 extern void ledger_history_free(LedgerHistory *history);
 
 /* The audit.  On LEDGER_OK *audit is freed with ledger_audit_free. */
-extern LedgerStatus ledger_verify(LedgerConn *conn, LedgerAudit **audit);
+extern LEDGER_MUST_CHECK LedgerStatus ledger_verify(LedgerConn *conn, LedgerAudit **audit);
 extern void ledger_audit_free(LedgerAudit *audit);
 
 /*
@@ -264,7 +334,7 @@ extern void ledger_audit_free(LedgerAudit *audit);
  * LEDGER_CLIENT_ERROR for a malformed batch, with no item sent).  The
  * connection's error fields are those of that first failed item.
  */
-extern LedgerStatus ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n);
+extern LEDGER_MUST_CHECK LedgerStatus ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n);
 
 /*
  * Post n items in one statement, one transaction and one commit, on the
@@ -302,7 +372,7 @@ extern LedgerStatus ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t 
  * that item's (for a whole-call error: the server's, with its hint).
  * ledger_last_key is left unchanged.
  */
-extern LedgerStatus ledger_post_batch(LedgerConn *conn, LedgerPosting *items,
+extern LEDGER_MUST_CHECK LedgerStatus ledger_post_batch(LedgerConn *conn, LedgerPosting *items,
 									  size_t n);
 
 #ifdef __cplusplus

@@ -41,6 +41,7 @@ struct LedgerConn
 	int			retry_attempts;
 	int			backoff_base_ms;
 	int			backoff_max_ms;
+	int			timeout_ms;		/* ledger_set_timeout; 0: none */
 	unsigned int prepared;		/* bit per LedgerStmt prepared on pg */
 	uint64_t	rng;			/* xorshift state for backoff jitter */
 

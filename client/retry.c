@@ -89,6 +89,14 @@ ledger__generate_key(char *buf, size_t size)
 	return true;
 }
 
+LedgerStatus
+ledger_generate_key(char *buf, size_t size)
+{
+	if (buf == NULL || size < LEDGER_KEY_BUFSIZE)
+		return LEDGER_CLIENT_ERROR;
+	return ledger__generate_key(buf, size) ? LEDGER_OK : LEDGER_CLIENT_ERROR;
+}
+
 /*
  * Sleep before attempt number "attempt" (>= 2): base * 2^(attempt-2),
  * capped, with "equal jitter" (a random point in the upper half) so that

@@ -345,8 +345,8 @@ check_ops(const LedgerPosting *items, size_t n)
 	return NULL;
 }
 
-LedgerStatus
-ledger_post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
+static LedgerStatus
+post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 {
 	bool		is_transfer;
 	Param		params[4];
@@ -443,3 +443,33 @@ ledger_post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 		}
 	return result;
 }
+
+#ifdef LEDGER_SHARED
+/*
+ * The shared library exports ledger_post_batch in node LEDGER_1.1, where
+ * it belongs, and also in LEDGER_1, where libledger 1.1.0 exported it, so
+ * that programs linked against 1.1.0 keep running (exports.txt).
+ */
+extern LedgerStatus ledger__post_batch(LedgerConn *conn, LedgerPosting *items, size_t n);
+extern LedgerStatus ledger__post_batch_1_1_0(LedgerConn *conn, LedgerPosting *items, size_t n);
+__asm__(".symver ledger__post_batch, ledger_post_batch@@LEDGER_1.1");
+__asm__(".symver ledger__post_batch_1_1_0, ledger_post_batch@LEDGER_1");
+
+LedgerStatus
+ledger__post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
+{
+	return post_batch(conn, items, n);
+}
+
+LedgerStatus
+ledger__post_batch_1_1_0(LedgerConn *conn, LedgerPosting *items, size_t n)
+{
+	return post_batch(conn, items, n);
+}
+#else
+LedgerStatus
+ledger_post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
+{
+	return post_batch(conn, items, n);
+}
+#endif
