@@ -10,14 +10,20 @@
  * is read, so the whole batch costs one round trip (plus one per statement
  * kind the first time this connection sees it, to prepare it).
  *
- * The sends run in blocking mode: when the socket is full, libpq waits for
- * read-or-write readiness and reads the server's replies into its buffer
- * meanwhile (pqSendSome), so a large batch cannot deadlock with a server
- * that is blocked writing replies we have not read yet.
+ * An item's answer is complete only at its Sync: its row arrives first,
+ * and its commit -- which can still fail (40001 under SERIALIZABLE, a
+ * deferred constraint) or warn (a cancelled wait for a synchronous
+ * standby) -- happens after.  So an item is judged (outcome.c) on
+ * everything up to its PGRES_PIPELINE_SYNC, never on its row alone.
+ *
+ * The connection is nonblocking: the sends only queue, and reading the
+ * replies (io.c) sends what is queued meanwhile, so a large batch cannot
+ * deadlock with a server blocked writing replies we have not read yet,
+ * and no wait outlasts the call's deadline.
  *
  * If the connection is lost mid-batch, the items that already have an
  * answer keep it; the others are retried after a reconnect, with their
- * keys, like single calls (retry.c).
+ * keys, like single calls.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,8 +40,8 @@
 /* Retry bookkeeping per item. */
 typedef struct ItemState
 {
-	bool		pending;		/* no definitive answer yet */
-	bool		maybe_applied;	/* sent at least once and then lost */
+	bool		pending;		/* no final answer yet */
+	bool		maybe_applied;	/* an attempt may have committed (outcome.c) */
 } ItemState;
 
 static LedgerStmt
@@ -63,6 +69,52 @@ ledger__item_take_error(LedgerConn *conn, LedgerPosting *item, LedgerStatus stat
 	item->sqlstate = ledger__own(conn, ledger_error_sqlstate(conn));
 	item->detail = ledger__own(conn, ledger_error_detail(conn));
 	item->message = message != NULL ? message : "";
+}
+
+static void
+item_ok(LedgerPosting *item)
+{
+	item->status = LEDGER_OK;
+	item->sqlstate = NULL;
+	item->detail = NULL;
+	item->message = "";
+}
+
+/* An item whose outcome is unknown: its key is what makes asking again safe. */
+static void
+item_unknown(LedgerConn *conn, LedgerPosting *item)
+{
+	char		advice[512];
+
+	snprintf(advice, sizeof(advice), "retry with the same idempotency key (%s) and the"
+			 " same arguments; a retry without it may post twice", item->key);
+	ledger__item_take_error(conn, item,
+							ledger__unknown_outcome(conn, "the item", advice));
+}
+
+/* After an attempt of an item: final, retried, or unknown (outcome.c). */
+static void
+settle_item(LedgerConn *conn, LedgerPosting *item, ItemState *state,
+			LedgerAttempt kind, LedgerStatus status)
+{
+	switch (ledger__next(kind, status, conn->err_sqlstate, true, &state->maybe_applied))
+	{
+		case NEXT_DONE:
+			state->pending = false;
+			if (status == LEDGER_OK)
+				item_ok(item);
+			else
+				ledger__item_take_error(conn, item, status);
+			break;
+		case NEXT_UNKNOWN:
+			state->pending = false;
+			item_unknown(conn, item);
+			break;
+		case NEXT_RETRY:
+			/* what this attempt got, until the next one */
+			ledger__item_take_error(conn, item, status);
+			break;
+	}
 }
 
 static bool
@@ -102,106 +154,103 @@ send_item(LedgerConn *conn, const LedgerPosting *item)
 							   NULL, NULL, 0) == 1;
 }
 
+/* Results other than the Sync's that one item may produce, at most. */
+#define MAX_ITEM_RESULTS 8
+
 /*
- * Read the answer of one item: its result, the NULL that ends it, and the
- * PGRES_PIPELINE_SYNC of its own Sync.  Returns false when the connection
- * was lost (the item stays pending).
+ * Read the answer of one item, up to and including its Sync, and settle
+ * it.  Its answer is its statement's result, unless its commit failed
+ * after the row was sent: that error wins.  Returns false when the
+ * connection was lost or the time ran out before the Sync; the caller
+ * settles the item then.  *reconnect is set when this server cannot take
+ * the item now (outcome.c).
  */
 static bool
-read_item(LedgerConn *conn, LedgerPosting *item, ItemState *state)
+read_item(LedgerConn *conn, LedgerPosting *item, ItemState *state, bool *reconnect)
 {
-	PGresult   *res = PQgetResult(conn->pg);
+	PGresult   *res;
+	PGresult   *answer = NULL;
+	bool		synced = false;
+	int			results = 0;
 	LedgerStatus status;
 	LedgerAttempt kind;
 
-	if (res == NULL)
-		return false;
-	kind = ledger__classify(conn, res, &status);
-	if (kind == ATTEMPT_RETRY_LOST)
+	conn->warned = false;
+	while (!synced && results++ < MAX_ITEM_RESULTS && ledger__next_result(conn, &res))
 	{
-		PQclear(res);
-		return false;
-	}
-	if (kind == ATTEMPT_DONE && status == LEDGER_OK)
-	{
-		if (parse_result(res, &item->result))
+		if (res == NULL)
+			continue;			/* the end of the statement's results */
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
 		{
-			item->status = LEDGER_OK;
-			item->sqlstate = NULL;
-			item->detail = NULL;
-			item->message = "";
+			synced = true;
+			PQclear(res);
+		}
+		else if (answer == NULL ||
+				 (PQresultStatus(res) == PGRES_FATAL_ERROR &&
+				  PQresultStatus(answer) != PGRES_FATAL_ERROR))
+		{
+			PQclear(answer);
+			answer = res;
 		}
 		else
-		{
-			ledger__set_error(conn, "unexpected reply from the server: expected one value",
-							  NULL, NULL, NULL);
-			ledger__item_take_error(conn, item, LEDGER_SERVER_ERROR);
-		}
+			PQclear(res);
+		if (PQstatus(conn->pg) == CONNECTION_BAD)
+			break;
+	}
+	if (!synced)
+	{
+		if (answer != NULL && !conn->out_of_time)
+			ledger__set_error_from_result(conn, answer);
+		PQclear(answer);
+		return false;
+	}
+
+	kind = ledger__classify(conn, answer, true, &status);
+	if (kind == ATTEMPT_DONE && status == LEDGER_OK && !parse_result(answer, &item->result))
+	{
+		/* it committed, but what it committed cannot be read */
+		ledger__set_error(conn, "unexpected reply from the server: expected one value",
+						  NULL, NULL, NULL);
 		state->pending = false;
+		item_unknown(conn, item);
 	}
 	else
-	{
-		/*
-		 * A refusal is final.  40001/40P01 was rolled back and stays pending
-		 * for the next round; whether an earlier lost attempt committed is
-		 * still open, so maybe_applied is left as it is.
-		 */
-		ledger__item_take_error(conn, item, status);
-		state->pending = (kind == ATTEMPT_RETRY_ROLLED_BACK);
-	}
-	PQclear(res);
-
-	/* a single-statement item has exactly one result, then its Sync */
-	res = PQgetResult(conn->pg);
-	if (res != NULL)
-	{
-		PQclear(res);
-		return false;
-	}
-	res = PQgetResult(conn->pg);
-	if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
-	{
-		PQclear(res);
-		return false;
-	}
-	PQclear(res);
+		settle_item(conn, item, state, kind, status);
+	*reconnect |= ledger__needs_new_connection(conn, kind);
+	PQclear(answer);
 	return true;
 }
 
 /*
- * One round: send every pending item, then read every answer.  Returns
- * false when the connection was lost (and has been dropped), with the
- * connection's error set.
+ * One round: send every pending item, then read every answer.  Items sent
+ * and not answered (the connection was lost, the time ran out) may have
+ * committed; items not sent stay pending.  The connection is dropped when
+ * it must be replaced.
  */
-static bool
+static void
 run_round(LedgerConn *conn, LedgerPosting *items, ItemState *states, size_t n,
 		  size_t *sent)
 {
 	size_t		n_sent = 0;
-	size_t		n_read = 0;
+	size_t		n_read;
+	size_t		unsent = n;		/* the first item that did not go out */
 	size_t		i;
-	bool		ok = true;
+	bool		reconnect = false;
 
 	if (!PQenterPipelineMode(conn->pg))
-	{
-		ledger__set_connection_error(conn, "could not enter pipeline mode");
-		ledger__drop_connection(conn);
-		return false;
-	}
-	for (i = 0; i < n && ok; i++)
+		unsent = 0;
+	for (i = 0; i < n && unsent == n; i++)
 	{
 		if (!states[i].pending)
 			continue;
-		items[i].status = LEDGER_CONNECTION_FAILED;
-		items[i].sqlstate = NULL;
-		items[i].detail = NULL;
-		items[i].message = "";
 		if (!send_item(conn, &items[i]))
-			ok = false;			/* without its Sync it can never commit */
+			unsent = i;			/* not queued: it never went out */
 		else
 		{
+			/* without its Sync it cannot commit; wait for its answer anyway */
 			sent[n_sent++] = i;
-			ok = PQpipelineSync(conn->pg) == 1;
+			if (PQpipelineSync(conn->pg) != 1)
+				unsent = i + 1;
 		}
 	}
 
@@ -210,21 +259,19 @@ run_round(LedgerConn *conn, LedgerPosting *items, ItemState *states, size_t n,
 	 * already received is a definitive answer worth keeping.
 	 */
 	for (n_read = 0; n_read < n_sent; n_read++)
-		if (!read_item(conn, &items[sent[n_read]], &states[sent[n_read]]))
-		{
-			ok = false;
+		if (!read_item(conn, &items[sent[n_read]], &states[sent[n_read]], &reconnect))
 			break;
-		}
-
-	/* sent and not answered: it may have committed */
+	if ((n_read < n_sent || unsent < n) && !conn->out_of_time)
+		ledger__set_connection_error(conn, "connection lost during the batch");
 	for (i = n_read; i < n_sent; i++)
-		states[sent[i]].maybe_applied = true;
+		settle_item(conn, &items[sent[i]], &states[sent[i]], ATTEMPT_RETRY_LOST,
+					LEDGER_CONNECTION_FAILED);
+	for (i = unsent; i < n; i++)
+		if (states[i].pending)
+			ledger__item_take_error(conn, &items[i], LEDGER_CONNECTION_FAILED);
 
-	if (ok && PQexitPipelineMode(conn->pg))
-		return true;
-	ledger__set_connection_error(conn, "connection lost during the batch");
-	ledger__drop_connection(conn);
-	return false;
+	if (n_read < n_sent || unsent < n || reconnect || !PQexitPipelineMode(conn->pg))
+		ledger__drop_connection(conn);
 }
 
 /* Make sure every statement the pending items need is prepared. */
@@ -304,6 +351,60 @@ ledger__batch_begin(LedgerConn *conn, LedgerPosting *items, size_t n,
 	return true;
 }
 
+/*
+ * Fix every item's key for all attempts (the caller's, which may be the
+ * key this connection reported for it in the previous call, or a new one)
+ * and clear its out fields.  LEDGER_OK, or the whole batch refused.
+ */
+LedgerStatus
+ledger__batch_keys(LedgerConn *conn, LedgerPosting *items, size_t n)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		char		generated[LEDGER_KEY_BUFSIZE];
+		const char *key = items[i].idempotency_key;
+
+		if (key == NULL)
+		{
+			if (!ledger__generate_key(generated, sizeof(generated)))
+				return ledger__batch_malformed(conn, items, n,
+											   "could not read random bytes for an idempotency key");
+			key = generated;
+		}
+		items[i].key = ledger__own(conn, key);
+		if (items[i].key == NULL)
+			return ledger__batch_malformed(conn, items, n, "out of memory");
+		items[i].status = LEDGER_CONNECTION_FAILED;
+		items[i].result = 0;
+		items[i].sqlstate = NULL;
+		items[i].detail = NULL;
+		items[i].message = "";
+	}
+	return LEDGER_OK;
+}
+
+/*
+ * The call's status: LEDGER_OK, or the status of the first item that is
+ * not, whose error fields become the connection's.
+ */
+LedgerStatus
+ledger__batch_status(LedgerConn *conn, const LedgerPosting *items, size_t n)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		if (items[i].status != LEDGER_OK)
+		{
+			ledger__set_error(conn, items[i].message, items[i].sqlstate,
+							  items[i].detail, NULL);
+			return items[i].status;
+		}
+	ledger__set_error(conn, NULL, NULL, NULL, NULL);
+	return LEDGER_OK;
+}
+
 LedgerStatus
 ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 {
@@ -311,7 +412,7 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 	size_t	   *sent;
 	size_t		i;
 	int			attempt;
-	bool		pending;
+	bool		pending = true;
 	LedgerStatus result = LEDGER_OK;
 
 	if (!ledger__batch_begin(conn, items, n, "ledger_batch", &result))
@@ -319,6 +420,8 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 	for (i = 0; i < n; i++)
 		if (stmt_of(items[i].op) == LEDGER_N_STMTS)
 			return ledger__batch_malformed(conn, items, n, "ledger_batch: an item has an invalid op");
+	if ((result = ledger__batch_keys(conn, items, n)) != LEDGER_OK)
+		return result;
 
 	states = calloc(n, sizeof(ItemState));
 	sent = calloc(n, sizeof(size_t));
@@ -328,111 +431,54 @@ ledger_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 		free(sent);
 		return ledger__batch_malformed(conn, items, n, "out of memory");
 	}
-
-	/* one key per item for all its attempts */
 	for (i = 0; i < n; i++)
-	{
-		char		generated[LEDGER_GENERATED_KEY_LEN + 1];
-		const char *key = items[i].idempotency_key;
-
-		if (key == NULL)
-		{
-			if (!ledger__generate_key(generated, sizeof(generated)))
-			{
-				free(states);
-				free(sent);
-				return ledger__batch_malformed(conn, items, n,
-								 "could not read random bytes for an idempotency key");
-			}
-			key = generated;
-		}
-		items[i].key = ledger__own(conn, key);
-		if (items[i].key == NULL)
-		{
-			free(states);
-			free(sent);
-			return ledger__batch_malformed(conn, items, n, "out of memory");
-		}
-		items[i].status = LEDGER_CONNECTION_FAILED;
-		items[i].result = 0;
-		items[i].sqlstate = NULL;
-		items[i].detail = NULL;
-		items[i].message = "";
 		states[i].pending = true;
-	}
 
-	pending = true;
 	for (attempt = 1; attempt <= conn->retry_attempts && pending; attempt++)
 	{
 		LedgerStatus status;
-		LedgerAttempt kind;
-		bool		lost;
+		LedgerAttempt kind = ATTEMPT_RETRY_NOT_SENT;
 
+		if (attempt > 1 && !ledger__backoff(conn, attempt))
+			break;
 		conn->last_attempts = attempt;
-		if (attempt > 1)
-			ledger__backoff(conn, attempt);
 
-		lost = true;
 		if (ledger__ensure_connected(conn))
 		{
 			kind = prepare_all(conn, items, states, n, &status);
-			if (kind == ATTEMPT_DONE && status != LEDGER_OK)
+			if (kind == ATTEMPT_DONE && status == LEDGER_OK)
+				run_round(conn, items, states, n, sent);
+			else if (kind == ATTEMPT_DONE)
 			{
-				/*
-				 * E.g. the extension is missing: final for every pending
-				 * item, except those an earlier round may have applied,
-				 * which end as unknown below.
-				 */
+				/* e.g. the extension is missing: every pending item gets it */
 				for (i = 0; i < n; i++)
-					if (states[i].pending && !states[i].maybe_applied)
-					{
-						ledger__item_take_error(conn, &items[i], status);
-						states[i].pending = false;
-					}
-				break;
+					if (states[i].pending)
+						settle_item(conn, &items[i], &states[i], kind, status);
 			}
-			if (kind == ATTEMPT_DONE)
-				lost = !run_round(conn, items, states, n, sent);
 			else
 				ledger__drop_connection(conn);
+		}
+		if (kind != ATTEMPT_DONE)
+		{
+			/* nothing was sent this time: the pending items carry why */
+			for (i = 0; i < n; i++)
+				if (states[i].pending)
+					ledger__item_take_error(conn, &items[i], LEDGER_CONNECTION_FAILED);
 		}
 
 		pending = false;
 		for (i = 0; i < n; i++)
-			if (states[i].pending)
-			{
-				/* unanswered items carry the connection's error */
-				if (lost && items[i].status == LEDGER_CONNECTION_FAILED)
-					ledger__item_take_error(conn, &items[i], LEDGER_CONNECTION_FAILED);
-				pending = true;
-			}
+			pending |= states[i].pending;
+		if (conn->out_of_time)
+			break;
 	}
 
-	/* out of attempts: what is still pending ends as unknown or failed */
+	/* out of attempts or time: what is still pending ends here */
 	for (i = 0; i < n; i++)
-	{
 		if (states[i].pending && states[i].maybe_applied)
-		{
-			char		buf[512];
-
-			snprintf(buf, sizeof(buf),
-					 "the outcome is unknown: the item was sent but no answer came back"
-					 " after %d attempts; retry with the same idempotency key (%s)",
-					 conn->last_attempts, items[i].key);
-			ledger__set_error(conn, buf, NULL, NULL, NULL);
-			ledger__item_take_error(conn, &items[i], LEDGER_UNKNOWN_OUTCOME);
-		}
-		if (items[i].status != LEDGER_OK && result == LEDGER_OK)
-		{
-			result = items[i].status;
-			ledger__set_error(conn, items[i].message, items[i].sqlstate,
-							  items[i].detail, NULL);
-		}
-	}
-	if (result == LEDGER_OK)
-		ledger__set_error(conn, NULL, NULL, NULL, NULL);
+			item_unknown(conn, &items[i]);
 
 	free(states);
 	free(sent);
-	return result;
+	return ledger__batch_status(conn, items, n);
 }

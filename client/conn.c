@@ -150,62 +150,85 @@ ledger_options_init(LedgerOptions *opts)
 	opts->backoff_max_ms = LEDGER_DEFAULT_BACKOFF_MAX_MS;
 }
 
-/* ---- the error fields of the last call ---------------------------------- */
+/* ---- strings handed out, and the error fields of the last call ------------ */
+
+/* Append p to a list, which then owns it; false if memory ran out. */
+static bool
+strings_push(LedgerStrings *list, char *p)
+{
+	if (list->n == list->cap)
+	{
+		size_t		cap = list->cap ? list->cap * 2 : 16;
+		char	  **grown = realloc(list->items, cap * sizeof(char *));
+
+		if (grown == NULL)
+			return false;
+		list->items = grown;
+		list->cap = cap;
+	}
+	list->items[list->n++] = p;
+	return true;
+}
 
 static void
-clear_error(LedgerConn *conn)
+strings_free(LedgerStrings *list)
 {
-	free(conn->err_message);
-	free(conn->err_sqlstate);
-	free(conn->err_detail);
-	free(conn->err_hint);
-	conn->err_message = conn->err_sqlstate = conn->err_detail = conn->err_hint = NULL;
+	size_t		i;
+
+	for (i = 0; i < list->n; i++)
+		free(list->items[i]);
+	list->n = 0;
 }
 
-static char *
-dup_or_null(const char *s)
-{
-	return s != NULL ? strdup(s) : NULL;
-}
-
-/* Copy a message without its trailing newlines (libpq ends them with one). */
-static char *
-dup_trimmed(const char *s)
+/*
+ * Keep a copy of s (without trailing newlines if trim, as libpq ends its
+ * messages with one) until the call after this one starts.  Returns NULL
+ * if s is NULL or memory ran out.
+ */
+static const char *
+own_copy(LedgerConn *conn, const char *s, bool trim)
 {
 	char	   *copy;
 	size_t		len;
 
-	if (s == NULL)
-		return NULL;
-	copy = strdup(s);
-	if (copy == NULL)
+	if (s == NULL || (copy = strdup(s)) == NULL)
 		return NULL;
 	len = strlen(copy);
-	while (len > 0 && (copy[len - 1] == '\n' || copy[len - 1] == '\r'))
+	while (trim && len > 0 && (copy[len - 1] == '\n' || copy[len - 1] == '\r'))
 		copy[--len] = '\0';
+	if (!strings_push(&conn->owned, copy))
+	{
+		free(copy);
+		return NULL;
+	}
 	return copy;
+}
+
+/* Keep a copy of s for the caller (batch item strings); see own_copy. */
+const char *
+ledger__own(LedgerConn *conn, const char *s)
+{
+	return own_copy(conn, s, false);
 }
 
 /*
  * Replace the error fields.  Returns false if memory ran out, in which case
  * the fields read as empty: an error message must never itself fail a call.
+ * The old values stay readable until the next call (they may be what the
+ * caller passed in).
  */
 bool
 ledger__set_error(LedgerConn *conn, const char *message, const char *sqlstate,
 				  const char *detail, const char *hint)
 {
-	char	   *m = dup_trimmed(message);
-	char	   *s = dup_or_null(sqlstate);
-	char	   *d = dup_or_null(detail);
-	char	   *h = dup_or_null(hint);
-
-	clear_error(conn);
-	conn->err_message = m;
-	conn->err_sqlstate = s;
-	conn->err_detail = d;
-	conn->err_hint = h;
-	return (message == NULL || m != NULL) && (sqlstate == NULL || s != NULL) &&
-		(detail == NULL || d != NULL) && (hint == NULL || h != NULL);
+	conn->err_message = own_copy(conn, message, true);
+	conn->err_sqlstate = own_copy(conn, sqlstate, false);
+	conn->err_detail = own_copy(conn, detail, false);
+	conn->err_hint = own_copy(conn, hint, false);
+	return (message == NULL || conn->err_message != NULL) &&
+		(sqlstate == NULL || conn->err_sqlstate != NULL) &&
+		(detail == NULL || conn->err_detail != NULL) &&
+		(hint == NULL || conn->err_hint != NULL);
 }
 
 void
@@ -233,50 +256,48 @@ ledger__set_connection_error(LedgerConn *conn, const char *what)
 }
 
 /*
- * Keep a copy of s until the next call on the connection (batch item
- * strings).  Returns NULL if memory ran out.
+ * Every verb starts here: the previous call's strings retire (they stay
+ * valid during this call), the call's clock starts.
  */
-const char *
-ledger__own(LedgerConn *conn, const char *s)
-{
-	char	   *copy;
-
-	if (s == NULL)
-		return NULL;
-	if (conn->n_owned == conn->cap_owned)
-	{
-		size_t		cap = conn->cap_owned ? conn->cap_owned * 2 : 16;
-		char	  **grown = realloc(conn->owned, cap * sizeof(char *));
-
-		if (grown == NULL)
-			return NULL;
-		conn->owned = grown;
-		conn->cap_owned = cap;
-	}
-	copy = strdup(s);
-	if (copy == NULL)
-		return NULL;
-	conn->owned[conn->n_owned++] = copy;
-	return copy;
-}
-
-static void
-free_owned(LedgerConn *conn)
-{
-	size_t		i;
-
-	for (i = 0; i < conn->n_owned; i++)
-		free(conn->owned[i]);
-	conn->n_owned = 0;
-}
-
-/* Every verb starts here: forget what the previous call left behind. */
 void
 ledger__begin_call(LedgerConn *conn)
 {
-	clear_error(conn);
-	free_owned(conn);
+	LedgerStrings swap;
+
+	strings_free(&conn->retired);
+	swap = conn->retired;
+	conn->retired = conn->owned;
+	conn->owned = swap;
+	conn->err_message = conn->err_sqlstate = conn->err_detail = conn->err_hint = NULL;
 	conn->last_attempts = 0;
+	ledger__start_clock(conn);
+}
+
+/*
+ * A posting's key, fixed for all its attempts: a copy of the caller's, or
+ * a new one.  The caller's may be the previous ledger_last_key: it is
+ * copied before that is freed.  False, with the error set and
+ * ledger_last_key NULL, if there is none.
+ */
+bool
+ledger__choose_key(LedgerConn *conn, const char *key)
+{
+	char		generated[LEDGER_KEY_BUFSIZE];
+	char	   *copy = NULL;
+	bool		random_ok = true;
+
+	if (key == NULL && (random_ok = ledger__generate_key(generated, sizeof(generated))))
+		key = generated;
+	if (key != NULL)
+		copy = strdup(key);
+	free(conn->last_key);
+	conn->last_key = copy;
+	if (copy != NULL)
+		return true;
+	ledger__set_error(conn, random_ok ? "out of memory"
+					  : "could not read random bytes for an idempotency key",
+					  NULL, NULL, NULL);
+	return false;
 }
 
 const char *
@@ -319,15 +340,6 @@ ledger_last_attempts(const LedgerConn *conn)
 
 /* ---- connecting --------------------------------------------------------- */
 
-/* Server notices (including the FATAL a terminated backend sends while the
- * connection is idle) must not reach the application's stderr. */
-static void
-discard_notice(void *arg, const char *message)
-{
-	(void) arg;
-	(void) message;
-}
-
 void
 ledger__drop_connection(LedgerConn *conn)
 {
@@ -337,32 +349,54 @@ ledger__drop_connection(LedgerConn *conn)
 	conn->prepared = 0;
 }
 
+/*
+ * Defaults that bound how long a dead server or network can hold a call:
+ * libpq's own defaults wait forever.  They come before the caller's
+ * conninfo, which overrides each of them (PQconnectdbParams: later wins).
+ */
+static const char *const default_keywords[] = {
+	"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+	"keepalives_count", "tcp_user_timeout"
+};
+static const char *const default_values[] = {
+	"10", "1", "30", "10", "3", "30000"
+};
+
+#define N_DEFAULTS (sizeof(default_keywords) / sizeof(default_keywords[0]))
+
 static bool
 connect_once(LedgerConn *conn)
 {
+	const char *keywords[N_DEFAULTS + 3];
+	const char *values[N_DEFAULTS + 3];
+	size_t		n = 0;
+	size_t		i;
+
+	for (i = 0; i < N_DEFAULTS; i++)
+	{
+		/* an environment variable is the user's choice: leave it to libpq */
+		if (strcmp(default_keywords[i], "connect_timeout") == 0 &&
+			getenv("PGCONNECT_TIMEOUT") != NULL)
+			continue;
+		keywords[n] = default_keywords[i];
+		values[n++] = default_values[i];
+	}
+
 	/*
 	 * The caller's string goes in as an expanded dbname, so it may be a
 	 * conninfo string or a URI, and an empty one leaves everything to the
 	 * PG* environment variables, exactly as with PQconnectdb.
 	 */
-	const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
-	const char *const values[] = {conn->conninfo, "libledger", NULL};
+	keywords[n] = "dbname";
+	values[n++] = conn->conninfo;
+	keywords[n] = "fallback_application_name";
+	values[n++] = "libledger";
+	keywords[n] = NULL;
+	values[n] = NULL;
 
 	ledger__drop_connection(conn);
-	conn->pg = PQconnectdbParams(keywords, values, 1);
-	if (conn->pg == NULL)
-	{
-		ledger__set_error(conn, "out of memory", NULL, NULL, NULL);
-		return false;
-	}
-	if (PQstatus(conn->pg) != CONNECTION_OK)
-	{
-		ledger__set_connection_error(conn, "could not connect");
-		ledger__drop_connection(conn);
-		return false;
-	}
-	PQsetNoticeProcessor(conn->pg, discard_notice, NULL);
-	return true;
+	conn->pg = ledger__connect_within(conn, keywords, values);
+	return conn->pg != NULL;
 }
 
 /*
@@ -387,30 +421,42 @@ ledger__ensure_connected(LedgerConn *conn)
 }
 
 /*
- * Prepare stmt on this connection unless it already is.  A connection lost
- * here is ATTEMPT_RETRY_NOT_SENT: the posting itself was not sent yet.
+ * Prepare stmt on this connection unless it already is.  Whatever goes
+ * wrong here, the posting itself was not sent: ATTEMPT_RETRY_NOT_SENT, or
+ * ATTEMPT_DONE with the server's refusal (e.g. the extension is missing).
  */
 LedgerAttempt
 ledger__ensure_prepared(LedgerConn *conn, LedgerStmt stmt, LedgerStatus *status)
 {
 	PGresult   *res;
+	PGresult   *last = NULL;
 	LedgerAttempt kind;
 
 	*status = LEDGER_OK;
 	if (conn->prepared & (1u << stmt))
 		return ATTEMPT_DONE;
-	res = PQprepare(conn->pg, statements[stmt].name, statements[stmt].sql,
-					statements[stmt].nparams, NULL);
-	if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+	if (!PQsendPrepare(conn->pg, statements[stmt].name, statements[stmt].sql,
+					   statements[stmt].nparams, NULL))
+		last = NULL;
+	else
+		while (ledger__next_result(conn, &res) && res != NULL)
+		{
+			PQclear(last);
+			last = res;
+		}
+	if (last != NULL && PQresultStatus(last) == PGRES_COMMAND_OK)
 	{
-		PQclear(res);
+		PQclear(last);
 		conn->prepared |= 1u << stmt;
 		return ATTEMPT_DONE;
 	}
-	kind = ledger__classify(conn, res, status);
-	PQclear(res);
-	if (kind == ATTEMPT_RETRY_LOST || kind == ATTEMPT_RETRY_ROLLED_BACK)
+	kind = ledger__classify(conn, last, false, status);
+	PQclear(last);
+	if (kind != ATTEMPT_DONE)
+	{
+		*status = LEDGER_CONNECTION_FAILED;
 		kind = ATTEMPT_RETRY_NOT_SENT;
+	}
 	return kind;
 }
 
@@ -485,9 +531,11 @@ ledger_finish(LedgerConn *conn)
 	if (conn == NULL)
 		return;
 	ledger__drop_connection(conn);
-	clear_error(conn);
-	free_owned(conn);
-	free(conn->owned);
+	strings_free(&conn->owned);
+	strings_free(&conn->retired);
+	free(conn->owned.items);
+	free(conn->retired.items);
+	free(conn->warning);
 	free(conn->last_key);
 	free(conn->conninfo);
 	free(conn);

@@ -34,9 +34,17 @@ typedef enum LedgerStmt
 
 #define LEDGER_MAX_PARAMS 4
 
+/* Strings handed out to the caller, freed together. */
+typedef struct LedgerStrings
+{
+	char	  **items;
+	size_t		n;
+	size_t		cap;
+} LedgerStrings;
+
 struct LedgerConn
 {
-	PGconn	   *pg;				/* NULL while disconnected */
+	PGconn	   *pg;				/* NULL while disconnected; nonblocking */
 	char	   *conninfo;		/* copy of the caller's, "" for none */
 	int			retry_attempts;
 	int			backoff_base_ms;
@@ -45,18 +53,28 @@ struct LedgerConn
 	unsigned int prepared;		/* bit per LedgerStmt prepared on pg */
 	uint64_t	rng;			/* xorshift state for backoff jitter */
 
+	/* the call in progress */
+	int64_t		deadline_us;	/* on the monotonic clock; 0: none */
+	bool		out_of_time;	/* the deadline passed during this call */
+	bool		warned;			/* a WARNING came since the last send */
+	char	   *warning;		/* its message */
+
 	/* about the last call */
 	int			last_attempts;
 	char	   *last_key;
-	char	   *err_message;	/* NULL reads as "" */
-	char	   *err_sqlstate;
-	char	   *err_detail;
-	char	   *err_hint;
+	const char *err_message;	/* in "owned"; NULL reads as "" */
+	const char *err_sqlstate;
+	const char *err_detail;
+	const char *err_hint;
 
-	/* strings handed out by ledger_batch, freed at the next call */
-	char	  **owned;
-	size_t		n_owned;
-	size_t		cap_owned;
+	/*
+	 * Strings handed out by this call (error fields, batch item strings)
+	 * and by the previous one.  The previous call's are freed only when
+	 * the next call starts after this one, so a caller may pass them back
+	 * as arguments (items resent with their reported keys).
+	 */
+	LedgerStrings owned;
+	LedgerStrings retired;
 };
 
 /* How one attempt ended. */
@@ -66,9 +84,19 @@ typedef enum LedgerAttempt
 	ATTEMPT_RETRY_NOT_SENT,		/* retryable; the request never executed */
 	ATTEMPT_RETRY_ROLLED_BACK,	/* retryable; the server rolled it back
 								 * (40001, 40P01) */
-	ATTEMPT_RETRY_LOST			/* retryable; sent, then the connection was
-								 * lost: it may have committed */
+	ATTEMPT_RETRY_TRANSIENT,	/* the server rolled it back for a passing
+								 * reason (57014, 55P03, 53xxx, 25006...) */
+	ATTEMPT_RETRY_LOST			/* sent, and its commit was not confirmed:
+								 * it may have committed */
 } LedgerAttempt;
+
+/* What a request does next, after an attempt (outcome.c). */
+typedef enum LedgerNext
+{
+	NEXT_DONE,					/* its status is final */
+	NEXT_RETRY,					/* another attempt, if any remain */
+	NEXT_UNKNOWN				/* stop: it may or may not have committed */
+} LedgerNext;
 
 /* conn.c */
 extern void ledger__begin_call(LedgerConn *conn);
@@ -84,15 +112,43 @@ extern bool ledger__set_error(LedgerConn *conn, const char *message,
 extern void ledger__set_error_from_result(LedgerConn *conn, const PGresult *res);
 extern void ledger__set_connection_error(LedgerConn *conn, const char *what);
 extern const char *ledger__own(LedgerConn *conn, const char *s);
+extern bool ledger__choose_key(LedgerConn *conn, const char *key);
 extern LedgerStatus ledger__status_of_sqlstate(const char *sqlstate);
 extern const char *ledger__sqlstate_of_status(LedgerStatus status);
+
+/* io.c: libpq without blocking past the call's deadline */
+extern void ledger__start_clock(LedgerConn *conn);
+extern int	ledger__ms_left(LedgerConn *conn);
+extern bool ledger__sleep(LedgerConn *conn, long ms);
+extern PGconn *ledger__connect_within(LedgerConn *conn,
+									  const char *const *keywords,
+									  const char *const *values);
+extern bool ledger__next_result(LedgerConn *conn, PGresult **res);
+extern LedgerAttempt ledger__exec(LedgerConn *conn, LedgerStmt stmt,
+								  const char *const *values, const int *lengths,
+								  const int *formats, bool is_write,
+								  PGresult **result, LedgerStatus *status);
+
+/* outcome.c: what an attempt means, and what follows from it */
+extern void ledger__watch_notices(LedgerConn *conn, PGconn *pg);
+extern bool ledger__needs_new_connection(const LedgerConn *conn,
+										 LedgerAttempt kind);
+extern LedgerAttempt ledger__classify(LedgerConn *conn, const PGresult *res,
+									  bool is_write, LedgerStatus *status);
+extern LedgerNext ledger__next(LedgerAttempt kind, LedgerStatus status,
+							   const char *sqlstate, bool is_write,
+							   bool *maybe_applied);
+extern LedgerStatus ledger__give_up(LedgerConn *conn, LedgerStatus status,
+									bool maybe_applied, const char *advice);
+extern LedgerStatus ledger__unknown_outcome(LedgerConn *conn, const char *what,
+											const char *advice);
 
 /* retry.c */
 extern bool ledger__random_bytes(void *buf, size_t n);
 extern bool ledger__generate_key(char *buf, size_t size);
-extern void ledger__backoff(LedgerConn *conn, int attempt);
-extern LedgerAttempt ledger__classify(LedgerConn *conn, const PGresult *res,
-									  LedgerStatus *status);
+extern bool ledger__backoff(LedgerConn *conn, int attempt);
+extern const char *ledger__advice(LedgerConn *conn, LedgerStmt stmt, char *buf,
+								  size_t size);
 extern LedgerStatus ledger__call(LedgerConn *conn, LedgerStmt stmt,
 								 const char *const *values, bool is_write,
 								 PGresult **result);
@@ -108,5 +164,9 @@ extern LedgerStatus ledger__batch_malformed(LedgerConn *conn, LedgerPosting *ite
 											size_t n, const char *message);
 extern bool ledger__batch_begin(LedgerConn *conn, LedgerPosting *items, size_t n,
 								const char *function, LedgerStatus *status);
+extern LedgerStatus ledger__batch_keys(LedgerConn *conn, LedgerPosting *items,
+									   size_t n);
+extern LedgerStatus ledger__batch_status(LedgerConn *conn,
+										 const LedgerPosting *items, size_t n);
 
 #endif							/* LEDGER_INT_H */

@@ -1,21 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * retry.c
- *	  Safe automatic retry: what a failed attempt means, generated
- *	  idempotency keys, backoff, and the retry loop of single calls.
+ *	  Safe automatic retry: generated idempotency keys, backoff, and the
+ *	  retry loop of single calls (ledger_post_batch is one of them).
  *
  * A posting is retried only with the idempotency key of its first attempt,
  * so however many attempts reach the server, at most one commits and the
- * others return its result.  What the caller must be told depends on
- * whether an attempt might have committed:
- *
- *   not sent (no connection, prepare failed)   nothing happened
- *   rolled back by the server (40001, 40P01)   nothing happened
- *   sent, then the connection was lost         it may have committed
- *
- * so when the attempts run out after a lost connection, a write returns
- * LEDGER_UNKNOWN_OUTCOME (the key stays readable for a later retry) and a
- * read, which has no outcome to lose, LEDGER_CONNECTION_FAILED.
+ * others return its result.  What each attempt means, and when the caller
+ * must be told the outcome is unknown, is decided in outcome.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -100,13 +92,13 @@ ledger_generate_key(char *buf, size_t size)
 /*
  * Sleep before attempt number "attempt" (>= 2): base * 2^(attempt-2),
  * capped, with "equal jitter" (a random point in the upper half) so that
- * clients cut off together do not come back in lockstep.
+ * clients cut off together do not come back in lockstep; never past the
+ * call's deadline.  False when the deadline passed: no further attempt.
  */
-void
+bool
 ledger__backoff(LedgerConn *conn, int attempt)
 {
 	long		ms = conn->backoff_base_ms;
-	struct timespec ts;
 	int			i;
 
 	for (i = 2; i < attempt && ms < conn->backoff_max_ms; i++)
@@ -114,108 +106,35 @@ ledger__backoff(LedgerConn *conn, int attempt)
 	if (ms > conn->backoff_max_ms)
 		ms = conn->backoff_max_ms;
 	if (ms <= 0)
-		return;
+		return ledger__ms_left(conn) != 0;
 
 	conn->rng ^= conn->rng << 13;
 	conn->rng ^= conn->rng >> 7;
 	conn->rng ^= conn->rng << 17;
 	ms = ms / 2 + (long) (conn->rng % (uint64_t) (ms / 2 + 1));
-
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	return ledger__sleep(conn, ms);
 }
 
-/* Class 08 (connection exception) and 57P01-57P03 (server going away). */
-static bool
-sqlstate_means_lost(const char *sqlstate)
+/* What makes it safe to ask again after an unknown outcome of stmt. */
+const char *
+ledger__advice(LedgerConn *conn, LedgerStmt stmt, char *buf, size_t size)
 {
-	return sqlstate != NULL &&
-		(strncmp(sqlstate, "08", 2) == 0 ||
-		 strcmp(sqlstate, "57P01") == 0 ||
-		 strcmp(sqlstate, "57P02") == 0 ||
-		 strcmp(sqlstate, "57P03") == 0);
-}
-
-/*
- * What one finished command means.  Sets *status and the connection's error
- * fields; the caller still owns (and clears) res.
- */
-LedgerAttempt
-ledger__classify(LedgerConn *conn, const PGresult *res, LedgerStatus *status)
-{
-	const char *sqlstate;
-
-	if (res != NULL && (PQresultStatus(res) == PGRES_TUPLES_OK ||
-						PQresultStatus(res) == PGRES_COMMAND_OK))
-	{
-		*status = LEDGER_OK;
-		return ATTEMPT_DONE;
-	}
-
-	sqlstate = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	if (PQstatus(conn->pg) == CONNECTION_BAD || sqlstate_means_lost(sqlstate))
-	{
-		if (res != NULL && PQresultErrorMessage(res)[0] != '\0')
-			ledger__set_error_from_result(conn, res);
-		else
-			ledger__set_connection_error(conn, "connection lost");
-		*status = LEDGER_CONNECTION_FAILED;
-		return ATTEMPT_RETRY_LOST;
-	}
-	if (res == NULL)
-	{
-		/* libpq could not even build the request: out of memory */
-		ledger__set_connection_error(conn, "out of memory");
-		*status = LEDGER_CLIENT_ERROR;
-		return ATTEMPT_DONE;
-	}
-
-	ledger__set_error_from_result(conn, res);
-	if (sqlstate != NULL &&
-		(strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0))
-	{
-		*status = LEDGER_SERVER_ERROR;
-		return ATTEMPT_RETRY_ROLLED_BACK;
-	}
-	*status = ledger__status_of_sqlstate(sqlstate);
-	return ATTEMPT_DONE;
-}
-
-/*
- * Turn the last error into the message of an unknown outcome, with what
- * makes it safe to ask again: a posting's key, a server batch's item keys,
- * or nothing at all for an open, which is idempotent by itself.
- */
-static void
-set_unknown_outcome(LedgerConn *conn, LedgerStmt stmt)
-{
-	char		advice[512];
-	char		buf[1024];
-
 	if (stmt == LEDGER_STMT_DEBIT_BATCH || stmt == LEDGER_STMT_TRANSFER_BATCH)
-		snprintf(advice, sizeof(advice),
-				 "the batch committed whole or not at all: send the same items again"
-				 " with the keys of this call (each item's key)");
-	else if (stmt == LEDGER_STMT_OPEN)
-		snprintf(advice, sizeof(advice),
-				 "opening again with the same parameters is safe");
-	else
-		snprintf(advice, sizeof(advice), "retry with the same idempotency key (%s)",
-				 conn->last_key != NULL ? conn->last_key : "none");
-	snprintf(buf, sizeof(buf),
-			 "the outcome is unknown: the request was sent but no answer came back"
-			 " after %d attempts; %s. Last error: %s",
-			 conn->last_attempts, advice, ledger_error_message(conn));
-	ledger__set_error(conn, buf, NULL, NULL, NULL);
+		return "the batch committed whole or not at all: send the same items again"
+			" with the keys of this call (each item's key)";
+	if (stmt == LEDGER_STMT_OPEN)
+		return "opening again with the same parameters is safe";
+	snprintf(buf, size, "retry with the same idempotency key (%s) and the same"
+			 " arguments; a retry without it may post twice",
+			 conn->last_key != NULL ? conn->last_key : "none");
+	return buf;
 }
 
 /*
  * Run one prepared statement with the retry policy.  On LEDGER_OK *result is
  * the tuples result, which the caller clears.  is_write: the statement
- * changes data, so a lost reply makes its outcome unknown.  The parameters
- * are text.
+ * changes data, so an attempt that may have committed makes its outcome
+ * matter.  The parameters are text.
  */
 LedgerStatus
 ledger__call(LedgerConn *conn, LedgerStmt stmt, const char *const *values,
@@ -235,6 +154,7 @@ ledger__call_params(LedgerConn *conn, LedgerStmt stmt, const char *const *values
 {
 	LedgerStatus status = LEDGER_CONNECTION_FAILED;
 	bool		maybe_applied = false;
+	char		advice[512];
 	int			attempt;
 
 	*result = NULL;
@@ -248,60 +168,49 @@ ledger__call_params(LedgerConn *conn, LedgerStmt stmt, const char *const *values
 	for (attempt = 1; attempt <= conn->retry_attempts; attempt++)
 	{
 		LedgerAttempt kind;
-		PGresult   *res;
+		PGresult   *res = NULL;
 
+		if (attempt > 1 && !ledger__backoff(conn, attempt))
+			break;
 		conn->last_attempts = attempt;
-		if (attempt > 1)
-			ledger__backoff(conn, attempt);
 
 		if (!ledger__ensure_connected(conn))
 		{
+			kind = ATTEMPT_RETRY_NOT_SENT;
 			status = LEDGER_CONNECTION_FAILED;
-			continue;
+		}
+		else
+		{
+			kind = ledger__ensure_prepared(conn, stmt, &status);
+			if (kind == ATTEMPT_DONE && status == LEDGER_OK)
+				kind = ledger__exec(conn, stmt, values, lengths, formats, is_write,
+									&res, &status);
 		}
 
-		kind = ledger__ensure_prepared(conn, stmt, &status);
-		if (kind == ATTEMPT_RETRY_NOT_SENT)
+		switch (ledger__next(kind, status, conn->err_sqlstate, is_write, &maybe_applied))
+		{
+			case NEXT_DONE:
+				if (status == LEDGER_OK)
+				{
+					/* forget the errors of earlier attempts */
+					ledger__set_error(conn, NULL, NULL, NULL, NULL);
+					*result = res;
+				}
+				return status;
+			case NEXT_UNKNOWN:
+				return ledger__unknown_outcome(conn, "the request",
+											   ledger__advice(conn, stmt, advice, sizeof(advice)));
+			case NEXT_RETRY:
+				break;
+		}
+		if (ledger__needs_new_connection(conn, kind))
+			ledger__drop_connection(conn);
+		if (conn->out_of_time)
 		{
 			ledger__drop_connection(conn);
-			continue;
-		}
-		if (status != LEDGER_OK)
-			break;				/* e.g. the extension is not installed */
-
-		res = PQexecPrepared(conn->pg, ledger__stmt_name(stmt),
-							 ledger__stmt_nparams(stmt), values, lengths, formats, 0);
-		kind = ledger__classify(conn, res, &status);
-		if (kind == ATTEMPT_DONE)
-		{
-			if (status == LEDGER_OK)
-			{
-				/* forget the errors of earlier attempts */
-				ledger__set_error(conn, NULL, NULL, NULL, NULL);
-				*result = res;
-				return LEDGER_OK;
-			}
-			PQclear(res);
-			/*
-			 * A refusal is authoritative even after a lost attempt: the
-			 * same key would have replayed a committed first attempt.
-			 */
-			if (status != LEDGER_CLIENT_ERROR)
-				return status;
 			break;
 		}
-		PQclear(res);
-		if (kind == ATTEMPT_RETRY_LOST)
-		{
-			maybe_applied = true;
-			ledger__drop_connection(conn);
-		}
 	}
-
-	if (maybe_applied && is_write)
-	{
-		set_unknown_outcome(conn, stmt);
-		return LEDGER_UNKNOWN_OUTCOME;
-	}
-	return status;
+	return ledger__give_up(conn, status, maybe_applied,
+						   ledger__advice(conn, stmt, advice, sizeof(advice)));
 }

@@ -208,20 +208,25 @@ parse_int64(const char *text, int64_t *out)
 	return true;
 }
 
-/* An item the reply does not account for. */
+/*
+ * An item the reply does not account for.  The batch committed (its reply
+ * came), but what became of this item cannot be read: its outcome is
+ * unknown, and asking again with its key tells.
+ */
 static void
 item_unexpected(LedgerConn *conn, LedgerPosting *item, const char *what)
 {
 	char		buf[256];
-	const char *message;
+	char		advice[512];
 
 	snprintf(buf, sizeof(buf), "unexpected reply from the server: %s", what);
-	message = ledger__own(conn, buf);
-	item->status = LEDGER_SERVER_ERROR;
+	ledger__set_error(conn, buf, NULL, NULL, NULL);
+	snprintf(advice, sizeof(advice), "send the item again with its key (%s)", item->key);
+	item->status = ledger__unknown_outcome(conn, "the batch", advice);
 	item->result = 0;
 	item->sqlstate = NULL;
 	item->detail = NULL;
-	item->message = message != NULL ? message : "";
+	item->message = ledger_error_message(conn);
 }
 
 /*
@@ -360,7 +365,6 @@ post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 	PGresult   *res;
 	LedgerStatus status;
 	LedgerStatus result = LEDGER_OK;
-	size_t		i;
 	int			p;
 
 	if (!ledger__batch_begin(conn, items, n, "ledger_post_batch", &result))
@@ -372,22 +376,8 @@ post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 	is_transfer = items[0].op == LEDGER_OP_TRANSFER;
 
 	/* one key per item for all attempts of the batch */
-	for (i = 0; i < n; i++)
-	{
-		char		generated[LEDGER_GENERATED_KEY_LEN + 1];
-		const char *key = items[i].idempotency_key;
-
-		if (key == NULL)
-		{
-			if (!ledger__generate_key(generated, sizeof(generated)))
-				return ledger__batch_malformed(conn, items, n,
-											   "could not read random bytes for an idempotency key");
-			key = generated;
-		}
-		items[i].key = ledger__own(conn, key);
-		if (items[i].key == NULL)
-			return ledger__batch_malformed(conn, items, n, "out of memory");
-	}
+	if ((result = ledger__batch_keys(conn, items, n)) != LEDGER_OK)
+		return result;
 
 	/* (accounts, amounts, keys) or (from, to, amounts, keys) */
 	built = text_array(items, n, field_account, &params[nparams++], &total);
@@ -412,15 +402,6 @@ post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 		lengths[p] = (int) params[p].size;
 		formats[p] = 1;
 	}
-	for (i = 0; i < n; i++)
-	{
-		items[i].status = LEDGER_CONNECTION_FAILED;
-		items[i].result = 0;
-		items[i].sqlstate = NULL;
-		items[i].detail = NULL;
-		items[i].message = "";
-	}
-
 	status = ledger__call_params(conn, is_transfer ? LEDGER_STMT_TRANSFER_BATCH
 								 : LEDGER_STMT_DEBIT_BATCH,
 								 values, lengths, formats, true, &res);
@@ -433,15 +414,7 @@ post_batch(LedgerConn *conn, LedgerPosting *items, size_t n)
 	}
 	take_reply(conn, res, items, n);
 	PQclear(res);
-
-	for (i = 0; i < n; i++)
-		if (items[i].status != LEDGER_OK)
-		{
-			result = items[i].status;
-			ledger__set_error(conn, items[i].message, items[i].sqlstate, NULL, NULL);
-			break;
-		}
-	return result;
+	return ledger__batch_status(conn, items, n);
 }
 
 #ifdef LEDGER_SHARED

@@ -58,59 +58,28 @@ parse_int64(LedgerConn *conn, const PGresult *res, int row, int col, int64_t *ou
 	return true;
 }
 
-/* The single bigint a posting or balance returns. */
+/*
+ * The single bigint a posting or balance returns.  A write's reply that
+ * cannot be read leaves its outcome unknown: it did commit, or not.
+ */
 static LedgerStatus
-single_int64(LedgerConn *conn, PGresult *res, int64_t *out)
+single_int64(LedgerConn *conn, PGresult *res, bool is_write, const char *advice,
+			 int64_t *out)
 {
 	int64_t		v;
+	bool		ok = PQntuples(res) == 1 && PQnfields(res) == 1 && !PQgetisnull(res, 0, 0);
 
-	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
-	{
-		PQclear(res);
+	if (!ok)
 		ledger__set_error(conn, "unexpected reply from the server: expected one value",
 						  NULL, NULL, NULL);
-		return LEDGER_SERVER_ERROR;
-	}
-	if (!parse_int64(conn, res, 0, 0, &v))
-	{
-		PQclear(res);
-		return LEDGER_SERVER_ERROR;
-	}
+	ok = ok && parse_int64(conn, res, 0, 0, &v);
 	PQclear(res);
+	if (!ok)
+		return is_write ? ledger__unknown_outcome(conn, "the request", advice)
+			: LEDGER_SERVER_ERROR;
 	if (out != NULL)
 		*out = v;
 	return LEDGER_OK;
-}
-
-/*
- * Fix the key of a posting for all its attempts: the caller's, or a new
- * one.  It stays readable through ledger_last_key.
- */
-static bool
-choose_key(LedgerConn *conn, const char *key)
-{
-	char		generated[LEDGER_GENERATED_KEY_LEN + 1];
-	char	   *copy;
-
-	if (key == NULL)
-	{
-		if (!ledger__generate_key(generated, sizeof(generated)))
-		{
-			ledger__set_error(conn, "could not read random bytes for an idempotency key",
-							  NULL, NULL, NULL);
-			return false;
-		}
-		key = generated;
-	}
-	copy = strdup(key);
-	if (copy == NULL)
-	{
-		ledger__set_error(conn, "out of memory", NULL, NULL, NULL);
-		return false;
-	}
-	free(conn->last_key);
-	conn->last_key = copy;
-	return true;
 }
 
 LedgerStatus
@@ -121,6 +90,7 @@ ledger_open_account(LedgerConn *conn, const char *account, const char *currency,
 	const char *values[3];
 	PGresult   *res;
 	LedgerStatus status;
+	char		advice[512];
 
 	if (!begin(conn))
 		return LEDGER_CLIENT_ERROR;
@@ -134,7 +104,11 @@ ledger_open_account(LedgerConn *conn, const char *account, const char *currency,
 	 * id), so it retries safely without a key.
 	 */
 	status = ledger__call(conn, LEDGER_STMT_OPEN, values, true, &res);
-	return status == LEDGER_OK ? single_int64(conn, res, account_id) : status;
+	return status == LEDGER_OK
+		? single_int64(conn, res, true,
+					   ledger__advice(conn, LEDGER_STMT_OPEN, advice, sizeof(advice)),
+					   account_id)
+		: status;
 }
 
 static LedgerStatus
@@ -145,17 +119,20 @@ posting(LedgerConn *conn, LedgerStmt stmt, const char *account, int64_t amount,
 	const char *values[3];
 	PGresult   *res;
 	LedgerStatus status;
+	char		advice[512];
 
 	if (!begin(conn))
 		return LEDGER_CLIENT_ERROR;
-	if (!choose_key(conn, key))
+	if (!ledger__choose_key(conn, key))
 		return LEDGER_CLIENT_ERROR;
 	snprintf(amount_text, sizeof(amount_text), "%" PRId64, amount);
 	values[0] = account;
 	values[1] = amount_text;
 	values[2] = conn->last_key;
 	status = ledger__call(conn, stmt, values, true, &res);
-	return status == LEDGER_OK ? single_int64(conn, res, out) : status;
+	return status == LEDGER_OK
+		? single_int64(conn, res, true, ledger__advice(conn, stmt, advice, sizeof(advice)), out)
+		: status;
 }
 
 LedgerStatus
@@ -182,10 +159,11 @@ ledger_transfer(LedgerConn *conn, const char *from_account, const char *to_accou
 	const char *values[4];
 	PGresult   *res;
 	LedgerStatus status;
+	char		advice[512];
 
 	if (!begin(conn))
 		return LEDGER_CLIENT_ERROR;
-	if (!choose_key(conn, idempotency_key))
+	if (!ledger__choose_key(conn, idempotency_key))
 		return LEDGER_CLIENT_ERROR;
 	snprintf(amount_text, sizeof(amount_text), "%" PRId64, amount);
 	values[0] = from_account;
@@ -193,7 +171,10 @@ ledger_transfer(LedgerConn *conn, const char *from_account, const char *to_accou
 	values[2] = amount_text;
 	values[3] = conn->last_key;
 	status = ledger__call(conn, LEDGER_STMT_TRANSFER, values, true, &res);
-	return status == LEDGER_OK ? single_int64(conn, res, transfer_id) : status;
+	return status == LEDGER_OK
+		? single_int64(conn, res, true, ledger__advice(conn, LEDGER_STMT_TRANSFER, advice, sizeof(advice)),
+					   transfer_id)
+		: status;
 }
 
 LedgerStatus
@@ -207,7 +188,7 @@ ledger_balance(LedgerConn *conn, const char *account, int64_t *balance)
 		return LEDGER_CLIENT_ERROR;
 	values[0] = account;
 	status = ledger__call(conn, LEDGER_STMT_BALANCE, values, false, &res);
-	return status == LEDGER_OK ? single_int64(conn, res, balance) : status;
+	return status == LEDGER_OK ? single_int64(conn, res, false, NULL, balance) : status;
 }
 
 /*

@@ -4,10 +4,15 @@
 #   C tests      client/test/test_client.c: every status, the lost reply
 #                (an in-process TCP proxy), pg_terminate_backend, 40001
 #                retries, 16 threads on one account, pipeline batches,
-#                server batches (ledger_post_batch)
+#                server batches (ledger_post_batch);
+#                client/test/test_outcomes.c: commit failures, a lost reply
+#                then a statement timeout, SERIALIZABLE batches beside
+#                audits, cancelled standby waits, ledger_set_timeout
 #   valgrind     the C tests and the CLI, --leak-check=full
-#   install      make install into a temp prefix; the exported symbols; the
-#                README's example compiled with pkg-config and run
+#   install      make install into a temp prefix; the exported symbols and
+#                their version nodes; a program needing 1.2 refuses to
+#                start on a 1.0 library; the README's example compiled
+#                with pkg-config and run
 #   CLI          every subcommand, --help, --json, --key replay, every
 #                reachable exit status
 #
@@ -32,7 +37,7 @@ ledger_require_packages valgrind pkgconf
 [ -f "$("$LEDGER_PG_BIN/pg_config" --sharedir)/extension/ledger.control" ] || ledger_build_install
 
 log "building the client library, the CLI and the C tests"
-make -s -C "$CLIENT" PG_CONFIG="$LEDGER_PG_BIN/pg_config" all test_client >/dev/null
+make -s -C "$CLIENT" PG_CONFIG="$LEDGER_PG_BIN/pg_config" all test_client abi >/dev/null
 
 # --- clusters -------------------------------------------------------------
 # fsync = off: postings are refused with 55000
@@ -42,6 +47,17 @@ for db in clientc clientv clientcli; do
 	psql_q -d "$db" -c 'CREATE EXTENSION ledger'
 done
 FSYNC_OFF_PORT=$(cluster_port nofsync)
+
+# a synchronous standby that never comes: commits that write wait forever
+cluster_start syncrep
+for db in clientc clientv; do
+	psql_q -c "CREATE DATABASE $db"
+	psql_q -d "$db" -c 'CREATE EXTENSION ledger' \
+		-c "SELECT ledger_open_account('sr-bank', 'EUR', NULL), ledger_open_account('sr', 'EUR')" \
+		-c "SELECT ledger_transfer('sr-bank', 'sr', 1000000)" >/dev/null
+done
+cluster_ghost_standby syncrep
+SYNCREP_PORT=$(cluster_port syncrep)
 
 cluster_start client -c max_connections=60
 psql_q -c 'CREATE ROLE ledger_app LOGIN' -c 'CREATE ROLE ledger_nogrant LOGIN'
@@ -64,6 +80,7 @@ run_c_tests() {
 	out=$LEDGER_TMP/test_client.$db.out
 	set +e
 	LEDGER_TEST_DB=$db LEDGER_TEST_FSYNC_OFF_PORT=$FSYNC_OFF_PORT \
+		LEDGER_TEST_SYNCREP_PORT=$SYNCREP_PORT \
 		"$@" "$CLIENT/test_client" >"$out" 2>"$out.err"
 	status=$?
 	set -e
@@ -118,15 +135,35 @@ done
 soname=$(objdump -p "$PREFIX/lib/libledger.so" 2>/dev/null | awk '/SONAME/ {print $2}') ||
 	soname=$(readelf -d "$PREFIX/lib/libledger.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 check "SONAME is libledger.so.1 ($soname)" test "$soname" = libledger.so.1
-exported=$(nm -D --defined-only "$PREFIX/lib/libledger.so" | awk '$2 == "T" {print $3}' | sed 's/@.*//')
+exported=$(nm -D --defined-only "$PREFIX/lib/libledger.so" | awk '$2 == "T" {print $3}')
 check "the shared library exports only ledger_* symbols" \
-	test -z "$(echo "$exported" | grep -v '^ledger_' || true)"
-check "every symbol in exports.txt is exported" \
-	test "$(grep -v '^#' "$CLIENT/exports.txt" | sed '/^$/d' | sort)" = "$(echo "$exported" | sort)"
+	test -z "$(echo "$exported" | sed 's/@.*//' | grep -v '^ledger_' || true)"
+check "every symbol in exports.txt is exported, in the version node it names" \
+	test "$(awk '!/^#/ && NF >= 2 {print $1 "@" $2}' "$CLIENT/exports.txt" | sort)" = \
+	"$(echo "$exported" | sed 's/@@*/@/' | sort)"
 check "the static library defines nothing outside ledger_*" \
 	test -z "$(nm -g --defined-only "$PREFIX/lib/libledger.a" | awk 'NF == 3 {print $3}' | grep -v '^ledger_' || true)"
+version=$(sed -n 's/^#define LEDGER_VERSION_\(MAJOR\|MINOR\|PATCH\)[[:space:]]*\([0-9]*\).*/\2/p' \
+	"$CLIENT/ledger.h" | paste -sd.)
 export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
-check "pkg-config --modversion ledger is 1.1.0" test "$(pkg-config --modversion ledger)" = 1.1.0
+check "pkg-config --modversion ledger is $version (ledger.h)" test "$(pkg-config --modversion ledger)" = "$version"
+
+# abi_app_1_N calls one function of release 1.N (client/Makefile, abi).
+abi_run() {	# abi_run APP LIBDIR: its output, "exit N" last
+	local out status=0
+	out=$(LD_LIBRARY_PATH=$2 "$CLIENT/$1" 2>&1) || status=$?
+	printf '%s\nexit %s' "$out" "$status"
+}
+out=$(abi_run abi_app_1_2 "$CLIENT/abi/1.0")
+check "a program using 1.2 does not start on a 1.0 library: $(echo "$out" | head -n 1)" \
+	test "$(echo "$out" | grep -c "version \`LEDGER_1.2' not found")$(echo "$out" | grep -c '^ran$')" = 10
+out=$(abi_run abi_app_1_2 "$CLIENT")
+check "it runs on this library" test "$(echo "$out" | head -n 1)" = ran
+out=$(abi_run abi_app_1_0 "$CLIENT/abi/1.0")
+check "a program using only 1.0 calls runs on a 1.0 library" test "$(echo "$out" | head -n 1)" = ran
+out=$(abi_run abi_app_1_1 "$CLIENT")
+check "a program linked against 1.1.0 (ledger_post_batch in LEDGER_1) runs on this library" \
+	test "$(echo $out)" = "ran client_error exit 0"
 set +e
 cc -std=c99 -Wall -Wextra -Werror -o "$LEDGER_TMP/example" "$CLIENT/example.c" \
 	$(pkg-config --cflags --libs ledger)

@@ -7,6 +7,9 @@
 #                             unprivileged user; exports PGHOST/PGPORT/PGUSER
 #   cluster_launch NAME       start an existing data directory (a standby) the same way
 #   cluster_stop NAME         stop it by the pid in its postmaster.pid
+#   cluster_ghost_standby NAME
+#                             every commit that writes waits for a synchronous
+#                             standby that never comes
 #
 # Every cluster started here is stopped when the calling script exits, also
 # on failure.  Servers are always stopped by pid, never by process name.
@@ -175,6 +178,36 @@ cluster_stop() {
 	done
 	log "cluster $name did not stop; killing pid $pid"
 	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# cluster_ghost_standby NAME: from now on every commit that writes on cluster
+# NAME waits for a synchronous standby ("ghost") that never connects.
+# Returns once a probe commit was seen waiting (a reload reaches the
+# backends asynchronously); the probe is then cancelled, which leaves it
+# committed locally.  Points the PG* variables at NAME.
+cluster_ghost_standby() {
+	local name=$1 attempt i client waiting
+	cluster_use "$name"
+	psql_q -c 'CREATE TABLE IF NOT EXISTS ghost_probe (x int)' \
+		-c "ALTER SYSTEM SET synchronous_standby_names = 'ghost'" -c 'SELECT pg_reload_conf()' >/dev/null
+	for attempt in $(seq 1 10); do
+		PGAPPNAME=ghost_probe timeout 60 "$LEDGER_PG_BIN/psql" -X -q \
+			-c 'INSERT INTO ghost_probe VALUES (1)' >/dev/null 2>&1 &
+		client=$!
+		waiting=""
+		for i in $(seq 1 50); do
+			waiting=$(psql_q -c "SELECT pid FROM pg_stat_activity
+			                      WHERE application_name = 'ghost_probe' AND wait_event = 'SyncRep'")
+			[ -n "$waiting" ] && break
+			kill -0 "$client" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ -n "$waiting" ] && psql_q -c "SELECT pg_cancel_backend($waiting)" >/dev/null
+		wait "$client" || true
+		[ -n "$waiting" ] && return 0
+	done
+	echo "cluster $name: synchronous_standby_names never took effect" >&2
+	return 1
 }
 
 # Kill the postmaster and all its children at once with SIGKILL, as a

@@ -32,189 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libpq-fe.h"
-#include "ledger.h"
+#include "harness.h"
 #include "proxy.h"
-
-static int	n_checks;
-static int	n_failed;
-static const char *db;
-static const char *host;
-static int	port;
-static PGconn *admin;
-
-#ifdef __GNUC__
-static bool check(bool ok, const char *fmt,...) __attribute__((format(printf, 2, 3)));
-static void admin_exec(const char *fmt,...) __attribute__((format(printf, 1, 2)));
-static int64_t admin_int(const char *fmt,...) __attribute__((format(printf, 1, 2)));
-#endif
-
-static bool
-check(bool ok, const char *fmt,...)
-{
-	va_list		ap;
-
-	n_checks++;
-	if (!ok)
-		n_failed++;
-	printf("%s %d - ", ok ? "ok" : "not ok", n_checks);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	return ok;
-}
-
-/* A status check that shows the connection's error when it fails. */
-#define CHECK_STATUS(conn, got, want, what) \
-	check((got) == (want), "%s: %s (want %s)%s%s", what, ledger_status_name(got), \
-		  ledger_status_name(want), (got) == (want) ? "" : " -- ", \
-		  (got) == (want) ? "" : ledger_error_message(conn))
-
-static void
-die(const char *what)
-{
-	fprintf(stderr, "test_client: %s\n", what);
-	exit(2);
-}
-
-static void
-admin_exec(const char *fmt,...)
-{
-	char		sql[1024];
-	va_list		ap;
-	PGresult   *res;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	res = PQexec(admin, sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		fprintf(stderr, "admin: %s: %s", sql, PQerrorMessage(admin));
-		exit(2);
-	}
-	PQclear(res);
-}
-
-static int64_t
-admin_int(const char *fmt,...)
-{
-	char		sql[1024];
-	va_list		ap;
-	PGresult   *res;
-	int64_t		v;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	res = PQexec(admin, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-	{
-		fprintf(stderr, "admin: %s: %s", sql, PQerrorMessage(admin));
-		exit(2);
-	}
-	v = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return v;
-}
-
-static PGconn *
-raw_connect(const char *conninfo)
-{
-	PGconn	   *c = PQconnectdb(conninfo);
-
-	if (PQstatus(c) != CONNECTION_OK)
-	{
-		fprintf(stderr, "%s", PQerrorMessage(c));
-		die("raw connection failed");
-	}
-	return c;
-}
-
-/* A library connection; fails the whole test if it cannot connect. */
-static LedgerConn *
-connect_to(const char *conninfo, int attempts)
-{
-	LedgerOptions o;
-	LedgerConn *c;
-	LedgerStatus s;
-
-	ledger_options_init(&o);
-	o.conninfo = conninfo;
-	o.retry_attempts = attempts;
-	o.backoff_base_ms = 10;
-	o.backoff_max_ms = 40;
-	s = ledger_connect(&o, &c);
-	if (s != LEDGER_OK)
-	{
-		fprintf(stderr, "%s: %s\n", conninfo, ledger_error_message(c));
-		die("could not connect");
-	}
-	return c;
-}
-
-static char *
-conninfo_for(const char *extra)
-{
-	static char buf[8][512];
-	static int	next;
-	char	   *b = buf[next++ % 8];
-
-	snprintf(b, sizeof(buf[0]), "host=%s port=%d dbname=%s %s", host, port, db, extra);
-	return b;
-}
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static int64_t
-balance_of(const char *account)
-{
-	return admin_int("SELECT ledger_balance('%s')", account);
-}
-
-/* How many journal entries carry this key. */
-static int64_t
-entries_with_key(const char *key)
-{
-	return admin_int("SELECT count(*) FROM ledger.entries WHERE idempotency_key = '%s'", key);
-}
-
-/* A port nobody listens on: bind an ephemeral one and close it. */
-static int
-closed_port(void)
-{
-	struct sockaddr_in addr;
-	socklen_t	len = sizeof(addr);
-	int			fd = socket(AF_INET, SOCK_STREAM, 0);
-	int			p;
-
-	memset(&addr, 0, sizeof(addr));
-	addr.sin_family = AF_INET;
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 ||
-		getsockname(fd, (struct sockaddr *) &addr, &len) != 0)
-		die("bind");
-	p = ntohs(addr.sin_port);
-	close(fd);
-	return p;
-}
 
 /* ---- every status ---------------------------------------------------------- */
 
@@ -744,18 +563,6 @@ test_threads(void)
 /* ---- pipeline batches ---------------------------------------------------------- */
 
 static void
-posting(LedgerPosting *p, LedgerOp op, const char *account, const char *to,
-		int64_t amount, const char *key)
-{
-	memset(p, 0, sizeof(*p));
-	p->op = op;
-	p->account = account;
-	p->to_account = to;
-	p->amount = amount;
-	p->idempotency_key = key;
-}
-
-static void
 test_batches(void)
 {
 	LedgerConn *c = connect_to(conninfo_for("application_name=ledger_batch"), 4);
@@ -902,23 +709,6 @@ test_batches(void)
 
 /* ---- server batches: one statement, one transaction ------------------------------ */
 
-/* An integer from a query with text parameters (names of any shape). */
-static int64_t
-admin_int_params(const char *sql, int nparams, const char *const *values)
-{
-	PGresult   *res = PQexecParams(admin, sql, nparams, NULL, values, NULL, NULL, 0);
-	int64_t		v;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-	{
-		fprintf(stderr, "admin: %s: %s", sql, PQerrorMessage(admin));
-		exit(2);
-	}
-	v = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return v;
-}
-
 /*
  * How many transactions wrote the journal entries of these items' keys,
  * and how many entries there are: one commit means one xmin.
@@ -941,13 +731,6 @@ xacts_of(const LedgerPosting *items, size_t n, int64_t *n_entries)
 								  " WHERE idempotency_key = ANY ($1::text[])", 1, values);
 	return admin_int_params("SELECT count(DISTINCT xmin::text) FROM ledger.entries"
 							" WHERE idempotency_key = ANY ($1::text[])", 1, values);
-}
-
-static bool
-is_generated_key(const char *key)
-{
-	return key != NULL && strlen(key) == LEDGER_GENERATED_KEY_LEN &&
-		strspn(key, "0123456789abcdef") == LEDGER_GENERATED_KEY_LEN;
 }
 
 /* A server batch run from a thread while the main thread holds a key. */
@@ -1450,6 +1233,7 @@ main(int argc, char **argv)
 	test_threads();
 	test_batches();
 	test_server_batches();
+	test_outcomes();
 
 	PQfinish(admin);
 	printf("1..%d\n# test_client: %d passed, %d failed\n", n_checks,
