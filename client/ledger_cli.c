@@ -141,6 +141,7 @@ common_help(FILE *out)
 			"  -d, --dbname CONNINFO  libpq conninfo string or URI; default: the PG*\n"
 			"                         environment variables\n"
 			"  --json                 print one JSON object on stdout, also on failure\n"
+			"                         (invalid UTF-8 bytes as \\udcXX)\n"
 			"  --retries N            attempts per call, >= 1 (default %d)\n"
 			"  -h, --help             help (for a command: ledger COMMAND --help)\n"
 			"  --version              print the library version\n",
@@ -359,10 +360,63 @@ parse_args(int argc, char **argv, Args *a)
 
 /* ---- output ---------------------------------------------------------------- */
 
+/*
+ * Length of the well-formed UTF-8 sequence at p (1 to 4 bytes), or 0 when
+ * p does not start one: a stray continuation byte, an overlong form, a
+ * surrogate (U+D800-DFFF), a code point above U+10FFFF, or a sequence cut
+ * short.  These are the ranges of RFC 3629, section 4.  p is NUL-terminated,
+ * and the NUL fails every continuation test, so nothing past it is read.
+ */
+static int
+utf8_sequence_length(const unsigned char *p)
+{
+	unsigned char lo = 0x80;	/* the range of the second byte */
+	unsigned char hi = 0xbf;
+	int			len;
+	int			i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+	{
+		len = 3;
+		if (p[0] == 0xe0)
+			lo = 0xa0;			/* below: overlong */
+		else if (p[0] == 0xed)
+			hi = 0x9f;			/* above: surrogates */
+	}
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+	{
+		len = 4;
+		if (p[0] == 0xf0)
+			lo = 0x90;			/* below: overlong */
+		else if (p[0] == 0xf4)
+			hi = 0x8f;			/* above: beyond U+10FFFF */
+	}
+	else
+		return 0;				/* 0x80-0xc1 and 0xf5-0xff never start one */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/*
+ * Write s as a JSON string (NULL as null).  Account names, keys and server
+ * messages are bytes, not necessarily UTF-8, and JSON must be UTF-8: a byte
+ * that is not part of a well-formed sequence is written as \udcXX (XX its
+ * value), Python's "surrogateescape", so a reader gets valid JSON and can
+ * still recover the exact bytes.  Well-formed UTF-8 passes through.
+ */
 static void
 json_string(const char *s)
 {
 	const unsigned char *p;
+	int			len;
 
 	if (s == NULL)
 	{
@@ -370,30 +424,27 @@ json_string(const char *s)
 		return;
 	}
 	putchar('"');
-	for (p = (const unsigned char *) s; *p; p++)
+	for (p = (const unsigned char *) s; *p; p += len)
 	{
-		switch (*p)
+		len = 1;
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", stdout);
+		else if (*p == '\t')
+			fputs("\\t", stdout);
+		else if (*p == '\r')
+			fputs("\\r", stdout);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\u%04x", *p);
+		else if (*p < 0x80)
+			putchar(*p);
+		else if ((len = utf8_sequence_length(p)) > 0)
+			fwrite(p, 1, (size_t) len, stdout);
+		else
 		{
-			case '"':
-				fputs("\\\"", stdout);
-				break;
-			case '\\':
-				fputs("\\\\", stdout);
-				break;
-			case '\n':
-				fputs("\\n", stdout);
-				break;
-			case '\t':
-				fputs("\\t", stdout);
-				break;
-			case '\r':
-				fputs("\\r", stdout);
-				break;
-			default:
-				if (*p < 0x20 || *p == 0x7f)
-					printf("\\u%04x", *p);
-				else
-					putchar(*p);	/* UTF-8 passes through */
+			printf("\\udc%02x", *p);
+			len = 1;			/* the next byte may start a good sequence */
 		}
 	}
 	putchar('"');
@@ -465,6 +516,13 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 		json_field_string("message", ledger_error_message(conn));
 		json_field_string("detail", detail);
 		json_field_string("hint", hint);
+		if (a->cmd == CMD_TRANSFER)
+		{
+			json_field_string("from", a->pos[0]);
+			json_field_string("to", a->pos[1]);
+		}
+		else if (a->cmd != CMD_VERIFY && a->cmd != CMD_BATCH_DEBIT)
+			json_field_string("account", a->pos[0]);
 		if (is_posting(a->cmd))
 			json_field_string("key", key);
 		json_field_int("attempts", ledger_last_attempts(conn));

@@ -184,6 +184,19 @@ expect() {
 		fail "cli: $1: '$2' not in: $3"
 	fi
 }
+# json_one DESCRIPTION TEXT: TEXT is exactly one JSON object (json.load
+# refuses trailing data); skipped when there is no python3
+if command -v python3 >/dev/null 2>&1; then
+	have_python=1
+else
+	have_python=""
+	log "no python3: the JSON parse checks are skipped"
+fi
+json_one() {
+	[ -n "$have_python" ] || return 0
+	check "cli: $1: stdout is one JSON object" python3 -c \
+		'import json, sys; sys.exit(not isinstance(json.load(sys.stdin), dict))' <<<"$2"
+}
 
 cli 0 "--help" --help && expect "--help lists the exit statuses" "23  unknown_outcome" "$OUT"
 for cmd in open credit debit transfer balance history verify batch-debit; do
@@ -229,6 +242,14 @@ cli 0 "verify" verify && expect "verify prints ok" "ok" "$OUT"
 cli 0 "--json verify" --json verify && expect "json verify" '{"status":"ok","problems":[]}' "$OUT"
 cli 0 "odd account name" open 'quote"back\slash' --json &&
 	expect "json escapes the name" '"account":"quote\"back\\slash"' "$OUT"
+cli 0 "UTF-8 account name" open 'café' --currency EUR --json &&
+	expect "json: UTF-8 passes through" '"account":"café"' "$OUT"
+# the database is UTF-8: the server refuses these bytes (22021), and the
+# JSON names the account with each stray byte as \udcXX
+cli 21 "invalid UTF-8 in a name" --json open $'bad\xffname\xc3\x28' &&
+	expect "json: the server's SQLSTATE" '"sqlstate":"22021"' "$OUT"
+expect "json: stray bytes as \\udcXX" '"account":"bad\udcffname\udcc3("' "$OUT"
+json_one "invalid UTF-8 in a name" "$OUT"
 
 # batch-debit: one server batch (ledger_post_batch), one line per item
 tab=$(printf '\t')
@@ -295,6 +316,7 @@ cli 23 "unknown outcome" -d "host=127.0.0.1 port=$proxy_port dbname=clientcli" -
 kill "$proxy_pid" 2>/dev/null || true
 wait "$proxy_pid" 2>/dev/null || true
 expect "json unknown outcome" '"status":"unknown_outcome"' "$OUT"
+json_one "unknown outcome" "$OUT"
 key=$(printf '%s' "$OUT" | sed -n 's/.*"key":"\([0-9a-f]*\)".*/\1/p')
 check "cli: the unknown outcome reports its key ($key)" test "${#key}" -eq 32
 cli 0 "retry with that --key returns the original result" debit alice 5 --key "$key" &&
@@ -322,6 +344,7 @@ cli 0 "balance moved once" balance alice && expect "once" "$((before - 11))" "$O
 psql_q -c "UPDATE ledger.accounts SET balance = balance + 1 WHERE name = 'over'"
 cli 3 "verify finds problems" verify && expect "the problem names the account" "over" "$OUT"
 cli 3 "--json verify with problems" --json verify && expect "json problems" '"problems":[{"account":"over"' "$OUT"
+json_one "--json verify" "$OUT"
 
 # valgrind over the CLI: a success with output, and a refusal (exit 11);
 # 99 is valgrind's own verdict
