@@ -76,21 +76,22 @@ static const struct
 		"Print the newest N (default 100) journal entries of ACCOUNT, newest\n"
 		"first, one per line, tab-separated: entry_id, amount (debits negative),\n"
 		"balance_after, transfer_id, idempotency_key, created_at (UTC);\n"
-		"an empty field is NULL."},
+		"an empty field is NULL.  In the key, \\ prints as \\\\, tab, newline and\n"
+		"carriage return as \\t, \\n and \\r, other control bytes as \\xHH."},
 	{"verify", CMD_VERIFY, 0,
 		"ledger verify",
 		"Audit the whole ledger.  Prints \"ok\" and exits 0 when it is\n"
 		"consistent; otherwise prints one \"account<TAB>problem\" line per\n"
-		"problem and exits 3."},
+		"problem and exits 3 (both fields escaped as in history)."},
 	{"batch-debit", CMD_BATCH_DEBIT, -1,
 		"ledger batch-debit ACCOUNT:AMOUNT... [--key KEY]",
 		"Debit each ACCOUNT by its AMOUNT, in order, in one transaction and one\n"
 		"commit (ledger_post_batch); the last ':' of an item separates ACCOUNT\n"
 		"from AMOUNT.  A refused item changes nothing and does not stop the\n"
-		"others.  Prints one line per item, tab-separated: account, amount,\n"
-		"status, new balance (empty unless ok).  Exits 0 when every item is ok,\n"
-		"otherwise with the status of the first item that is not (its lines are\n"
-		"printed all the same: the ok items were applied)."},
+		"others.  Prints one line per item, tab-separated: account (escaped as in\n"
+		"history), amount, status, new balance (empty unless ok).  Exits 0 when\n"
+		"every item is ok, otherwise with the status of the first item that is\n"
+		"not (its lines are printed all the same: the ok items were applied)."},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -463,6 +464,35 @@ json_field_int(const char *name, int64_t value)
 	printf(",\"%s\":%" PRId64, name, value);
 }
 
+/*
+ * Write s as one field of a tab-separated output line.  Names, keys and
+ * problem texts can hold tabs, newlines or any other control byte, which
+ * would split the field or forge another line; those are escaped, and so
+ * is the backslash, so the escaping can be undone.  Other bytes pass
+ * through unchanged.
+ */
+static void
+put_field(FILE *out, const char *s)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *) s; *p; p++)
+	{
+		if (*p == '\\')
+			fputs("\\\\", out);
+		else if (*p == '\t')
+			fputs("\\t", out);
+		else if (*p == '\n')
+			fputs("\\n", out);
+		else if (*p == '\r')
+			fputs("\\r", out);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\x%02x", *p);
+		else
+			putc(*p, out);
+	}
+}
+
 /* ISO 8601 in UTC with microseconds. */
 static void
 format_time(int64_t us, char *buf, size_t size)
@@ -539,8 +569,12 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 	if (hint != NULL)
 		fprintf(stderr, "HINT:  %s\n", hint);
 	if (status == LEDGER_UNKNOWN_OUTCOME && key != NULL)
+	{
 		fprintf(stderr, "ledger: it may or may not have been applied; run the same"
-				" command again with --key %s\n", key);
+				" command again with --key ");
+		put_field(stderr, key);
+		fputc('\n', stderr);
+	}
 	return code;
 }
 
@@ -669,9 +703,12 @@ run_history(const Args *a, LedgerConn *conn)
 			printf("}");
 		}
 		else
-			printf("%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\t%s\t%s\n",
-				   e->entry_id, e->amount, e->balance_after, transfer,
-				   e->idempotency_key ? e->idempotency_key : "", when);
+		{
+			printf("%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\t",
+				   e->entry_id, e->amount, e->balance_after, transfer);
+			put_field(stdout, e->idempotency_key ? e->idempotency_key : "");
+			printf("\t%s\n", when);
+		}
 	}
 	if (a->json)
 		printf("]}\n");
@@ -707,8 +744,12 @@ run_verify(const Args *a, LedgerConn *conn)
 		printf("ok\n");
 	else
 		for (i = 0; i < audit->n_problems; i++)
-			printf("%s\t%s\n", audit->problems[i].account ? audit->problems[i].account : "",
-				   audit->problems[i].problem);
+		{
+			put_field(stdout, audit->problems[i].account ? audit->problems[i].account : "");
+			putchar('\t');
+			put_field(stdout, audit->problems[i].problem ? audit->problems[i].problem : "");
+			putchar('\n');
+		}
 	rc = audit->n_problems == 0 ? 0 : EXIT_PROBLEMS;
 	ledger_audit_free(audit);
 	return rc;
@@ -849,13 +890,13 @@ run_batch_debit(Args *a, LedgerConn *conn)
 				printf(",\"balance\":null");
 			json_field_string("key", items[i].key);
 			printf("}");
+			continue;
 		}
-		else if (items[i].status == LEDGER_OK)
-			printf("%s\t%" PRId64 "\tok\t%" PRId64 "\n", items[i].account, items[i].amount,
-				   items[i].result);
-		else
-			printf("%s\t%" PRId64 "\t%s\t\n", items[i].account, items[i].amount,
-				   ledger_status_name(items[i].status));
+		put_field(stdout, items[i].account);
+		printf("\t%" PRId64 "\t%s\t", items[i].amount, ledger_status_name(items[i].status));
+		if (items[i].status == LEDGER_OK)
+			printf("%" PRId64, items[i].result);
+		putchar('\n');
 	}
 	if (a->json)
 	{
@@ -876,10 +917,11 @@ run_batch_debit(Args *a, LedgerConn *conn)
 				if (first == n)
 					first = i;
 			}
-		fprintf(stderr, "ledger: batch-debit: %zu of %zu items refused, the first is item %zu"
-				" (%s:%" PRId64 "): %s (%s)\n", refused, n, first + 1, items[first].account,
-				items[first].amount, ledger_status_name(status),
-				items[first].sqlstate ? items[first].sqlstate : "");
+		fprintf(stderr, "ledger: batch-debit: %zu of %zu items refused, the first is item %zu (",
+				refused, n, first + 1);
+		put_field(stderr, items[first].account);
+		fprintf(stderr, ":%" PRId64 "): %s (%s)\n", items[first].amount,
+				ledger_status_name(status), items[first].sqlstate ? items[first].sqlstate : "");
 	}
 	free(items);
 	free(keys);

@@ -251,8 +251,20 @@ cli 21 "invalid UTF-8 in a name" --json open $'bad\xffname\xc3\x28' &&
 expect "json: stray bytes as \\udcXX" '"account":"bad\udcffname\udcc3("' "$OUT"
 json_one "invalid UTF-8 in a name" "$OUT"
 
-# batch-debit: one server batch (ledger_post_batch), one line per item
+# user data in plain-text lines is escaped: a key with a tab, a newline, a
+# backslash and a control byte stays one field of one line
 tab=$(printf '\t')
+cli 0 "credit with a key holding a tab and a newline" credit alice 1 --key $'tab\there\nnl\\bs\x01'
+cli 0 "history shows that key" history alice --limit 1 &&
+	check "cli: history: still one line" test "$(printf '%s\n' "$OUT" | wc -l)" -eq 1
+check "cli: history: still six fields" test "$(printf '%s\n' "$OUT" | awk -F'\t' '{print NF}')" -eq 6
+expect "history escapes the key" "${tab}"'tab\there\nnl\\bs\x01'"${tab}" "$OUT"
+cli 0 "--json history shows that key" --json history alice --limit 1 &&
+	expect "json escapes the key" '"idempotency_key":"tab\there\nnl\\bs\u0001"' "$OUT"
+json_one "--json history" "$OUT"
+cli 0 "debit to undo that credit" debit alice 1
+
+# batch-debit: one server batch (ledger_post_batch), one line per item
 before=$("$LEDGER_CLI" balance alice)
 cli 0 "batch-debit" batch-debit alice:100 alice:200 --key b-1 &&
 	check "cli: batch-debit prints one line per item" test "$OUT" = "alice${tab}100${tab}ok${tab}$((before - 100))
@@ -270,10 +282,14 @@ cli 0 "--json batch-debit" --json batch-debit alice:1 --key b-2 &&
 cli 0 "open an account whose name has a colon" open 'co:lon' --currency EUR --no-floor
 cli 16 "batch-debit: an amount of 0 is refused for that item" batch-debit 'co:lon:5' 'quote"back\slash:0' &&
 	expect "the item splits at the last colon" "co:lon${tab}5${tab}ok${tab}-5" "$OUT"
-expect "the refused item" "quote\"back\\slash${tab}0${tab}invalid_parameter_value${tab}" "$OUT"
+expect "the refused item (its backslash escaped)" 'quote"back\\slash'"${tab}0${tab}invalid_parameter_value${tab}" "$OUT"
 cli 2 "batch-debit without items" batch-debit
 cli 2 "batch-debit item without an amount" batch-debit alice
 cli 2 "batch-debit amount not a number" batch-debit alice:ten
+cli 12 "batch-debit: a name with a tab and a newline" batch-debit $'no\tbo\ndy:1' &&
+	check "cli: the item is one line of four fields" \
+		test "$OUT" = 'no\tbo\ndy'"${tab}1${tab}account_not_found${tab}"
+expect "stderr escapes the name too" '(no\tbo\ndy:1)' "$ERR"
 cli 19 "batch-debit: insufficient privilege (whole call)" -d "dbname=clientcli user=ledger_nogrant" --json \
 	batch-debit alice:1 --key b-5 && expect "json whole-call failure" '"status":"insufficient_privilege"' "$OUT"
 expect "json whole-call failure names the key" '"key":"b-5"' "$OUT"
@@ -341,9 +357,14 @@ cli 0 "batch-debit again with that --key: the original results" batch-debit alic
 cli 0 "balance moved once" balance alice && expect "once" "$((before - 11))" "$OUT"
 
 # 3: the audit finds a tampered balance
-psql_q -c "UPDATE ledger.accounts SET balance = balance + 1 WHERE name = 'over'"
+cli 0 "open an account with a tab and a newline in its name" open $'ta\tb\nc' --currency EUR
+psql_q -c "UPDATE ledger.accounts SET balance = balance + 1 WHERE name IN ('over', E'ta\\tb\\nc')"
 cli 3 "verify finds problems" verify && expect "the problem names the account" "over" "$OUT"
+expect "verify escapes the name" 'ta\tb\nc'"${tab}" "$OUT"
+check "cli: every verify line has two fields" \
+	test -z "$(printf '%s\n' "$OUT" | awk -F'\t' 'NF != 2')"
 cli 3 "--json verify with problems" --json verify && expect "json problems" '"problems":[{"account":"over"' "$OUT"
+expect "json verify escapes the name" '"account":"ta\tb\nc"' "$OUT"
 json_one "--json verify" "$OUT"
 
 # valgrind over the CLI: a success with output, and a refusal (exit 11);
