@@ -3,15 +3,22 @@
  * ledger_cli.c
  *	  The `ledger` command: one libledger call per invocation.
  *
- *	  ledger [-d CONNINFO] [--json] [--retries N] COMMAND ARGS...
+ *	  ledger [-d CONNINFO] [--json] [--retries N] [--timeout SECONDS] COMMAND ARGS...
  *
  * (batch-debit is the one command with many postings: ledger_post_batch.)
  *
- * The exit status tells what happened (see exit_help below): 0 ok, 2 a
- * usage error, 3 verify found problems, and 10 + the LedgerStatus value
- * for every refusal or failure, so scripts can branch on it without
- * parsing text.  With --json one JSON object goes to stdout, also on
- * failure; otherwise results go to stdout and errors to stderr.
+ * The exit status tells what happened (see exit_help below): 0 ok, 1 an
+ * internal error, 2 a usage error, 3 verify found problems, and 10 + the
+ * LedgerStatus value for every refusal or failure, so scripts can branch
+ * on it without parsing text.  With --json every outcome, usage errors
+ * included, is one JSON object on stdout, valid JSON whatever bytes the
+ * strings hold; otherwise results go to stdout and errors to stderr, with
+ * user data escaped so that it cannot split a line or a field.
+ *
+ * Every argument is checked before anything is sent, and every posting
+ * has its key before it is sent (--key, or one generated here), so that
+ * after an unknown outcome the command can always say which key a retry
+ * needs.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +26,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +38,9 @@
 #define EXIT_USAGE 2
 #define EXIT_PROBLEMS 3
 #define EXIT_STATUS_BASE 10
+
+#define DEFAULT_TIMEOUT_S 60
+#define MAX_TIMEOUT_S 86400		/* a day: more is surely a typo */
 
 typedef enum Command
 {
@@ -60,14 +71,17 @@ static const struct
 		"Opening again with identical parameters prints the same id."},
 	{"credit", CMD_CREDIT, 2,
 		"ledger credit ACCOUNT AMOUNT [--key KEY]",
-		"Add AMOUNT (minor units, > 0) to ACCOUNT and print the new balance."},
+		"Add AMOUNT (minor units, digits only, > 0) to ACCOUNT and print the new\n"
+		"balance."},
 	{"debit", CMD_DEBIT, 2,
 		"ledger debit ACCOUNT AMOUNT [--key KEY]",
-		"Take AMOUNT (minor units, > 0) from ACCOUNT and print the new balance.\n"
-		"Refused (exit 11) if the balance would go below the account's floor."},
+		"Take AMOUNT (minor units, digits only, > 0) from ACCOUNT and print the new\n"
+		"balance.  Refused (exit 11) if the balance would go below the account's\n"
+		"floor."},
 	{"transfer", CMD_TRANSFER, 3,
 		"ledger transfer FROM TO AMOUNT [--key KEY]",
-		"Move AMOUNT from FROM to TO (same currency) and print the transfer id."},
+		"Move AMOUNT (minor units, digits only, > 0) from FROM to TO (same\n"
+		"currency) and print the transfer id."},
 	{"balance", CMD_BALANCE, 1,
 		"ledger balance ACCOUNT",
 		"Print the balance of ACCOUNT."},
@@ -76,293 +90,143 @@ static const struct
 		"Print the newest N (default 100) journal entries of ACCOUNT, newest\n"
 		"first, one per line, tab-separated: entry_id, amount (debits negative),\n"
 		"balance_after, transfer_id, idempotency_key, created_at (UTC);\n"
-		"an empty field is NULL."},
+		"an empty field is NULL.  In the key, \\ prints as \\\\, tab, newline and\n"
+		"carriage return as \\t, \\n and \\r, other control bytes as \\xHH."},
 	{"verify", CMD_VERIFY, 0,
 		"ledger verify",
 		"Audit the whole ledger.  Prints \"ok\" and exits 0 when it is\n"
 		"consistent; otherwise prints one \"account<TAB>problem\" line per\n"
-		"problem and exits 3."},
+		"problem and exits 3 (both fields escaped as in history)."},
 	{"batch-debit", CMD_BATCH_DEBIT, -1,
 		"ledger batch-debit ACCOUNT:AMOUNT... [--key KEY]",
-		"Debit each ACCOUNT by its AMOUNT, in order, in one transaction and one\n"
-		"commit (ledger_post_batch); the last ':' of an item separates ACCOUNT\n"
-		"from AMOUNT.  A refused item changes nothing and does not stop the\n"
-		"others.  Prints one line per item, tab-separated: account, amount,\n"
-		"status, new balance (empty unless ok).  Exits 0 when every item is ok,\n"
-		"otherwise with the status of the first item that is not (its lines are\n"
-		"printed all the same: the ok items were applied)."},
+		"Debit each ACCOUNT by its AMOUNT (digits only), in order, in one\n"
+		"transaction and one commit (ledger_post_batch); the last ':' of an item\n"
+		"separates ACCOUNT from AMOUNT.  A refused item changes nothing and does\n"
+		"not stop the others.  Prints one line per item, tab-separated: account\n"
+		"(escaped as in history), amount, status, new balance (empty unless ok).\n"
+		"Exits 0 when every item is ok, otherwise with the status of the first\n"
+		"item that is not (its lines are printed all the same: the ok items were\n"
+		"applied)."},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 typedef struct Args
 {
+	/* as given */
 	const char *conninfo;
 	bool		json;
-	int			retries;
 	bool		help;
+	bool		version;
 	Command		cmd;
 	int			cmd_index;
 	const char **pos;			/* argc entries */
 	int			npos;
 	const char *key;
-	char		batch_key[300];	/* batch-debit: the prefix of the item keys */
 	const char *currency;
 	const char *min_balance;
 	bool		no_floor;
 	const char *limit;
+	const char *retries;
+	const char *timeout;
+
+	/* checked and converted by check_args, before anything is sent */
+	int			retry_attempts; /* 0: the library's default */
+	int			timeout_s;
+	int64_t		amount;			/* credit, debit, transfer */
+	int64_t		floor;			/* open */
+	int			max_rows;		/* history */
+	LedgerPosting *items;		/* batch-debit */
+
+	/* chosen by choose_key, before anything is sent */
+	char		generated_key[LEDGER_KEY_BUFSIZE];
+	const char *posting_key;	/* --key or generated_key; for batch-debit
+								 * the prefix of the item keys */
+	char	   *item_keys;		/* batch-debit: KEY.N, one per item */
 } Args;
 
-/* ---- help ---------------------------------------------------------------- */
-
-static void
-exit_help(FILE *out)
-{
-	int			s;
-
-	fprintf(out,
-			"\nExit status:\n"
-			"   0  ok\n"
-			"   1  internal error of the command itself (e.g. out of memory)\n"
-			"   2  usage error (nothing was sent)\n"
-			"   3  verify: the audit found problems\n");
-	for (s = LEDGER_INSUFFICIENT_FUNDS; s <= LEDGER_CLIENT_ERROR; s++)
-		fprintf(out, "  %2d  %s\n", EXIT_STATUS_BASE + s, ledger_status_name((LedgerStatus) s));
-	fprintf(out,
-			"  (10 + the LedgerStatus value.  After 23 unknown_outcome, run the\n"
-			"  same command again with --key KEY, KEY as printed: it cannot apply twice.)\n");
-}
-
-static void
-common_help(FILE *out)
-{
-	fprintf(out,
-			"\nOptions (before or after the command):\n"
-			"  -d, --dbname CONNINFO  libpq conninfo string or URI; default: the PG*\n"
-			"                         environment variables\n"
-			"  --json                 print one JSON object on stdout, also on failure\n"
-			"  --retries N            attempts per call, >= 1 (default %d)\n"
-			"  -h, --help             help (for a command: ledger COMMAND --help)\n"
-			"  --version              print the library version\n",
-			LEDGER_DEFAULT_RETRY_ATTEMPTS);
-}
-
-static void
-usage_all(FILE *out)
-{
-	size_t		i;
-
-	fprintf(out, "ledger: post to and read the ledger of a PostgreSQL database.\n\n"
-			"Usage: ledger [OPTIONS] COMMAND ARGS...\n\nCommands:\n");
-	for (i = 0; i < N_COMMANDS; i++)
-		fprintf(out, "  %s\n", commands[i].synopsis);
-	fprintf(out, "\nAMOUNT is in minor units (cents).  Postings without --key get a\n"
-			"generated idempotency key; an automatic retry never applies twice.\n");
-	common_help(out);
-	exit_help(out);
-}
-
-static void
-usage_command(FILE *out, int i)
-{
-	fprintf(out, "Usage: %s\n\n%s\n", commands[i].synopsis, commands[i].description);
-	if (commands[i].cmd == CMD_CREDIT || commands[i].cmd == CMD_DEBIT ||
-		commands[i].cmd == CMD_TRANSFER)
-		fprintf(out, "\n  --key KEY   idempotency key (1-255 bytes); the same KEY again returns\n"
-				"              the original result and changes nothing\n");
-	if (commands[i].cmd == CMD_BATCH_DEBIT)
-		fprintf(out, "\n  --key KEY   item N gets the idempotency key KEY.N (default: a random\n"
-				"              KEY); the same command with the same KEY again returns the\n"
-				"              original results and changes nothing\n");
-	if (commands[i].cmd == CMD_OPEN)
-		fprintf(out, "\n  --currency CUR   ^[A-Z0-9_]{1,16}$ (default XXX)\n"
-				"  --min-balance N  the floor, <= 0 (default 0: never negative)\n"
-				"  --no-floor       no floor at all (a source of money)\n");
-	if (commands[i].cmd == CMD_HISTORY)
-		fprintf(out, "\n  --limit N   at most N entries (default 100)\n");
-	common_help(out);
-	exit_help(out);
-}
-
-#ifdef __GNUC__
-static int	usage_error(const char *fmt,...) __attribute__((format(printf, 1, 2)));
-#endif
-
-static int
-usage_error(const char *fmt,...)
-{
-	va_list		ap;
-
-	fprintf(stderr, "ledger: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry \"ledger --help\".\n");
-	return EXIT_USAGE;
-}
-
-/* ---- argument parsing ------------------------------------------------------ */
-
-static bool
-is_negative_number(const char *s)
-{
-	if (s[0] != '-' || s[1] == '\0')
-		return false;
-	for (s++; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
-static bool
-parse_int64(const char *s, int64_t *out)
-{
-	char	   *end;
-	long long	v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0')
-		return false;
-	*out = (int64_t) v;
-	return true;
-}
-
 /*
- * Match "--name VALUE" or "--name=VALUE".  Returns 1 and advances *i when
- * matched, 0 when not this option, -1 when the value is missing.
+ * The options that take a value, as "--name VALUE" or "--name=VALUE" (-d
+ * only as "-d VALUE").  The parser and the --json pre-scan both read this
+ * table, so they skip the same values: in "--key --json", --json is a key.
  */
-static int
-option_value(int argc, char **argv, int *i, const char *name, const char **value)
+static const struct
 {
-	size_t		len = strlen(name);
-	const char *arg = argv[*i];
-
-	if (strncmp(arg, name, len) != 0)
-		return 0;
-	if (arg[len] == '=')
-	{
-		*value = arg + len + 1;
-		return 1;
-	}
-	if (arg[len] != '\0')
-		return 0;
-	if (*i + 1 >= argc)
-		return -1;
-	*value = argv[++*i];
-	return 1;
-}
-
-/* Returns 0 or an exit status. */
-static int
-parse_args(int argc, char **argv, Args *a)
+	const char *name;
+	size_t		field;			/* offsetof the const char * in Args */
+}			value_options[] =
 {
-	bool		options_done = false;
-	int			i;
+	{"-d", offsetof(Args, conninfo)},
+	{"--dbname", offsetof(Args, conninfo)},
+	{"--key", offsetof(Args, key)},
+	{"--currency", offsetof(Args, currency)},
+	{"--min-balance", offsetof(Args, min_balance)},
+	{"--limit", offsetof(Args, limit)},
+	{"--retries", offsetof(Args, retries)},
+	{"--timeout", offsetof(Args, timeout)},
+};
 
-	memset(a, 0, sizeof(*a));
-	a->cmd_index = -1;
-	a->pos = calloc((size_t) argc, sizeof(const char *));
-	if (a->pos == NULL)
-	{
-		fprintf(stderr, "ledger: out of memory\n");
-		return EXIT_INTERNAL;
-	}
-	for (i = 1; i < argc; i++)
-	{
-		const char *arg = argv[i];
-		const char *value;
-		int			m;
-
-		if (!options_done && arg[0] == '-' && arg[1] != '\0' && !is_negative_number(arg))
-		{
-			if (strcmp(arg, "--") == 0)
-			{
-				options_done = true;
-				continue;
-			}
-			if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
-			{
-				a->help = true;
-				continue;
-			}
-			if (strcmp(arg, "--version") == 0)
-			{
-				int			v = ledger_library_version();
-
-				printf("ledger (libledger) %d.%d.%d\n", v / 10000, v / 100 % 100, v % 100);
-				exit(0);
-			}
-			if (strcmp(arg, "--json") == 0)
-			{
-				a->json = true;
-				continue;
-			}
-			if (strcmp(arg, "--no-floor") == 0)
-			{
-				a->no_floor = true;
-				continue;
-			}
-			if (strcmp(arg, "-d") == 0)
-			{
-				if (i + 1 >= argc)
-					return usage_error("option %s needs a value", arg);
-				a->conninfo = argv[++i];
-				continue;
-			}
-#define OPTION(name, field) \
-			if ((m = option_value(argc, argv, &i, name, &value)) != 0) \
-			{ \
-				if (m < 0) \
-					return usage_error("option %s needs a value", name); \
-				field = value; \
-				continue; \
-			}
-			OPTION("--dbname", a->conninfo);
-			OPTION("--key", a->key);
-			OPTION("--currency", a->currency);
-			OPTION("--min-balance", a->min_balance);
-			OPTION("--limit", a->limit);
-#undef OPTION
-			if ((m = option_value(argc, argv, &i, "--retries", &value)) != 0)
-			{
-				int64_t		n;
-
-				if (m < 0)
-					return usage_error("option %s needs a value", "--retries");
-				if (!parse_int64(value, &n) || n < 1 || n > 1000)
-					return usage_error("--retries must be an integer from 1 to 1000, not \"%s\"", value);
-				a->retries = (int) n;
-				continue;
-			}
-			return usage_error("unknown option \"%s\"", arg);
-		}
-
-		if (a->cmd == CMD_NONE)
-		{
-			size_t		c;
-
-			for (c = 0; c < N_COMMANDS; c++)
-				if (strcmp(arg, commands[c].name) == 0)
-				{
-					a->cmd = commands[c].cmd;
-					a->cmd_index = (int) c;
-				}
-			if (a->cmd == CMD_NONE)
-				return usage_error("unknown command \"%s\"", arg);
-			continue;
-		}
-		a->pos[a->npos++] = arg;
-	}
-	return 0;
-}
+#define N_VALUE_OPTIONS (sizeof(value_options) / sizeof(value_options[0]))
 
 /* ---- output ---------------------------------------------------------------- */
 
+/*
+ * Length of the well-formed UTF-8 sequence at p (1 to 4 bytes), or 0 when
+ * p does not start one: a stray continuation byte, an overlong form, a
+ * surrogate (U+D800-DFFF), a code point above U+10FFFF, or a sequence cut
+ * short.  These are the ranges of RFC 3629, section 4.  p is NUL-terminated,
+ * and the NUL fails every continuation test, so nothing past it is read.
+ */
+static int
+utf8_sequence_length(const unsigned char *p)
+{
+	unsigned char lo = 0x80;	/* the range of the second byte */
+	unsigned char hi = 0xbf;
+	int			len;
+	int			i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+	{
+		len = 3;
+		if (p[0] == 0xe0)
+			lo = 0xa0;			/* below: overlong */
+		else if (p[0] == 0xed)
+			hi = 0x9f;			/* above: surrogates */
+	}
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+	{
+		len = 4;
+		if (p[0] == 0xf0)
+			lo = 0x90;			/* below: overlong */
+		else if (p[0] == 0xf4)
+			hi = 0x8f;			/* above: beyond U+10FFFF */
+	}
+	else
+		return 0;				/* 0x80-0xc1 and 0xf5-0xff never start one */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/*
+ * Write s as a JSON string (NULL as null).  Account names, keys and server
+ * messages are bytes, not necessarily UTF-8, and JSON must be UTF-8: a byte
+ * that is not part of a well-formed sequence is written as \udcXX (XX its
+ * value), Python's "surrogateescape", so a reader gets valid JSON and can
+ * still recover the exact bytes.  Well-formed UTF-8 passes through.
+ */
 static void
 json_string(const char *s)
 {
 	const unsigned char *p;
+	int			len;
 
 	if (s == NULL)
 	{
@@ -370,30 +234,27 @@ json_string(const char *s)
 		return;
 	}
 	putchar('"');
-	for (p = (const unsigned char *) s; *p; p++)
+	for (p = (const unsigned char *) s; *p; p += len)
 	{
-		switch (*p)
+		len = 1;
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", stdout);
+		else if (*p == '\t')
+			fputs("\\t", stdout);
+		else if (*p == '\r')
+			fputs("\\r", stdout);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\u%04x", *p);
+		else if (*p < 0x80)
+			putchar(*p);
+		else if ((len = utf8_sequence_length(p)) > 0)
+			fwrite(p, 1, (size_t) len, stdout);
+		else
 		{
-			case '"':
-				fputs("\\\"", stdout);
-				break;
-			case '\\':
-				fputs("\\\\", stdout);
-				break;
-			case '\n':
-				fputs("\\n", stdout);
-				break;
-			case '\t':
-				fputs("\\t", stdout);
-				break;
-			case '\r':
-				fputs("\\r", stdout);
-				break;
-			default:
-				if (*p < 0x20 || *p == 0x7f)
-					printf("\\u%04x", *p);
-				else
-					putchar(*p);	/* UTF-8 passes through */
+			printf("\\udc%02x", *p);
+			len = 1;			/* the next byte may start a good sequence */
 		}
 	}
 	putchar('"');
@@ -411,6 +272,539 @@ json_field_int(const char *name, int64_t value)
 {
 	printf(",\"%s\":%" PRId64, name, value);
 }
+
+/*
+ * Write s as one field of a tab-separated output line.  Names, keys and
+ * problem texts can hold tabs, newlines or any other control byte, which
+ * would split the field or forge another line; those are escaped, and so
+ * is the backslash, so the escaping can be undone.  Other bytes pass
+ * through unchanged.
+ */
+static void
+put_field(FILE *out, const char *s)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *) s; *p; p++)
+	{
+		if (*p == '\\')
+			fputs("\\\\", out);
+		else if (*p == '\t')
+			fputs("\\t", out);
+		else if (*p == '\n')
+			fputs("\\n", out);
+		else if (*p == '\r')
+			fputs("\\r", out);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\x%02x", *p);
+		else
+			putc(*p, out);
+	}
+}
+
+/* ---- errors before anything is sent ------------------------------------- */
+
+/*
+ * Report a usage error (exit 2) or an error of the command itself (exit 1):
+ * with --json as the one JSON object on stdout, otherwise on stderr.
+ */
+#ifdef __GNUC__
+static int	command_error(const Args *a, int code, const char *fmt, va_list ap)
+			__attribute__((format(printf, 3, 0)));
+#endif
+
+static int
+command_error(const Args *a, int code, const char *fmt, va_list ap)
+{
+	va_list		ap2;
+	char	   *message;
+	int			len;
+
+	if (!a->json)
+	{
+		fprintf(stderr, "ledger: ");
+		vfprintf(stderr, fmt, ap);
+		fprintf(stderr, "\n");
+		if (code == EXIT_USAGE)
+			fprintf(stderr, "Try \"ledger --help\".\n");
+		return code;
+	}
+	va_copy(ap2, ap);
+	len = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	message = len >= 0 ? malloc((size_t) len + 1) : NULL;
+	if (message != NULL)
+		vsnprintf(message, (size_t) len + 1, fmt, ap);
+	printf("{\"status\":\"%s\"", code == EXIT_USAGE ? "usage_error" : "internal_error");
+	json_field_int("exit_code", code);
+	/* out of memory: the message unformatted is still better than none */
+	json_field_string("message", message != NULL ? message : fmt);
+	printf("}\n");
+	free(message);
+	return code;
+}
+
+#ifdef __GNUC__
+static int	usage_error(const Args *a, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+static int	internal_error(const Args *a, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+#endif
+
+static int
+usage_error(const Args *a, const char *fmt,...)
+{
+	va_list		ap;
+	int			rc;
+
+	va_start(ap, fmt);
+	rc = command_error(a, EXIT_USAGE, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int
+internal_error(const Args *a, const char *fmt,...)
+{
+	va_list		ap;
+	int			rc;
+
+	va_start(ap, fmt);
+	rc = command_error(a, EXIT_INTERNAL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* ---- help ---------------------------------------------------------------- */
+
+static void
+exit_help(FILE *out)
+{
+	int			s;
+
+	fprintf(out,
+			"\nExit status:\n"
+			"   0  ok\n"
+			"   1  internal error of the command itself (e.g. out of memory)\n"
+			"   2  usage error (nothing was sent)\n"
+			"   3  verify: the audit found problems\n");
+	for (s = LEDGER_INSUFFICIENT_FUNDS; s <= LEDGER_CLIENT_ERROR; s++)
+		fprintf(out, "  %2d  %s\n", EXIT_STATUS_BASE + s, ledger_status_name((LedgerStatus) s));
+	fprintf(out,
+			"  (10 + the LedgerStatus value.)  After 23 unknown_outcome the posting\n"
+			"  may or may not have been applied: run the same command again with\n"
+			"  --key KEY, KEY as printed; it cannot apply twice (a retry without that\n"
+			"  key may post twice).  With --json every outcome, 1 and 2 included,\n"
+			"  is one JSON object on stdout.\n");
+}
+
+static void
+common_help(FILE *out)
+{
+	fprintf(out,
+			"\nOptions (before or after the command):\n"
+			"  -d, --dbname CONNINFO  libpq conninfo string or URI; default: the PG*\n"
+			"                         environment variables\n"
+			"  --json                 print exactly one JSON object on stdout, whatever\n"
+			"                         the outcome (invalid UTF-8 bytes as \\udcXX)\n"
+			"  --retries N            attempts per call, 1 to 1000 (default %d)\n"
+			"  --timeout SECONDS      give up on the call after SECONDS, its retries\n"
+			"                         included: 0 to %d, 0 for no bound (default %d);\n"
+			"                         a posting cut off this way exits 23\n"
+			"  -h, --help             help (for a command: ledger COMMAND --help)\n"
+			"  --version              print the library version\n",
+			LEDGER_DEFAULT_RETRY_ATTEMPTS, MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S);
+}
+
+static void
+usage_all(FILE *out)
+{
+	size_t		i;
+
+	fprintf(out, "ledger: post to and read the ledger of a PostgreSQL database.\n\n"
+			"Usage: ledger [OPTIONS] COMMAND ARGS...\n\nCommands:\n");
+	for (i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %s\n", commands[i].synopsis);
+	fprintf(out, "\nAMOUNT is in minor units (cents), ASCII digits only: no sign, no\n"
+			"spaces.  Postings without --key get a generated idempotency key; an\n"
+			"automatic retry never applies twice.\n");
+	common_help(out);
+	exit_help(out);
+}
+
+static void
+usage_command(FILE *out, int i)
+{
+	fprintf(out, "Usage: %s\n\n%s\n", commands[i].synopsis, commands[i].description);
+	if (commands[i].cmd == CMD_CREDIT || commands[i].cmd == CMD_DEBIT ||
+		commands[i].cmd == CMD_TRANSFER)
+		fprintf(out, "\n  --key KEY   idempotency key (1-255 bytes); the same KEY again returns\n"
+				"              the original result and changes nothing (default: a\n"
+				"              random KEY, printed after exit 23)\n");
+	if (commands[i].cmd == CMD_BATCH_DEBIT)
+		fprintf(out, "\n  --key KEY   item N gets the idempotency key KEY.N (default: a random\n"
+				"              KEY, printed after exit 23); the same command with the same\n"
+				"              KEY again returns the original results and changes nothing\n");
+	if (commands[i].cmd == CMD_OPEN)
+		fprintf(out, "\n  --currency CUR   ^[A-Z0-9_]{1,16}$ (default XXX)\n"
+				"  --min-balance N  the floor, <= 0: an optional '-' and digits (default\n"
+				"                   0: never negative)\n"
+				"  --no-floor       no floor at all (a source of money)\n");
+	if (commands[i].cmd == CMD_HISTORY)
+		fprintf(out, "\n  --limit N   at most N entries, an optional '-' and digits (default 100)\n");
+	common_help(out);
+	exit_help(out);
+}
+
+/* --help: the text, or with --json the text as the "help" string. */
+static int
+print_help(const Args *a)
+{
+	FILE	   *out = stdout;
+	char	   *text = NULL;
+	size_t		size = 0;
+
+	if (a->json && (out = open_memstream(&text, &size)) == NULL)
+		return internal_error(a, "out of memory");
+	if (a->cmd_index >= 0)
+		usage_command(out, a->cmd_index);
+	else
+		usage_all(out);
+	if (!a->json)
+		return 0;
+	if (fclose(out) != 0)
+	{
+		free(text);
+		return internal_error(a, "out of memory");
+	}
+	printf("{\"status\":\"ok\"");
+	json_field_string("help", text);
+	printf("}\n");
+	free(text);
+	return 0;
+}
+
+/* ---- argument parsing ------------------------------------------------------ */
+
+static bool
+is_negative_number(const char *s)
+{
+	if (s[0] != '-' || s[1] == '\0')
+		return false;
+	for (s++; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/*
+ * An integer that is exactly ASCII digits, after one '-' if minus_ok, and
+ * fits in int64.  strtoll alone would also take leading spaces and a '+',
+ * and an amount like " 5" or "+5" must not pass for 5: what the user typed
+ * is either exactly a number or refused.
+ */
+static bool
+parse_integer(const char *s, bool minus_ok, int64_t *out)
+{
+	const char *d = (minus_ok && s[0] == '-') ? s + 1 : s;
+	long long	v;
+
+	if (*d == '\0')
+		return false;
+	for (; *d; d++)
+		if (*d < '0' || *d > '9')
+			return false;
+	errno = 0;
+	v = strtoll(s, NULL, 10);
+	if (errno != 0)
+		return false;			/* ERANGE: beyond int64 */
+	*out = (int64_t) v;
+	return true;
+}
+
+/*
+ * Match "--name VALUE" or "--name=VALUE".  Returns 1 and advances *i when
+ * matched, 0 when not this option, -1 when the value is missing.
+ */
+static int
+option_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+	size_t		len = strlen(name);
+	const char *arg = argv[*i];
+
+	if (strncmp(arg, name, len) != 0)
+		return 0;
+	if (arg[len] == '=' && name[1] == '-')
+	{
+		*value = arg + len + 1;
+		return 1;
+	}
+	if (arg[len] != '\0')
+		return 0;
+	if (*i + 1 >= argc)
+		return -1;
+	*value = argv[++*i];
+	return 1;
+}
+
+/*
+ * Is there a --json (before any "--")?  Looked for before parsing, so that
+ * an error the parser meets before it reaches a later --json still comes
+ * out as JSON.  Skips the values of options as parse_args does.
+ */
+static bool
+wants_json(int argc, char **argv)
+{
+	int			i;
+	size_t		o;
+
+	for (i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "--json") == 0)
+			return true;
+		for (o = 0; o < N_VALUE_OPTIONS; o++)
+			if (strcmp(argv[i], value_options[o].name) == 0)
+			{
+				i++;
+				break;
+			}
+	}
+	return false;
+}
+
+/* Returns 0 or an exit status.  a->json is already set by wants_json. */
+static int
+parse_args(int argc, char **argv, Args *a)
+{
+	bool		options_done = false;
+	int			i;
+
+	a->cmd_index = -1;
+	a->pos = calloc((size_t) argc, sizeof(const char *));
+	if (a->pos == NULL)
+		return internal_error(a, "out of memory");
+	for (i = 1; i < argc; i++)
+	{
+		const char *arg = argv[i];
+
+		if (!options_done && arg[0] == '-' && arg[1] != '\0' && !is_negative_number(arg))
+		{
+			const char *value = NULL;
+			int			m = 0;
+			size_t		o;
+
+			if (strcmp(arg, "--") == 0)
+				options_done = true;
+			else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+				a->help = true;
+			else if (strcmp(arg, "--version") == 0)
+				a->version = true;
+			else if (strcmp(arg, "--json") == 0)
+				a->json = true;
+			else if (strcmp(arg, "--no-floor") == 0)
+				a->no_floor = true;
+			else
+			{
+				for (o = 0; o < N_VALUE_OPTIONS; o++)
+					if ((m = option_value(argc, argv, &i, value_options[o].name, &value)) != 0)
+						break;
+				if (o == N_VALUE_OPTIONS)
+					return usage_error(a, "unknown option \"%s\"", arg);
+				if (m < 0)
+					return usage_error(a, "option %s needs a value", value_options[o].name);
+				*(const char **) ((char *) a + value_options[o].field) = value;
+			}
+			continue;
+		}
+
+		if (a->cmd == CMD_NONE)
+		{
+			size_t		c;
+
+			for (c = 0; c < N_COMMANDS; c++)
+				if (strcmp(arg, commands[c].name) == 0)
+				{
+					a->cmd = commands[c].cmd;
+					a->cmd_index = (int) c;
+				}
+			if (a->cmd == CMD_NONE)
+				return usage_error(a, "unknown command \"%s\"", arg);
+			continue;
+		}
+		a->pos[a->npos++] = arg;
+	}
+	return 0;
+}
+
+static bool
+is_posting(Command cmd)
+{
+	return cmd == CMD_CREDIT || cmd == CMD_DEBIT || cmd == CMD_TRANSFER ||
+		cmd == CMD_BATCH_DEBIT;
+}
+
+static int
+check_amount(const Args *a, const char *text, int64_t *amount)
+{
+	if (!parse_integer(text, false, amount))
+		return usage_error(a, "AMOUNT must be ASCII digits only (minor units, at most %" PRId64
+						   "), not \"%s\"", INT64_MAX, text);
+	return 0;
+}
+
+/* batch-debit: the items, each ACCOUNT:AMOUNT split at its last ':'. */
+static int
+check_items(Args *a)
+{
+	int			i;
+
+	a->items = calloc((size_t) a->npos, sizeof(LedgerPosting));
+	if (a->items == NULL)
+		return internal_error(a, "out of memory");
+	for (i = 0; i < a->npos; i++)
+	{
+		const char *colon = strrchr(a->pos[i], ':');
+		char	   *account = (char *) a->pos[i];
+
+		if (colon == NULL)
+			return usage_error(a, "batch-debit items are ACCOUNT:AMOUNT, not \"%s\"", a->pos[i]);
+		if (!parse_integer(colon + 1, false, &a->items[i].amount))
+			return usage_error(a, "AMOUNT must be ASCII digits only (minor units, at most %" PRId64
+							   "), not \"%s\" in \"%s\"", INT64_MAX, colon + 1, a->pos[i]);
+		/* the account is the item up to its last ':': cut argv in place */
+		account[colon - a->pos[i]] = '\0';
+		a->items[i].op = LEDGER_OP_DEBIT;
+		a->items[i].account = account;
+	}
+	return 0;
+}
+
+/*
+ * Everything that can be wrong with the arguments, found before anything is
+ * sent: returns 0 or an exit status.
+ */
+static int
+check_args(Args *a)
+{
+	const char *name;
+	int			nargs;
+	int64_t		n;
+
+	if (a->cmd == CMD_NONE)
+	{
+		if (!a->json)
+		{
+			usage_all(stderr);
+			return EXIT_USAGE;
+		}
+		return usage_error(a, "no command given");
+	}
+	name = commands[a->cmd_index].name;
+	nargs = commands[a->cmd_index].nargs;
+	if ((nargs < 0 && a->npos < 1) || (nargs >= 0 && a->npos != nargs))
+	{
+		if (!a->json)
+		{
+			if (nargs < 0)
+				fprintf(stderr, "ledger: %s takes one or more arguments\n", name);
+			else
+				fprintf(stderr, "ledger: %s takes %d argument%s\n", name, nargs,
+						nargs == 1 ? "" : "s");
+			usage_command(stderr, a->cmd_index);
+			return EXIT_USAGE;
+		}
+		if (nargs < 0)
+			return usage_error(a, "%s takes one or more arguments", name);
+		return usage_error(a, "%s takes %d argument%s", name, nargs, nargs == 1 ? "" : "s");
+	}
+	if (a->key != NULL && !is_posting(a->cmd))
+		return usage_error(a, "--key applies to credit, debit, transfer and batch-debit, not %s",
+						   name);
+
+	if (a->retries != NULL)
+	{
+		if (!parse_integer(a->retries, false, &n) || n < 1 || n > 1000)
+			return usage_error(a, "--retries must be an integer from 1 to 1000, not \"%s\"",
+							   a->retries);
+		a->retry_attempts = (int) n;
+	}
+	a->timeout_s = DEFAULT_TIMEOUT_S;
+	if (a->timeout != NULL)
+	{
+		if (!parse_integer(a->timeout, false, &n) || n > MAX_TIMEOUT_S)
+			return usage_error(a, "--timeout must be a number of seconds from 0 to %d, not \"%s\"",
+							   MAX_TIMEOUT_S, a->timeout);
+		a->timeout_s = (int) n;
+	}
+
+	switch (a->cmd)
+	{
+		case CMD_OPEN:
+			if (a->no_floor && a->min_balance != NULL)
+				return usage_error(a, "%s", "--no-floor and --min-balance exclude each other");
+			if (a->no_floor)
+				a->floor = LEDGER_NO_FLOOR;
+			else if (a->min_balance != NULL && !parse_integer(a->min_balance, true, &a->floor))
+				return usage_error(a, "--min-balance must be an integer ('-' and digits), not \"%s\"",
+								   a->min_balance);
+			return 0;
+		case CMD_CREDIT:
+		case CMD_DEBIT:
+			return check_amount(a, a->pos[1], &a->amount);
+		case CMD_TRANSFER:
+			return check_amount(a, a->pos[2], &a->amount);
+		case CMD_HISTORY:
+			a->max_rows = 100;
+			if (a->limit != NULL)
+			{
+				if (!parse_integer(a->limit, true, &n) || n < INT32_MIN || n > INT32_MAX)
+					return usage_error(a, "--limit must be an integer ('-' and digits), not \"%s\"",
+									   a->limit);
+				a->max_rows = (int) n;
+			}
+			return 0;
+		case CMD_BATCH_DEBIT:
+			return check_items(a);
+		default:
+			return 0;
+	}
+}
+
+/*
+ * The key of a posting: --key, or one generated here rather than by the
+ * library, so that the key a retry needs is known whatever the call
+ * reports.  batch-debit gives item N the key KEY.N.
+ */
+static int
+choose_key(Args *a)
+{
+	size_t		key_size;
+	int			i;
+
+	if (!is_posting(a->cmd))
+		return 0;
+	a->posting_key = a->key;
+	if (a->posting_key == NULL)
+	{
+		if (ledger_generate_key(a->generated_key, sizeof(a->generated_key)) != LEDGER_OK)
+			return internal_error(a, "could not read random bytes for an idempotency key");
+		a->posting_key = a->generated_key;
+	}
+	if (a->cmd != CMD_BATCH_DEBIT)
+		return 0;
+	key_size = strlen(a->posting_key) + 24; /* ".N" and the NUL */
+	a->item_keys = calloc((size_t) a->npos, key_size);
+	if (a->item_keys == NULL)
+		return internal_error(a, "out of memory");
+	for (i = 0; i < a->npos; i++)
+	{
+		snprintf(a->item_keys + i * key_size, key_size, "%s.%d", a->posting_key, i + 1);
+		a->items[i].idempotency_key = a->item_keys + i * key_size;
+	}
+	return 0;
+}
+
+/* ---- results ---------------------------------------------------------------- */
 
 /* ISO 8601 in UTC with microseconds. */
 static void
@@ -437,13 +831,6 @@ format_time(int64_t us, char *buf, size_t size)
 	snprintf(buf, size, "%s.%06dZ", date, (int) frac);
 }
 
-static bool
-is_posting(Command cmd)
-{
-	return cmd == CMD_CREDIT || cmd == CMD_DEBIT || cmd == CMD_TRANSFER ||
-		cmd == CMD_BATCH_DEBIT;
-}
-
 /* Report a failed call; returns the exit status. */
 static int
 report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
@@ -451,8 +838,6 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 	const char *sqlstate = ledger_error_sqlstate(conn);
 	const char *detail = ledger_error_detail(conn);
 	const char *hint = ledger_error_hint(conn);
-	const char *key = a->cmd == CMD_BATCH_DEBIT ? a->batch_key
-		: is_posting(a->cmd) ? ledger_last_key(conn) : NULL;
 	int			code = EXIT_STATUS_BASE + (int) status;
 
 	if (a->json)
@@ -465,8 +850,15 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 		json_field_string("message", ledger_error_message(conn));
 		json_field_string("detail", detail);
 		json_field_string("hint", hint);
+		if (a->cmd == CMD_TRANSFER)
+		{
+			json_field_string("from", a->pos[0]);
+			json_field_string("to", a->pos[1]);
+		}
+		else if (a->cmd != CMD_VERIFY && a->cmd != CMD_BATCH_DEBIT)
+			json_field_string("account", a->pos[0]);
 		if (is_posting(a->cmd))
-			json_field_string("key", key);
+			json_field_string("key", a->posting_key);
 		json_field_int("attempts", ledger_last_attempts(conn));
 		printf("}\n");
 		return code;
@@ -480,20 +872,14 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 		fprintf(stderr, "DETAIL:  %s\n", detail);
 	if (hint != NULL)
 		fprintf(stderr, "HINT:  %s\n", hint);
-	if (status == LEDGER_UNKNOWN_OUTCOME && key != NULL)
-		fprintf(stderr, "ledger: it may or may not have been applied; run the same"
-				" command again with --key %s\n", key);
+	if (status == LEDGER_UNKNOWN_OUTCOME && is_posting(a->cmd))
+	{
+		fprintf(stderr, "ledger: the posting may or may not have been applied; run the same"
+				" command again with --key ");
+		put_field(stderr, a->posting_key);
+		fprintf(stderr, " (a retry without that key may post twice)\n");
+	}
 	return code;
-}
-
-/* ---- the commands ---------------------------------------------------------- */
-
-static int
-need_amount(const char *text, int64_t *amount)
-{
-	if (!parse_int64(text, amount))
-		return usage_error("AMOUNT must be an integer (minor units), not \"%s\"", text);
-	return 0;
 }
 
 static int
@@ -501,39 +887,24 @@ run_number(const Args *a, LedgerConn *conn)
 {
 	LedgerStatus status = LEDGER_CLIENT_ERROR;
 	const char *label = "balance";
-	int64_t		amount = 0;
 	int64_t		result = 0;
-	int			rc;
 
 	switch (a->cmd)
 	{
 		case CMD_OPEN:
-			{
-				int64_t		floor = 0;
-
-				if (a->no_floor && a->min_balance != NULL)
-					return usage_error("%s", "--no-floor and --min-balance exclude each other");
-				if (a->no_floor)
-					floor = LEDGER_NO_FLOOR;
-				else if (a->min_balance != NULL && !parse_int64(a->min_balance, &floor))
-					return usage_error("--min-balance must be an integer, not \"%s\"",
-									   a->min_balance);
-				label = "account_id";
-				status = ledger_open_account(conn, a->pos[0], a->currency, floor, &result);
-				break;
-			}
+			label = "account_id";
+			status = ledger_open_account(conn, a->pos[0], a->currency, a->floor, &result);
+			break;
 		case CMD_CREDIT:
+			status = ledger_credit(conn, a->pos[0], a->amount, a->posting_key, &result);
+			break;
 		case CMD_DEBIT:
-			if ((rc = need_amount(a->pos[1], &amount)) != 0)
-				return rc;
-			status = (a->cmd == CMD_CREDIT ? ledger_credit : ledger_debit)
-				(conn, a->pos[0], amount, a->key, &result);
+			status = ledger_debit(conn, a->pos[0], a->amount, a->posting_key, &result);
 			break;
 		case CMD_TRANSFER:
-			if ((rc = need_amount(a->pos[2], &amount)) != 0)
-				return rc;
 			label = "transfer_id";
-			status = ledger_transfer(conn, a->pos[0], a->pos[1], amount, a->key, &result);
+			status = ledger_transfer(conn, a->pos[0], a->pos[1], a->amount, a->posting_key,
+									 &result);
 			break;
 		case CMD_BALANCE:
 			status = ledger_balance(conn, a->pos[0], &result);
@@ -558,10 +929,10 @@ run_number(const Args *a, LedgerConn *conn)
 		json_field_string("to", a->pos[1]);
 	}
 	if (a->cmd != CMD_BALANCE && a->cmd != CMD_OPEN)
-		json_field_int("amount", amount);
+		json_field_int("amount", a->amount);
 	json_field_int(label, result);
 	if (is_posting(a->cmd))
-		json_field_string("key", ledger_last_key(conn));
+		json_field_string("key", a->posting_key);
 	json_field_int("attempts", ledger_last_attempts(conn));
 	printf("}\n");
 	return 0;
@@ -572,13 +943,9 @@ run_history(const Args *a, LedgerConn *conn)
 {
 	LedgerHistory *h;
 	LedgerStatus status;
-	int64_t		limit = 100;
 	size_t		i;
 
-	if (a->limit != NULL && (!parse_int64(a->limit, &limit) ||
-							 limit < INT32_MIN || limit > INT32_MAX))
-		return usage_error("--limit must be an integer, not \"%s\"", a->limit);
-	status = ledger_history(conn, a->pos[0], (int) limit, &h);
+	status = ledger_history(conn, a->pos[0], a->max_rows, &h);
 	if (status != LEDGER_OK)
 		return report_failure(a, conn, status);
 
@@ -611,9 +978,12 @@ run_history(const Args *a, LedgerConn *conn)
 			printf("}");
 		}
 		else
-			printf("%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\t%s\t%s\n",
-				   e->entry_id, e->amount, e->balance_after, transfer,
-				   e->idempotency_key ? e->idempotency_key : "", when);
+		{
+			printf("%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\t",
+				   e->entry_id, e->amount, e->balance_after, transfer);
+			put_field(stdout, e->idempotency_key ? e->idempotency_key : "");
+			printf("\t%s\n", when);
+		}
 	}
 	if (a->json)
 		printf("]}\n");
@@ -649,40 +1019,15 @@ run_verify(const Args *a, LedgerConn *conn)
 		printf("ok\n");
 	else
 		for (i = 0; i < audit->n_problems; i++)
-			printf("%s\t%s\n", audit->problems[i].account ? audit->problems[i].account : "",
-				   audit->problems[i].problem);
+		{
+			put_field(stdout, audit->problems[i].account ? audit->problems[i].account : "");
+			putchar('\t');
+			put_field(stdout, audit->problems[i].problem ? audit->problems[i].problem : "");
+			putchar('\n');
+		}
 	rc = audit->n_problems == 0 ? 0 : EXIT_PROBLEMS;
 	ledger_audit_free(audit);
 	return rc;
-}
-
-/* 32 random hex digits, the default key prefix of batch-debit. */
-static bool
-random_key(char *buf, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char bits[16];
-	FILE	   *f = fopen("/dev/urandom", "rb");
-	size_t		got;
-	size_t		i;
-
-	if (f == NULL || size < 2 * sizeof(bits) + 1)
-	{
-		if (f != NULL)
-			fclose(f);
-		return false;
-	}
-	got = fread(bits, 1, sizeof(bits), f);
-	fclose(f);
-	if (got != sizeof(bits))
-		return false;
-	for (i = 0; i < sizeof(bits); i++)
-	{
-		buf[2 * i] = hex[bits[i] >> 4];
-		buf[2 * i + 1] = hex[bits[i] & 0x0f];
-	}
-	buf[2 * sizeof(bits)] = '\0';
-	return true;
 }
 
 /* The statuses one item of a server batch can be refused with. */
@@ -700,69 +1045,18 @@ is_item_refusal(LedgerStatus status)
  * same --key replays the whole batch, also after an unknown outcome.
  */
 static int
-run_batch_debit(Args *a, LedgerConn *conn)
+run_batch_debit(const Args *a, LedgerConn *conn)
 {
-	LedgerPosting *items;
-	char	   *keys;
-	size_t		key_size;
+	LedgerPosting *items = a->items;
 	size_t		n = (size_t) a->npos;
 	LedgerStatus status;
 	size_t		i;
-	int			rc = 0;
-
-	if (a->key != NULL)
-		snprintf(a->batch_key, sizeof(a->batch_key), "%s", a->key);
-	else if (!random_key(a->batch_key, sizeof(a->batch_key)))
-	{
-		fprintf(stderr, "ledger: could not read random bytes for the keys\n");
-		return EXIT_INTERNAL;
-	}
-	key_size = strlen(a->batch_key) + 24;	/* ".N" and the NUL */
-	items = calloc(n, sizeof(LedgerPosting));
-	keys = calloc(n, key_size);
-	if (items == NULL || keys == NULL)
-	{
-		free(items);
-		free(keys);
-		fprintf(stderr, "ledger: out of memory\n");
-		return EXIT_INTERNAL;
-	}
-	for (i = 0; i < n && rc == 0; i++)
-	{
-		const char *colon = strrchr(a->pos[i], ':');
-
-		if (colon == NULL)
-			rc = usage_error("batch-debit items are ACCOUNT:AMOUNT, not \"%s\"", a->pos[i]);
-		else if (!parse_int64(colon + 1, &items[i].amount))
-			rc = usage_error("AMOUNT must be an integer (minor units), not \"%s\" in \"%s\"",
-							 colon + 1, a->pos[i]);
-		else
-		{
-			/* the account is the item up to its last ':': cut argv in place */
-			char	   *account = (char *) a->pos[i];
-
-			account[colon - a->pos[i]] = '\0';
-			items[i].op = LEDGER_OP_DEBIT;
-			items[i].account = account;
-			snprintf(keys + i * key_size, key_size, "%s.%zu", a->batch_key, i + 1);
-			items[i].idempotency_key = keys + i * key_size;
-		}
-	}
-	if (rc != 0)
-	{
-		free(items);
-		free(keys);
-		return rc;
-	}
 
 	status = ledger_post_batch(conn, items, n);
 	if (status != LEDGER_OK && !is_item_refusal(status))
 	{
 		/* a whole-call failure: nothing was applied, nothing to list */
-		rc = report_failure(a, conn, status);
-		free(items);
-		free(keys);
-		return rc;
+		return report_failure(a, conn, status);
 	}
 
 	if (a->json)
@@ -791,18 +1085,18 @@ run_batch_debit(Args *a, LedgerConn *conn)
 				printf(",\"balance\":null");
 			json_field_string("key", items[i].key);
 			printf("}");
+			continue;
 		}
-		else if (items[i].status == LEDGER_OK)
-			printf("%s\t%" PRId64 "\tok\t%" PRId64 "\n", items[i].account, items[i].amount,
-				   items[i].result);
-		else
-			printf("%s\t%" PRId64 "\t%s\t\n", items[i].account, items[i].amount,
-				   ledger_status_name(items[i].status));
+		put_field(stdout, items[i].account);
+		printf("\t%" PRId64 "\t%s\t", items[i].amount, ledger_status_name(items[i].status));
+		if (items[i].status == LEDGER_OK)
+			printf("%" PRId64, items[i].result);
+		putchar('\n');
 	}
 	if (a->json)
 	{
 		printf("]");
-		json_field_string("key", a->batch_key);
+		json_field_string("key", a->posting_key);
 		json_field_int("attempts", ledger_last_attempts(conn));
 		printf("}\n");
 	}
@@ -818,17 +1112,16 @@ run_batch_debit(Args *a, LedgerConn *conn)
 				if (first == n)
 					first = i;
 			}
-		fprintf(stderr, "ledger: batch-debit: %zu of %zu items refused, the first is item %zu"
-				" (%s:%" PRId64 "): %s (%s)\n", refused, n, first + 1, items[first].account,
-				items[first].amount, ledger_status_name(status),
-				items[first].sqlstate ? items[first].sqlstate : "");
+		fprintf(stderr, "ledger: batch-debit: %zu of %zu items refused, the first is item %zu (",
+				refused, n, first + 1);
+		put_field(stderr, items[first].account);
+		fprintf(stderr, ":%" PRId64 "): %s (%s)\n", items[first].amount,
+				ledger_status_name(status), items[first].sqlstate ? items[first].sqlstate : "");
 	}
-	free(items);
-	free(keys);
 	return status == LEDGER_OK ? 0 : EXIT_STATUS_BASE + (int) status;
 }
 
-/* Everything main does; *a holds the parsed arguments for main to free. */
+/* Everything main does; *a holds what main frees. */
 static int
 run_command(int argc, char **argv, Args *a)
 {
@@ -836,42 +1129,29 @@ run_command(int argc, char **argv, Args *a)
 	LedgerConn *conn;
 	int			rc;
 
+	a->json = wants_json(argc, argv);
 	if ((rc = parse_args(argc, argv, a)) != 0)
 		return rc;
-	if (a->help)
+	if (a->version)
 	{
-		if (a->cmd_index >= 0)
-			usage_command(stdout, a->cmd_index);
+		int			v = ledger_library_version();
+
+		if (a->json)
+			printf("{\"status\":\"ok\",\"version\":\"%d.%d.%d\"}\n",
+				   v / 10000, v / 100 % 100, v % 100);
 		else
-			usage_all(stdout);
+			printf("ledger (libledger) %d.%d.%d\n", v / 10000, v / 100 % 100, v % 100);
 		return 0;
 	}
-	if (a->cmd == CMD_NONE)
-	{
-		usage_all(stderr);
-		return EXIT_USAGE;
-	}
-	if (commands[a->cmd_index].nargs < 0 && a->npos < 1)
-	{
-		fprintf(stderr, "ledger: %s takes one or more arguments\n", commands[a->cmd_index].name);
-		usage_command(stderr, a->cmd_index);
-		return EXIT_USAGE;
-	}
-	if (commands[a->cmd_index].nargs >= 0 && a->npos != commands[a->cmd_index].nargs)
-	{
-		fprintf(stderr, "ledger: %s takes %d argument%s\n", commands[a->cmd_index].name,
-				commands[a->cmd_index].nargs, commands[a->cmd_index].nargs == 1 ? "" : "s");
-		usage_command(stderr, a->cmd_index);
-		return EXIT_USAGE;
-	}
-	if (a->key != NULL && !is_posting(a->cmd))
-		return usage_error("--key applies to credit, debit, transfer and batch-debit, not %s",
-						   commands[a->cmd_index].name);
+	if (a->help)
+		return print_help(a);
+	if ((rc = check_args(a)) != 0 || (rc = choose_key(a)) != 0)
+		return rc;
 
 	ledger_options_init(&opts);
 	opts.conninfo = a->conninfo;
-	if (a->retries > 0)
-		opts.retry_attempts = a->retries;
+	if (a->retry_attempts > 0)
+		opts.retry_attempts = a->retry_attempts;
 
 	/*
 	 * A failed first connection is not final: the call reconnects with the
@@ -879,9 +1159,12 @@ run_command(int argc, char **argv, Args *a)
 	 */
 	(void) ledger_connect(&opts, &conn);
 	if (conn == NULL)
+		return internal_error(a, "out of memory");
+	if (ledger_set_timeout(conn, a->timeout_s * 1000) != LEDGER_OK)
 	{
-		fprintf(stderr, "ledger: out of memory\n");
-		return EXIT_INTERNAL;
+		rc = internal_error(a, "could not set the timeout: %s", ledger_error_message(conn));
+		ledger_finish(conn);
+		return rc;
 	}
 
 	switch (a->cmd)
@@ -900,11 +1183,6 @@ run_command(int argc, char **argv, Args *a)
 			break;
 	}
 	ledger_finish(conn);
-	if (fflush(stdout) != 0 || ferror(stdout))
-	{
-		fprintf(stderr, "ledger: could not write the output: %s\n", strerror(errno));
-		return EXIT_INTERNAL;
-	}
 	return rc;
 }
 
@@ -914,6 +1192,17 @@ main(int argc, char **argv)
 	Args		a = {0};
 	int			rc = run_command(argc, argv, &a);
 
+	/*
+	 * A full disk or a closed pipe: the output, JSON included, is incomplete
+	 * and nothing more can be written to stdout, so this goes to stderr.
+	 */
+	if (fflush(stdout) != 0 || ferror(stdout))
+	{
+		fprintf(stderr, "ledger: could not write the output: %s\n", strerror(errno));
+		rc = EXIT_INTERNAL;
+	}
 	free(a.pos);
+	free(a.items);
+	free(a.item_keys);
 	return rc;
 }

@@ -191,15 +191,17 @@ unset PKG_CONFIG_PATH
 log "CLI"
 LEDGER_CLI=$CLIENT/ledger
 export PGDATABASE=clientcli
+# From here on a failed check is counted and the next one runs: with errexit
+# the first failing `cli` outside an && list would end the suite before its
+# summary.  The suite's exit status still comes from the count at the end.
+set +e
 
 # cli EXPECTED_EXIT DESCRIPTION ARGS...: run ledger; output in $OUT / $ERR
 cli() {
 	local want=$1 what=$2 got
 	shift 2
-	set +e
 	"$LEDGER_CLI" "$@" >"$LEDGER_TMP/cli.out" 2>"$LEDGER_TMP/cli.err"
 	got=$?
-	set -e
 	OUT=$(cat "$LEDGER_TMP/cli.out")
 	ERR=$(cat "$LEDGER_TMP/cli.err")
 	if [ "$got" -eq "$want" ]; then
@@ -219,8 +221,43 @@ expect() {
 		fail "cli: $1: '$2' not in: $3"
 	fi
 }
+# json_one DESCRIPTION TEXT: TEXT is exactly one JSON object (json.load
+# refuses trailing data); skipped when there is no python3
+if command -v python3 >/dev/null 2>&1; then
+	have_python=1
+else
+	have_python=""
+	log "no python3: the JSON parse checks are skipped"
+fi
+json_one() {
+	[ -n "$have_python" ] || return 0
+	check "cli: $1: stdout is one JSON object" python3 -c \
+		'import json, sys; sys.exit(not isinstance(json.load(sys.stdin), dict))' <<<"$2"
+}
+# usage_json DESCRIPTION ARGS...: a usage error reported as one JSON object
+# on stdout, and nothing on stderr
+usage_json() {
+	local what=$1
+	shift
+	cli 2 "$what" "$@" || return 0
+	check "cli: $what: stdout starts with {\"status\":\"usage_error\"" \
+		test "${OUT:0:23}" = '{"status":"usage_error"'
+	expect "$what: the exit code is in the object" '"exit_code":2,"message":"' "$OUT"
+	check "cli: $what: nothing on stderr ($ERR)" test -z "$ERR"
+	json_one "$what" "$OUT"
+}
+# a port nothing listens on: a command that connects there exits 22
+closed=$(( $(cluster_port client) + 1 ))
+port_is_free "$closed" || closed=1
+tab=$(printf '\t')
 
 cli 0 "--help" --help && expect "--help lists the exit statuses" "23  unknown_outcome" "$OUT"
+expect "--help: exit 2" "2  usage error (nothing was sent)" "$OUT"
+expect "--help: --timeout" "--timeout SECONDS" "$OUT"
+expect "--help: amounts are digits" "ASCII digits only" "$OUT"
+expect "--help: the retry advice" "may post twice" "$OUT"
+cli 0 "debit --help" debit --help && expect "debit --help: digits" "digits only" "$OUT"
+expect "debit --help: --timeout" "--timeout SECONDS" "$OUT"
 for cmd in open credit debit transfer balance history verify batch-debit; do
 	cli 0 "$cmd --help" "$cmd" --help && expect "$cmd --help" "Usage: ledger $cmd" "$OUT"
 done
@@ -232,6 +269,51 @@ cli 2 "amount not a number" debit alice ten
 cli 2 "--key on a read" balance alice --key k
 cli 2 "--retries 0" --retries 0 balance alice
 cli 2 "unknown option" balance alice --frob
+cli 2 "option without its value" balance alice --limit
+check "cli: usage errors without --json: nothing on stdout" test -z "$OUT"
+expect "usage errors without --json: on stderr" 'option --limit needs a value' "$ERR"
+
+# with --json every usage error is one JSON object, wherever --json is
+usage_json "--json: unknown option" --json balance alice --frob
+usage_json "--json after the unknown option" balance alice --frob --json
+usage_json "--json: unknown command" frobnicate --json
+usage_json "--json: no command" --json
+usage_json "--json: missing argument" --json debit alice
+usage_json "--json: option without its value" --json balance alice --limit
+usage_json "--json: bad amount" debit alice +5 --json
+usage_json "--json: bad batch item" --json batch-debit alice:1 bob
+usage_json "--json: --key on a read" --json balance alice --key k
+cli 2 "--json after -- is an argument, not the option" debit -- alice --json &&
+	check "cli: ... so the error is plain text" test -z "$OUT"
+cli 2 "--key --json: --json is the key" --key --json balance alice &&
+	check "cli: ... so the error is plain text" test -z "$OUT"
+cli 0 "--json --help" --json --help && expect "json help" '{"status":"ok","help":"ledger: ' "$OUT"
+json_one "--json --help" "$OUT"
+cli 0 "--json --version" --version --json && expect "json version" '{"status":"ok","version":"' "$OUT"
+
+# AMOUNT is exactly ASCII digits within int64; --limit and --min-balance an
+# optional '-' and digits; all refused before anything is sent
+for amount in -5 +5 ' 5' '5 ' 0x10 1e3 '' 99999999999999999999 9223372036854775808; do
+	cli 2 "debit amount \"$amount\"" debit alice "$amount"
+done
+cli 2 "credit amount +5" credit alice +5
+cli 2 "transfer amount ' 5'" transfer bank alice ' 5'
+cli 2 "batch-debit amount +5" batch-debit alice:1 alice:+5
+cli 2 "batch-debit amount ' 5'" batch-debit 'alice: 5'
+cli 2 "batch-debit amount overflow" batch-debit alice:99999999999999999999
+cli 2 "a bad amount is refused before connecting (no exit 22)" \
+	-d "host=127.0.0.1 port=$closed" --retries 1 debit alice +5
+for limit in ' 5' +5 5x -- -; do
+	cli 2 "--limit \"$limit\"" history alice --limit="$limit"
+done
+cli 2 "--limit beyond int32" history alice --limit 2147483648
+for floor in ' -5' +0 -5x -- 99999999999999999999; do
+	cli 2 "--min-balance \"$floor\"" open x --min-balance="$floor"
+done
+cli 2 "--retries ' 2'" --retries ' 2' balance alice
+for timeout in abc -1 ' 5' +5 86401; do
+	cli 2 "--timeout \"$timeout\"" --timeout "$timeout" balance alice
+done
 
 cli 0 "open alice" open alice --currency EUR && expect "open prints the id" "1" "$OUT"
 cli 0 "open alice again: same id" open alice --currency EUR && expect "same id" "1" "$OUT"
@@ -245,6 +327,8 @@ cli 0 "transfer replayed" transfer bank alice 10000 --key=deposit-1 &&
 cli 0 "debit" debit alice 2500 --key coffee-42 && expect "debit prints the balance" "7500" "$OUT"
 cli 0 "debit replayed with --key" debit alice 2500 --key coffee-42 && expect "replay: 7500 again" "7500" "$OUT"
 cli 0 "balance" balance alice && expect "applied once" "7500" "$OUT"
+cli 0 "--timeout 5" --timeout 5 balance alice && expect "balance with --timeout" "7500" "$OUT"
+cli 0 "--timeout=0 (no bound)" balance alice --timeout=0 && expect "balance with --timeout=0" "7500" "$OUT"
 cli 0 "--json debit replay" --json debit alice 2500 --key coffee-42 &&
 	expect "json ok" '{"status":"ok","account":"alice","amount":2500,"balance":7500,"key":"coffee-42","attempts":1}' "$OUT"
 cli 0 "credit without a key" credit alice 100 && expect "credit" "7600" "$OUT"
@@ -264,9 +348,28 @@ cli 0 "verify" verify && expect "verify prints ok" "ok" "$OUT"
 cli 0 "--json verify" --json verify && expect "json verify" '{"status":"ok","problems":[]}' "$OUT"
 cli 0 "odd account name" open 'quote"back\slash' --json &&
 	expect "json escapes the name" '"account":"quote\"back\\slash"' "$OUT"
+cli 0 "UTF-8 account name" open 'café' --currency EUR --json &&
+	expect "json: UTF-8 passes through" '"account":"café"' "$OUT"
+# the database is UTF-8: the server refuses these bytes (22021), and the
+# JSON names the account with each stray byte as \udcXX
+cli 21 "invalid UTF-8 in a name" --json open $'bad\xffname\xc3\x28' &&
+	expect "json: the server's SQLSTATE" '"sqlstate":"22021"' "$OUT"
+expect "json: stray bytes as \\udcXX" '"account":"bad\udcffname\udcc3("' "$OUT"
+json_one "invalid UTF-8 in a name" "$OUT"
+
+# user data in plain-text lines is escaped: a key with a tab, a newline, a
+# backslash and a control byte stays one field of one line
+cli 0 "credit with a key holding a tab and a newline" credit alice 1 --key $'tab\there\nnl\\bs\x01'
+cli 0 "history shows that key" history alice --limit 1 &&
+	check "cli: history: still one line" test "$(printf '%s\n' "$OUT" | wc -l)" -eq 1
+check "cli: history: still six fields" test "$(printf '%s\n' "$OUT" | awk -F'\t' '{print NF}')" -eq 6
+expect "history escapes the key" "${tab}"'tab\there\nnl\\bs\x01'"${tab}" "$OUT"
+cli 0 "--json history shows that key" --json history alice --limit 1 &&
+	expect "json escapes the key" '"idempotency_key":"tab\there\nnl\\bs\u0001"' "$OUT"
+json_one "--json history" "$OUT"
+cli 0 "debit to undo that credit" debit alice 1
 
 # batch-debit: one server batch (ledger_post_batch), one line per item
-tab=$(printf '\t')
 before=$("$LEDGER_CLI" balance alice)
 cli 0 "batch-debit" batch-debit alice:100 alice:200 --key b-1 &&
 	check "cli: batch-debit prints one line per item" test "$OUT" = "alice${tab}100${tab}ok${tab}$((before - 100))
@@ -284,10 +387,14 @@ cli 0 "--json batch-debit" --json batch-debit alice:1 --key b-2 &&
 cli 0 "open an account whose name has a colon" open 'co:lon' --currency EUR --no-floor
 cli 16 "batch-debit: an amount of 0 is refused for that item" batch-debit 'co:lon:5' 'quote"back\slash:0' &&
 	expect "the item splits at the last colon" "co:lon${tab}5${tab}ok${tab}-5" "$OUT"
-expect "the refused item" "quote\"back\\slash${tab}0${tab}invalid_parameter_value${tab}" "$OUT"
+expect "the refused item (its backslash escaped)" 'quote"back\\slash'"${tab}0${tab}invalid_parameter_value${tab}" "$OUT"
 cli 2 "batch-debit without items" batch-debit
 cli 2 "batch-debit item without an amount" batch-debit alice
 cli 2 "batch-debit amount not a number" batch-debit alice:ten
+cli 12 "batch-debit: a name with a tab and a newline" batch-debit $'no\tbo\ndy:1' &&
+	check "cli: the item is one line of four fields" \
+		test "$OUT" = 'no\tbo\ndy'"${tab}1${tab}account_not_found${tab}"
+expect "stderr escapes the name too" '(no\tbo\ndy:1)' "$ERR"
 cli 19 "batch-debit: insufficient privilege (whole call)" -d "dbname=clientcli user=ledger_nogrant" --json \
 	batch-debit alice:1 --key b-5 && expect "json whole-call failure" '"status":"insufficient_privilege"' "$OUT"
 expect "json whole-call failure names the key" '"key":"b-5"' "$OUT"
@@ -304,7 +411,7 @@ cli 13 "idempotency conflict" debit alice 1 --key coffee-42
 cli 14 "currency mismatch" transfer alice usd 1
 cli 15 "account exists" open alice --currency USD
 cli 16 "invalid parameter value" debit alice 0
-cli 16 "negative amount" debit alice -5
+cli 2 "negative amount (a usage error now: nothing is sent)" debit alice -5
 cli 0 "open big" open big --currency EUR
 cli 0 "credit to INT64_MAX" credit big 9223372036854775807
 cli 18 "numeric value out of range" credit big 1
@@ -314,58 +421,91 @@ cli 20 "object not in prerequisite state (fsync = off)" \
 	-d "host=127.0.0.1 port=$FSYNC_OFF_PORT dbname=clientc" open x
 cli 21 "server error (no extension in that database)" -d "dbname=postgres" --json balance alice &&
 	expect "json server error" '"sqlstate":"42883"' "$OUT"
-closed=$(( $(cluster_port client) + 1 ))
-port_is_free "$closed" || closed=1
 cli 22 "connection failed" -d "host=127.0.0.1 port=$closed" --retries 2 balance alice
 
-# 23: the reply to the debit is lost and the server stays unreachable: the
-# proxy drops the first reply to a command that ran (the debit, after its
-# commit) and refuses every later connection.
+# 23: the reply to a posting is lost and the server stays unreachable.
+# start_proxy: a proxy to the client cluster that drops the first reply to a
+# command that ran (the posting, after its commit) and refuses every later
+# connection; sets proxy_ci.  stop_proxy ends it, by its pid.
+start_proxy() {
+	rm -f "$LEDGER_TMP/proxy.port"
+	"$CLIENT/test_client" proxy 1 >"$LEDGER_TMP/proxy.port" &
+	proxy_pid=$!
+	for _ in $(seq 1 100); do [ -s "$LEDGER_TMP/proxy.port" ] && break; sleep 0.05; done
+	proxy_ci="host=127.0.0.1 port=$(cat "$LEDGER_TMP/proxy.port") dbname=clientcli"
+}
+stop_proxy() {
+	kill "$proxy_pid" 2>/dev/null || true
+	wait "$proxy_pid" 2>/dev/null || true
+}
+advice="ledger: the posting may or may not have been applied; run the same command again with --key"
+retry_note="(a retry without that key may post twice)"
+
 before=$("$LEDGER_CLI" balance alice)
-"$CLIENT/test_client" proxy 1 >"$LEDGER_TMP/proxy.port" &
-proxy_pid=$!
-for _ in $(seq 1 100); do [ -s "$LEDGER_TMP/proxy.port" ] && break; sleep 0.05; done
-proxy_port=$(cat "$LEDGER_TMP/proxy.port")
-cli 23 "unknown outcome" -d "host=127.0.0.1 port=$proxy_port dbname=clientcli" --retries 3 --json debit alice 5
-kill "$proxy_pid" 2>/dev/null || true
-wait "$proxy_pid" 2>/dev/null || true
+start_proxy
+cli 23 "unknown outcome" -d "$proxy_ci" --retries 3 --json debit alice 5
+stop_proxy
 expect "json unknown outcome" '"status":"unknown_outcome"' "$OUT"
+json_one "unknown outcome" "$OUT"
 key=$(printf '%s' "$OUT" | sed -n 's/.*"key":"\([0-9a-f]*\)".*/\1/p')
 check "cli: the unknown outcome reports its key ($key)" test "${#key}" -eq 32
 cli 0 "retry with that --key returns the original result" debit alice 5 --key "$key" &&
 	expect "original result" "$((before - 5))" "$OUT"
 cli 0 "balance moved once" balance alice && expect "once" "$((before - 5))" "$OUT"
 
+# plain text: the advice on stderr, with the key escaped like any user data
+before=$("$LEDGER_CLI" balance alice)
+start_proxy
+cli 23 "unknown outcome, a key with a tab" -d "$proxy_ci" --retries 3 debit alice 5 --key $'lost\tkey'
+stop_proxy
+expect "the advice names the key, escaped" "$advice "'lost\tkey'" $retry_note" "$ERR"
+cli 0 "retry with that key" debit alice 5 --key $'lost\tkey' &&
+	expect "original result" "$((before - 5))" "$OUT"
+
 # the same for batch-debit: the reply to the batch is lost; the same command
 # with the printed --key replays every item
 before=$("$LEDGER_CLI" balance alice)
-"$CLIENT/test_client" proxy 1 >"$LEDGER_TMP/proxy.port" &
-proxy_pid=$!
-for _ in $(seq 1 100); do [ -s "$LEDGER_TMP/proxy.port" ] && break; sleep 0.05; done
-proxy_port=$(cat "$LEDGER_TMP/proxy.port")
-cli 23 "batch-debit: unknown outcome" -d "host=127.0.0.1 port=$proxy_port dbname=clientcli" --retries 3 \
-	batch-debit alice:5 alice:6
-kill "$proxy_pid" 2>/dev/null || true
-wait "$proxy_pid" 2>/dev/null || true
-key=$(printf '%s' "$ERR" | sed -n 's/.*run the same command again with --key \([0-9a-f]*\)$/\1/p')
+start_proxy
+cli 23 "batch-debit: unknown outcome" -d "$proxy_ci" --retries 3 batch-debit alice:5 alice:6
+stop_proxy
+key=$(printf '%s' "$ERR" | sed -n "s/.*run the same command again with --key \([0-9a-f]*\) (a retry without that key may post twice)\$/\1/p")
 check "cli: the batch's unknown outcome prints its --key ($key)" test "${#key}" -eq 32
+expect "the batch's advice" "$advice $key $retry_note" "$ERR"
 cli 0 "batch-debit again with that --key: the original results" batch-debit alice:5 alice:6 --key "$key" &&
 	expect "original result" "alice${tab}6${tab}ok${tab}$((before - 11))" "$OUT"
 cli 0 "balance moved once" balance alice && expect "once" "$((before - 11))" "$OUT"
 
+# and with --json: the batch's key is in the object
+before=$("$LEDGER_CLI" balance alice)
+start_proxy
+cli 23 "--json batch-debit: unknown outcome" -d "$proxy_ci" --retries 3 --json batch-debit alice:7 alice:8
+stop_proxy
+expect "json batch unknown outcome" '"status":"unknown_outcome"' "$OUT"
+json_one "batch unknown outcome" "$OUT"
+key=$(printf '%s' "$OUT" | sed -n 's/.*"key":"\([0-9a-f]*\)".*/\1/p')
+check "cli: the json batch's unknown outcome has its key ($key)" test "${#key}" -eq 32
+cli 0 "batch-debit again with that --key" batch-debit alice:7 alice:8 --key "$key" &&
+	expect "original result" "alice${tab}8${tab}ok${tab}$((before - 15))" "$OUT"
+cli 0 "balance moved once" balance alice && expect "once" "$((before - 15))" "$OUT"
+
 # 3: the audit finds a tampered balance
-psql_q -c "UPDATE ledger.accounts SET balance = balance + 1 WHERE name = 'over'"
+cli 0 "open an account with a tab and a newline in its name" open $'ta\tb\nc' --currency EUR
+psql_q -c "UPDATE ledger.accounts SET balance = balance + 1 WHERE name IN ('over', E'ta\\tb\\nc')"
 cli 3 "verify finds problems" verify && expect "the problem names the account" "over" "$OUT"
+expect "verify escapes the name" 'ta\tb\nc'"${tab}" "$OUT"
+check "cli: every verify line has two fields" \
+	test -z "$(printf '%s\n' "$OUT" | awk -F'\t' 'NF != 2')"
 cli 3 "--json verify with problems" --json verify && expect "json problems" '"problems":[{"account":"over"' "$OUT"
+expect "json verify escapes the name" '"account":"ta\tb\nc"' "$OUT"
+json_one "--json verify" "$OUT"
 
 # valgrind over the CLI: a success with output, and a refusal (exit 11);
 # 99 is valgrind's own verdict
-for args in "--json history alice" "debit alice 1000000" "batch-debit alice:1 alice:1000000"; do
-	set +e
+for args in "--json history alice" "debit alice 1000000" "batch-debit alice:1 alice:1000000" \
+	"--json debit alice +5" "--json --help"; do
 	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
 		--error-exitcode=99 "$LEDGER_CLI" $args >/dev/null 2>"$LEDGER_TMP/cli.valgrind"
 	status=$?
-	set -e
 	if [ "$status" -ne 99 ]; then
 		pass
 		echo "ok - valgrind: ledger $args (exit $status)"
