@@ -6,6 +6,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,9 +15,12 @@
 
 /*
  * The statements, prepared once per connection on first use and again after
- * every reconnect.  The casts pin the signatures, so a prepared statement
- * never depends on parameter type inference.  The functions are found on
- * the session's search_path, like any SQL the application runs.
+ * every reconnect.  %s is the extension's schema, read from pg_extension
+ * (find_schema): nothing is looked up on the session's search_path, which a
+ * database owner can set to reach look-alike functions.  Types and
+ * operators are named in pg_catalog for the same reason ("bigint" and
+ * "integer" are keywords that always mean pg_catalog's), and the casts pin
+ * the signatures.
  */
 static const struct
 {
@@ -26,28 +30,36 @@ static const struct
 }			statements[LEDGER_N_STMTS] =
 {
 	[LEDGER_STMT_OPEN] = {"libledger_open", 3,
-	"SELECT ledger_open_account($1::text, $2::text, $3::bigint)"},
+	"SELECT %s.ledger_open_account($1::pg_catalog.text, $2::pg_catalog.text, $3::bigint)"},
 	[LEDGER_STMT_CREDIT] = {"libledger_credit", 3,
-	"SELECT ledger_credit($1::text, $2::bigint, $3::text)"},
+	"SELECT %s.ledger_credit($1::pg_catalog.text, $2::bigint, $3::pg_catalog.text)"},
 	[LEDGER_STMT_DEBIT] = {"libledger_debit", 3,
-	"SELECT ledger_debit($1::text, $2::bigint, $3::text)"},
+	"SELECT %s.ledger_debit($1::pg_catalog.text, $2::bigint, $3::pg_catalog.text)"},
 	[LEDGER_STMT_TRANSFER] = {"libledger_transfer", 4,
-	"SELECT ledger_transfer($1::text, $2::text, $3::bigint, $4::text)"},
+		"SELECT %s.ledger_transfer($1::pg_catalog.text, $2::pg_catalog.text, $3::bigint,"
+	" $4::pg_catalog.text)"},
 	[LEDGER_STMT_BALANCE] = {"libledger_balance", 1,
-	"SELECT ledger_balance($1::text)"},
+	"SELECT %s.ledger_balance($1::pg_catalog.text)"},
 	[LEDGER_STMT_HISTORY] = {"libledger_history", 2,
 		"SELECT entry_id, amount, balance_after, transfer_id, idempotency_key,"
-		" (extract(epoch FROM created_at) * 1000000)::bigint"
-	" FROM ledger_history($1::text, $2::integer)"},
+		" (extract(epoch FROM created_at) OPERATOR(pg_catalog.*) 1000000)::bigint"
+	" FROM %s.ledger_history($1::pg_catalog.text, $2::integer)"},
 	[LEDGER_STMT_VERIFY] = {"libledger_verify", 0,
-	"SELECT account, problem FROM ledger_verify()"},
+	"SELECT account, problem FROM %s.ledger_verify()"},
 	[LEDGER_STMT_DEBIT_BATCH] = {"libledger_debit_batch", 3,
-		"SELECT ordinal, status, result"
-	" FROM ledger_debit_batch($1::text[], $2::bigint[], $3::text[])"},
+		"SELECT ordinal, status, result FROM %s.ledger_debit_batch("
+	"$1::pg_catalog.text[], $2::bigint[], $3::pg_catalog.text[])"},
 	[LEDGER_STMT_TRANSFER_BATCH] = {"libledger_transfer_batch", 4,
-		"SELECT ordinal, status, result"
-	" FROM ledger_transfer_batch($1::text[], $2::text[], $3::bigint[], $4::text[])"},
+		"SELECT ordinal, status, result FROM %s.ledger_transfer_batch("
+	"$1::pg_catalog.text[], $2::pg_catalog.text[], $3::bigint[], $4::pg_catalog.text[])"},
 };
+
+/* The schema of the extension, quoted as an identifier; one row or none. */
+static const char *const find_schema_sql =
+"SELECT pg_catalog.quote_ident(n.nspname)"
+" FROM pg_catalog.pg_extension e"
+" JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+" WHERE e.extname OPERATOR(pg_catalog.=) 'ledger'";
 
 /* Names of the statuses, indexed by value: the Postgres condition names. */
 static const char *const status_names[] = {
@@ -347,6 +359,8 @@ ledger__drop_connection(LedgerConn *conn)
 		PQfinish(conn->pg);
 	conn->pg = NULL;
 	conn->prepared = 0;
+	free(conn->schema);
+	conn->schema = NULL;
 }
 
 /*
@@ -421,6 +435,61 @@ ledger__ensure_connected(LedgerConn *conn)
 }
 
 /*
+ * Run one query with no parameters and wait for its last result, within
+ * the call's deadline; NULL when nothing came back.
+ */
+static PGresult *
+run_query(LedgerConn *conn, bool prepare, LedgerStmt stmt, const char *sql)
+{
+	PGresult   *res;
+	PGresult   *last = NULL;
+	bool		sent = prepare
+		? PQsendPrepare(conn->pg, statements[stmt].name, sql, statements[stmt].nparams, NULL)
+		: PQsendQueryParams(conn->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+
+	while (sent && ledger__next_result(conn, &res) && res != NULL)
+	{
+		PQclear(last);
+		last = res;
+	}
+	return last;
+}
+
+/*
+ * Learn the extension's schema on this connection (once).  A database
+ * without the extension is reported as the call of a missing function
+ * would be: 42883.
+ */
+static LedgerAttempt
+find_schema(LedgerConn *conn, LedgerStatus *status)
+{
+	PGresult   *res = run_query(conn, false, LEDGER_N_STMTS, find_schema_sql);
+	LedgerAttempt kind;
+
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+	{
+		conn->schema = strdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (conn->schema != NULL)
+			return ATTEMPT_DONE;
+		ledger__set_error(conn, "out of memory", NULL, NULL, NULL);
+		*status = LEDGER_CLIENT_ERROR;
+		return ATTEMPT_DONE;
+	}
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		PQclear(res);
+		ledger__set_error(conn, "the ledger extension is not installed in this database",
+						  "42883", NULL, "Run CREATE EXTENSION ledger as a superuser.");
+		*status = LEDGER_SERVER_ERROR;
+		return ATTEMPT_DONE;
+	}
+	kind = ledger__classify(conn, res, false, status);
+	PQclear(res);
+	return kind;
+}
+
+/*
  * Prepare stmt on this connection unless it already is.  Whatever goes
  * wrong here, the posting itself was not sent: ATTEMPT_RETRY_NOT_SENT, or
  * ATTEMPT_DONE with the server's refusal (e.g. the extension is missing).
@@ -429,29 +498,30 @@ LedgerAttempt
 ledger__ensure_prepared(LedgerConn *conn, LedgerStmt stmt, LedgerStatus *status)
 {
 	PGresult   *res;
-	PGresult   *last = NULL;
-	LedgerAttempt kind;
+	LedgerAttempt kind = ATTEMPT_DONE;
+	char		sql[1024];
+	const char *at = strstr(statements[stmt].sql, "%s");
 
 	*status = LEDGER_OK;
 	if (conn->prepared & (1u << stmt))
 		return ATTEMPT_DONE;
-	if (!PQsendPrepare(conn->pg, statements[stmt].name, statements[stmt].sql,
-					   statements[stmt].nparams, NULL))
-		last = NULL;
-	else
-		while (ledger__next_result(conn, &res) && res != NULL)
-		{
-			PQclear(last);
-			last = res;
-		}
-	if (last != NULL && PQresultStatus(last) == PGRES_COMMAND_OK)
+	if (conn->schema == NULL)
+		kind = find_schema(conn, status);
+	if (kind == ATTEMPT_DONE && *status == LEDGER_OK)
 	{
-		PQclear(last);
-		conn->prepared |= 1u << stmt;
-		return ATTEMPT_DONE;
+		/* the statement with the schema in place of its one %s */
+		snprintf(sql, sizeof(sql), "%.*s%s%s", (int) (at - statements[stmt].sql),
+				 statements[stmt].sql, conn->schema, at + 2);
+		res = run_query(conn, true, stmt, sql);
+		if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+		{
+			PQclear(res);
+			conn->prepared |= 1u << stmt;
+			return ATTEMPT_DONE;
+		}
+		kind = ledger__classify(conn, res, false, status);
+		PQclear(res);
 	}
-	kind = ledger__classify(conn, last, false, status);
-	PQclear(last);
 	if (kind != ATTEMPT_DONE)
 	{
 		*status = LEDGER_CONNECTION_FAILED;

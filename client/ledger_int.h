@@ -51,6 +51,7 @@ struct LedgerConn
 	int			backoff_max_ms;
 	int			timeout_ms;		/* ledger_set_timeout; 0: none */
 	unsigned int prepared;		/* bit per LedgerStmt prepared on pg */
+	char	   *schema;			/* the extension's, quoted; NULL: not known yet */
 	uint64_t	rng;			/* xorshift state for backoff jitter */
 
 	/* the call in progress */

@@ -72,6 +72,29 @@ for db in clientc clientv clientcli clientex; do
 		TO ledger_app"
 done
 
+# A database whose owner is not a superuser and lays traps for unqualified
+# calls: its search_path leads to a schema of its own, and a schema named
+# after the application role comes first for that role ("$user").
+psql_q -c 'CREATE ROLE hostile_owner LOGIN' -c 'CREATE DATABASE clienthostile OWNER hostile_owner'
+psql_q -d clienthostile -c 'CREATE EXTENSION ledger' -c "GRANT EXECUTE ON FUNCTION
+		ledger_debit(text, bigint, text), ledger_balance(text),
+		ledger_debit_batch(text[], bigint[], text[]) TO ledger_app" \
+	-c "SELECT ledger_open_account('victim', 'EUR'), ledger_open_account('src', 'EUR', NULL)" \
+	-c "SELECT ledger_transfer('src', 'victim', 100)" >/dev/null
+for schema in evil ledger_app; do
+	psql_q -d clienthostile -U hostile_owner -c "CREATE SCHEMA $schema" \
+		-c "GRANT USAGE ON SCHEMA $schema TO PUBLIC" \
+		-c "CREATE FUNCTION $schema.ledger_debit(text, bigint, text DEFAULT NULL) RETURNS bigint
+			LANGUAGE sql AS 'SELECT 424242::bigint'" \
+		-c "CREATE FUNCTION $schema.ledger_balance(text) RETURNS bigint
+			LANGUAGE sql AS 'SELECT 424242::bigint'" \
+		-c "CREATE FUNCTION $schema.ledger_debit_batch(text[], bigint[], text[] DEFAULT NULL)
+			RETURNS TABLE(ordinal int, status text, result bigint)
+			LANGUAGE sql AS \$\$SELECT 1, 'ok', 424242::bigint\$\$" >/dev/null
+done
+psql_q -d clienthostile -U hostile_owner \
+	-c 'ALTER DATABASE clienthostile SET search_path = evil, "$user", public' >/dev/null
+
 # --- C tests ----------------------------------------------------------------
 # run_c_tests DB [wrapper...]: one result per TAP line
 run_c_tests() {
@@ -80,7 +103,7 @@ run_c_tests() {
 	out=$LEDGER_TMP/test_client.$db.out
 	set +e
 	LEDGER_TEST_DB=$db LEDGER_TEST_FSYNC_OFF_PORT=$FSYNC_OFF_PORT \
-		LEDGER_TEST_SYNCREP_PORT=$SYNCREP_PORT \
+		LEDGER_TEST_SYNCREP_PORT=$SYNCREP_PORT LEDGER_TEST_HOSTILE_DB=clienthostile \
 		"$@" "$CLIENT/test_client" >"$out" 2>"$out.err"
 	status=$?
 	set -e
@@ -417,6 +440,9 @@ cli 0 "credit to INT64_MAX" credit big 9223372036854775807
 cli 18 "numeric value out of range" credit big 1
 cli 19 "insufficient privilege" -d "dbname=clientcli user=ledger_nogrant" balance alice
 cli 0 "granted role" -d "dbname=clientcli user=ledger_app" balance alice
+cli 0 "a hostile database owner's look-alikes are not called" \
+	-d "dbname=clienthostile user=ledger_app" balance victim &&
+	check "cli: the real balance, not the look-alike's 424242 ($OUT)" test "$OUT" != 424242
 cli 20 "object not in prerequisite state (fsync = off)" \
 	-d "host=127.0.0.1 port=$FSYNC_OFF_PORT dbname=clientc" open x
 cli 21 "server error (no extension in that database)" -d "dbname=postgres" --json balance alice &&
@@ -424,12 +450,13 @@ cli 21 "server error (no extension in that database)" -d "dbname=postgres" --jso
 cli 22 "connection failed" -d "host=127.0.0.1 port=$closed" --retries 2 balance alice
 
 # 23: the reply to a posting is lost and the server stays unreachable.
-# start_proxy: a proxy to the client cluster that drops the first reply to a
-# command that ran (the posting, after its commit) and refuses every later
-# connection; sets proxy_ci.  stop_proxy ends it, by its pid.
+# start_proxy: a proxy to the client cluster that drops the second reply to a
+# command that ran (the first is the lookup of the extension's schema, the
+# second the posting, after its commit) and refuses every later connection;
+# sets proxy_ci.  stop_proxy ends it, by its pid.
 start_proxy() {
 	rm -f "$LEDGER_TMP/proxy.port"
-	"$CLIENT/test_client" proxy 1 >"$LEDGER_TMP/proxy.port" &
+	"$CLIENT/test_client" proxy 2 >"$LEDGER_TMP/proxy.port" &
 	proxy_pid=$!
 	for _ in $(seq 1 100); do [ -s "$LEDGER_TMP/proxy.port" ] && break; sleep 0.05; done
 	proxy_ci="host=127.0.0.1 port=$(cat "$LEDGER_TMP/proxy.port") dbname=clientcli"

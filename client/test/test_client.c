@@ -1234,6 +1234,7 @@ main(int argc, char **argv)
 	test_batches();
 	test_server_batches();
 	test_outcomes();
+	test_trust();
 
 	PQfinish(admin);
 	printf("1..%d\n# test_client: %d passed, %d failed\n", n_checks,

@@ -259,7 +259,8 @@ test_lost_then_timeout(void)
 	a.conninfo = ci;
 	a.attempts = 6;
 	a.account = "lt";
-	proxy_cut_next_reply(proxy, true);
+	/* the first reply is to the lookup of the extension's schema */
+	proxy_cut_reply(proxy, 2, true);
 	pthread_create(&t, NULL, debit_thread, &a);
 	for (i = 0; i < 1000 && proxy_cuts(proxy) == 0; i++)
 		sleep_ms(10);
