@@ -16,14 +16,19 @@
  * commit wait for a synchronous standby: SyncRepWaitForLSN() looks at the
  * GUC, not at the force flag.
  *
- * With fsync = off no commit is durable, so postings are refused unless a
- * superuser declared the data disposable (ledger.data_is_disposable).
+ * With fsync = off no commit is durable, and with full_page_writes = off a
+ * page torn by an operating-system crash can lose committed postings, so
+ * postings are refused (55000) unless a superuser declared the data
+ * disposable (ledger.data_is_disposable).  Both are checked before the
+ * first write and again at pre-commit: a reload may have turned them off
+ * while the transaction ran, and the commit is what must be durable.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
@@ -56,6 +61,28 @@ ledger_durability_init(void)
 }
 
 /*
+ * Refuse (55000) when the server cannot make a commit durable and the data
+ * was not declared disposable.
+ */
+static void
+require_durable_server(void)
+{
+	const char *setting;
+
+	if (ledger_data_is_disposable || (enableFsync && fullPageWrites))
+		return;
+	setting = !enableFsync ? "fsync" : "full_page_writes";
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("ledger refuses to post while %s is off", setting),
+			 !enableFsync
+			 ? errdetail("With fsync = off a crash can lose committed postings.")
+			 : errdetail("With full_page_writes = off a page torn by an operating-system crash can lose committed postings."),
+			 errhint("Turn %s on, or have a superuser set ledger.data_is_disposable = on if this data may be lost.",
+					 setting)));
+}
+
+/*
  * Called before any write to the ledger's tables: refuses when the server
  * cannot make the write durable, and marks the transaction for a
  * synchronous commit.
@@ -63,13 +90,7 @@ ledger_durability_init(void)
 void
 ledger_prepare_write(void)
 {
-	if (!enableFsync && !ledger_data_is_disposable)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("ledger refuses to post while fsync is off"),
-				 errdetail("With fsync = off a crash can lose committed postings."),
-				 errhint("Turn fsync on, or have a superuser set ledger.data_is_disposable = on if this data may be lost.")));
-
+	require_durable_server();
 	xact_wrote_ledger = true;
 }
 
@@ -82,6 +103,7 @@ ledger_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_PREPARE:
 			if (!xact_wrote_ledger)
 				break;
+			require_durable_server();
 			if (synchronous_commit < SYNCHRONOUS_COMMIT_REMOTE_FLUSH)
 				(void) set_config_option("synchronous_commit", "on",
 										 PGC_USERSET, PGC_S_SESSION,

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Durability settings against real servers:
 #
-#  1. fsync = off: every ledger write is refused (55000) unless a superuser
-#     declared the data disposable with ledger.data_is_disposable.
+#  1. fsync = off, or full_page_writes = off: every ledger write is refused
+#     (55000) unless a superuser declared the data disposable with
+#     ledger.data_is_disposable; and a posting whose transaction is still
+#     open when a reload turns either off is refused at COMMIT.
 #  2. A synchronous standby is configured but absent: a posting made with
 #     synchronous_commit = off or local (even SET LOCAL after the posting)
 #     still waits for the standby, while an ordinary write does not.  This
@@ -42,6 +44,48 @@ state=$(sqlstate_of "SELECT ledger_credit('a', 5)")
 [ "$(psql_q -c "SELECT ledger_balance('a')")" = 10 ] || fail "balance of a is not 10"
 log "fsync=off: postings refused with 55000 unless ledger.data_is_disposable"
 cluster_stop nofsync
+
+# --- 1b. full_page_writes = off --------------------------------------------
+cluster_start nofpw -c full_page_writes=off
+psql_q -c 'CREATE EXTENSION ledger'
+state=$(sqlstate_of "SELECT ledger_open_account('a')")
+[ "$state" = 55000 ] || fail "open_account with full_page_writes=off gave '$state', want 55000"
+state=$(sqlstate_of "SET ledger.data_is_disposable = on; SELECT ledger_open_account('a'); SELECT ledger_credit('a', 5)")
+[ "$state" = ok ] || fail "postings with full_page_writes=off and disposable data gave '$state'"
+log "full_page_writes=off: postings refused with 55000 unless ledger.data_is_disposable"
+cluster_stop nofpw
+
+# --- 1c. turned off while a posting's transaction is open -------------------
+# Session A posts in an open transaction; the server's fsync (then
+# full_page_writes) is turned off by a reload; A's COMMIT must fail with
+# 55000 and leave nothing behind.
+cluster_start recheck
+psql_q -c 'CREATE EXTENSION ledger' -c "SELECT ledger_open_account('r', 'XXX', NULL)" >/dev/null
+for setting in fsync full_page_writes; do
+	rm -f "$LEDGER_TMP/go"
+	{ echo "BEGIN;"; echo "SELECT ledger_credit('r', 1);"
+	  while [ ! -e "$LEDGER_TMP/go" ]; do sleep 0.1; done
+	  echo "COMMIT;"; } |
+		PGAPPNAME=recheck "$LEDGER_PG_BIN/psql" -X -At -v VERBOSITY=sqlstate \
+		>"$LEDGER_TMP/recheck.out" 2>&1 &
+	client=$!
+	for _ in $(seq 1 100); do
+		[ "$(psql_q -c "SELECT state FROM pg_stat_activity WHERE application_name = 'recheck'")" = \
+			"idle in transaction" ] && break
+		sleep 0.1
+	done
+	psql_q -c "ALTER SYSTEM SET $setting = off" -c 'SELECT pg_reload_conf()' >/dev/null
+	sleep 1
+	touch "$LEDGER_TMP/go"
+	wait "$client" || true
+	grep -q '55000' "$LEDGER_TMP/recheck.out" ||
+		{ cat "$LEDGER_TMP/recheck.out" >&2; fail "COMMIT after $setting = off was not refused"; }
+	psql_q -c "ALTER SYSTEM RESET $setting" -c 'SELECT pg_reload_conf()' >/dev/null
+	sleep 1
+	[ "$(psql_q -c "SELECT ledger_balance('r')")" = 0 ] || fail "the refused commit left a posting"
+	log "$setting turned off mid-transaction: the COMMIT was refused (55000)"
+done
+cluster_stop recheck
 
 # --- 2. synchronous standby configured but absent -------------------------
 cluster_start syncrep
@@ -97,4 +141,4 @@ expect_sync_wait replay_waits -c 'SET synchronous_commit = local' -c "SELECT led
 	fail "the replay of k1 applied a second time"
 
 cluster_stop syncrep
-echo "durability: fsync=off refusal and forced synchronous commit verified"
+echo "durability: fsync and full_page_writes refusals (also at COMMIT) and forced synchronous commit verified"
