@@ -12,14 +12,19 @@ MODULE_big = ledger
 OBJS = \
 	src/ledger.o \
 	src/durability.o \
+	src/guard.o \
 	src/statements.o \
 	src/arguments.o \
+	src/names.o \
+	src/rules.o \
 	src/account.o \
 	src/idempotency.o \
 	src/posting.o \
-	src/journal.o \
 	src/batch.o \
+	src/write.o \
+	src/relations.o \
 	src/direct_write.o \
+	src/journal.o \
 	src/audit.o
 
 DATA = $(wildcard sql/ledger--*.sql)
@@ -31,7 +36,7 @@ ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_r
 ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
-	-Wno-missing-field-initializers -Wmissing-prototypes
+	-Wno-missing-field-initializers -Wmissing-prototypes -Wno-clobbered
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -39,6 +44,7 @@ include $(PGXS)
 
 # every object depends on the shared headers (PGXS tracks no header changes)
 $(OBJS): src/ledger.h src/errors.h
+src/relations.o src/direct_write.o: src/target.h
 
 .PHONY: demo test bench stress
 demo:

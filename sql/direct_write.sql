@@ -1,8 +1,8 @@
 -- Postings without a key and batches write journal entries and balances
 -- through the table access method (src/direct_write.c).  What a statement
--- would add on top -- triggers, column defaults -- must still happen: then
--- they write through SQL.  amcheck proves every heap row has its index
--- entries.
+-- would add on top -- triggers, rules, column defaults, an owner's domain --
+-- must still happen: then they write through SQL.  amcheck proves every
+-- heap row has its index entries.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS ledger CASCADE;
 CREATE EXTENSION ledger;
@@ -160,6 +160,39 @@ ROLLBACK;
 BEGIN READ ONLY;
 SELECT * FROM ledger_debit_batch(ARRAY['bw-big', 'nobody'], ARRAY[1000000, 1]);
 ROLLBACK;
+
+-- 6. what only a statement honours makes the direct writes step aside, and
+-- no constraint is skipped because of its name:
+-- a rule on the journal fires for every path
+CREATE TABLE entry_log (entry_id bigint);
+CREATE RULE log_entries AS ON INSERT TO ledger.entries
+	DO ALSO INSERT INTO entry_log VALUES (NEW.entry_id);
+SELECT ledger_credit('bw-2', 3) AS credited, ledger_debit('bw-2', 1) AS debited,
+       ledger_debit('bw-2', 1, 'dw-key-7') AS keyed;
+SELECT * FROM ledger_debit_batch(ARRAY['bw-2'], ARRAY[1]);
+SELECT count(*) AS logged_entries FROM entry_log;
+DROP RULE log_entries ON ledger.entries;
+DROP TABLE entry_log;
+-- a column's type swapped for an owner's domain with a rule of its own
+CREATE DOMAIN not_777 AS bigint CHECK (VALUE <> 777);
+ALTER TABLE ledger.transfers ALTER COLUMN amount TYPE not_777;
+SELECT ledger_transfer('bw-3', 'bw-4', 777);
+SELECT * FROM ledger_transfer_batch(ARRAY['bw-3'], ARRAY['bw-4'], ARRAY[777]);
+SELECT ledger_transfer('bw-3', 'bw-4', 7) > 0 AS other_amounts_pass;
+ALTER TABLE ledger.transfers ALTER COLUMN amount TYPE ledger.positive_amount;
+DROP DOMAIN not_777;
+-- the floor CHECK replaced, under its own name, by a stricter one
+ALTER TABLE ledger.accounts DROP CONSTRAINT accounts_balance_floor,
+	ADD CONSTRAINT accounts_balance_floor
+		CHECK ((min_balance IS NULL OR balance >= min_balance) AND balance <> 777) NOT VALID;
+SELECT ledger_balance('bw-5') AS bw5;
+SELECT ledger_debit('bw-5', ledger_balance('bw-5') - 777);
+SELECT ledger_debit('bw-5', ledger_balance('bw-5') - 777, 'dw-key-8');
+SELECT * FROM ledger_debit_batch(ARRAY['bw-5'], ARRAY[ledger_balance('bw-5') - 777]);
+SELECT ledger_debit('bw-5', 1) AS other_balances_pass;
+ALTER TABLE ledger.accounts DROP CONSTRAINT accounts_balance_floor,
+	ADD CONSTRAINT accounts_balance_floor
+		CHECK (min_balance IS NULL OR balance >= min_balance);
 
 -- entry ids still increase per account in the order the items applied
 SELECT count(*) AS out_of_order

@@ -65,8 +65,11 @@ ALTER TABLE ledger.accounts SET (fillfactor = 50);
  * and the length checks on the name; a domain is checked only when a value
  * of it is stored.  Only the rule that involves the balance stays a table
  * CHECK (accounts_balance_floor), and it is checked on every update, as it
- * must be.  Changing a column to a domain over its own type rewrites
- * nothing; the values are checked once.
+ * must be.  Changing a column to a domain with a CHECK rewrites the table
+ * (PostgreSQL checks every value that way): this step rewrites all four
+ * tables under ACCESS EXCLUSIVE, blocking postings and reads of the ledger
+ * for as long as that takes -- plan it like any table rewrite.  Later
+ * upgrades are tested not to rewrite anything.
  */
 CREATE DOMAIN ledger.account_name AS text COLLATE "C"
 	CHECK (pg_catalog.octet_length(VALUE) OPERATOR(pg_catalog.>=) 1

@@ -6,22 +6,21 @@
  * The row lock on ledger.accounts is the ledger's serialization point:
  * every posting holds it from the read of the balance to COMMIT, so two
  * postings on one account never interleave while postings on different
- * accounts never wait for each other.
+ * accounts never wait for each other.  ledger_lock_accounts takes it (the
+ * one exception: an unkeyed credit or debit whose direct update takes the
+ * row lock itself, direct_write.c).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 
 #include "errors.h"
 #include "ledger.h"
-
-static void fill_locked_account(int row, text *name, LockedAccount *account);
-static bool lock_directly(int count, text **names, LockedAccount **accounts);
-static bool name_equals(text *name, const char *other);
 
 void
 ledger_raise_account_not_found(text *name)
@@ -33,117 +32,62 @@ ledger_raise_account_not_found(text *name)
 }
 
 /*
- * Names are compared byte for byte, as the "C" collation of the column does.
+ * Lock the accounts named names[0..count-1] (distinct, valid names) FOR
+ * UPDATE until the end of the transaction, and read them into
+ * accounts[i] (found false where there is no such account).  This is the
+ * one place that takes the ledger's row locks: always in account_id
+ * order, whatever the order of the names, so that transactions locking
+ * overlapping sets of accounts queue instead of deadlocking.  Under
+ * READ COMMITTED a row updated meanwhile is locked and read in its newest
+ * version; under REPEATABLE READ and SERIALIZABLE that is 40001.
  */
-static bool
-name_equals(text *name, const char *other)
+void
+ledger_lock_accounts(int count, text **names, LedgerAccount *accounts)
 {
-	size_t		len = VARSIZE_ANY_EXHDR(name);
+	LedgerColumn name_column = {0};
+	LedgerNameIndex *index;
+	Datum		values[1];
+	int			rows;
 
-	return strlen(other) == len && memcmp(VARDATA_ANY(name), other, len) == 0;
-}
-
-/*
- * Copy row "row" of a STMT_LOCK_ACCOUNT(_PAIR) result into *account.
- */
-static void
-fill_locked_account(int row, text *name, LockedAccount *account)
-{
-	account->name = name;
-	if (!ledger_get_int64(row, 1, &account->account_id) ||
-		!ledger_get_int64(row, 2, &account->balance))
-		elog(ERROR, "ledger: account row has a NULL id or balance");
-	account->has_floor = ledger_get_int64(row, 3, &account->min_balance);
-	account->currency = ledger_get_cstring(row, 4);
-	account->ctid_known = false;
-}
-
-/*
- * Lock count distinct accounts without the executor (direct_write.c), in
- * account_id order; raises LG002 naming the first missing one.  False if
- * the SQL statement must do it.
- */
-static bool
-lock_directly(int count, text **names, LockedAccount **accounts)
-{
-	LedgerLockedRow rows[2];
-
-	Assert(count <= lengthof(rows));
-	if (!ledger_direct_lock_accounts(count, names, rows))
-		return false;
-	for (int i = 0; i < count; i++)
-		if (!rows[i].found)
-			ledger_raise_account_not_found(names[i]);
 	for (int i = 0; i < count; i++)
 	{
-		accounts[i]->name = names[i];
-		accounts[i]->account_id = rows[i].account_id;
-		accounts[i]->balance = rows[i].balance;
-		accounts[i]->has_floor = rows[i].has_floor;
-		accounts[i]->min_balance = rows[i].min_balance;
-		accounts[i]->currency = rows[i].currency;
-		accounts[i]->ctid_known = true;
-		accounts[i]->ctid = rows[i].ctid;
+		accounts[i].name = names[i];
+		accounts[i].found = false;
+		accounts[i].touched = false;
 	}
-	return true;
-}
-
-/*
- * Lock one account row FOR UPDATE until the end of the transaction.
- * Raises LG002 if there is no such account.
- */
-void
-ledger_lock_account(text *name, LockedAccount *account)
-{
-	Datum		values[1] = {PointerGetDatum(name)};
-
-	if (lock_directly(1, &name, &account))
+	if (count == 0 || ledger_direct_lock_accounts(count, names, accounts))
 		return;
-	if (ledger_execute(STMT_LOCK_ACCOUNT, values, NULL, false) == 0)
-		ledger_raise_account_not_found(name);
-	fill_locked_account(0, name, account);
-}
 
-/*
- * Lock two distinct accounts FOR UPDATE, always in account_id order
- * whatever the order of the arguments, so that concurrent transfers over
- * the same pair cannot deadlock.  Raises LG002 naming the first missing
- * account.
- */
-void
-ledger_lock_account_pair(text *first, text *second,
-						 LockedAccount *first_account,
-						 LockedAccount *second_account)
-{
-	Datum		values[2] = {PointerGetDatum(first), PointerGetDatum(second)};
-	int			rows;
-	bool		found_first = false;
-	bool		found_second = false;
-	text	   *names[2] = {first, second};
-	LockedAccount *accounts[2] = {first_account, second_account};
-
-	if (lock_directly(2, names, accounts))
-		return;
-	rows = ledger_execute(STMT_LOCK_ACCOUNT_PAIR, values, NULL, false);
+	/* the statement (see STMT_LOCK_ACCOUNTS) */
+	index = ledger_names_create(count);
+	for (int i = 0; i < count; i++)
+	{
+		ledger_column_push(&name_column, PointerGetDatum(names[i]), false);
+		ledger_names_add(index, names[i], i);
+	}
+	values[0] = PointerGetDatum(ledger_column_array(&name_column, TEXTOID));
+	rows = ledger_execute(STMT_LOCK_ACCOUNTS, values, NULL, false);
 	for (int row = 0; row < rows; row++)
 	{
-		char	   *row_name = ledger_get_cstring(row, 5);
+		bool		isnull;
+		text	   *name = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[row],
+														SPI_tuptable->tupdesc, 5, &isnull));
+		int			i = ledger_names_find(index, name);
+		LedgerAccount *account;
 
-		if (!found_first && name_equals(first, row_name))
-		{
-			fill_locked_account(row, first, first_account);
-			found_first = true;
-		}
-		else if (!found_second && name_equals(second, row_name))
-		{
-			fill_locked_account(row, second, second_account);
-			found_second = true;
-		}
+		if (i < 0)
+			continue;
+		account = &accounts[i];
+		account->found = true;
+		if (!ledger_get_int64(row, 1, &account->account_id) ||
+			!ledger_get_int64(row, 2, &account->balance))
+			elog(ERROR, "ledger: account row has a NULL id or balance");
+		account->has_floor = ledger_get_int64(row, 3, &account->min_balance);
+		account->currency = ledger_get_cstring(row, 4);
+		account->ctid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[row],
+																	 SPI_tuptable->tupdesc,
+																	 6, &isnull));
 	}
-	if (!found_first)
-		ledger_raise_account_not_found(first);
-	if (!found_second)
-		ledger_raise_account_not_found(second);
 }
 
 /*
@@ -168,7 +112,9 @@ ledger_find_account(text *name)
  * Opens an account and returns its id.  Opening again with identical
  * parameters returns the same id; with different ones, LG005.
  * min_balance NULL means no floor; a positive floor is refused because a
- * new account starts at zero.
+ * new account starts at zero.  An account that may go below zero (a
+ * negative floor or none) lets money be created: only a role with that
+ * right opens one (guard.c).
  */
 PG_FUNCTION_INFO_V1(ledger_open_account);
 Datum
@@ -189,6 +135,11 @@ ledger_open_account(PG_FUNCTION_ARGS)
 				 errdetail("The min_balance is " INT64_FORMAT ", but a new account starts at a balance of 0.",
 						   min_balance),
 				 errhint("Use 0 for \"never negative\", a negative floor for an overdraft, or NULL for no floor.")));
+	if ((!has_floor || min_balance < 0) && !ledger_may_create_money())
+		ledger_raise_money_creation_denied("open an account that may go below zero",
+										   has_floor
+										   ? "A negative floor lets money be created: the account may owe it."
+										   : "An account without a floor is a source of money.");
 
 	ledger_prepare_write();
 	SPI_connect();

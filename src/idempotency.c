@@ -3,144 +3,201 @@
  * idempotency.c
  *	  Idempotency keys: one key, one operation, replayed forever.
  *
- * A posting with a key runs in this order, under the account row lock(s):
+ * The keys of a posting (posting.c) are read after its accounts are locked,
+ * so a call that queued on the same lock as an earlier call with the same
+ * key sees that one's commit (READ COMMITTED takes a new snapshot per
+ * statement) and replays it instead of failing a rule that no longer
+ * holds, e.g. insufficient funds.  Whether a stored key replays the
+ * request or conflicts with it is ledger_rule_replay's decision (rules.c).
  *
- *	1. ledger_key_replay(): if the key is committed, return its original
- *	   result (same request) or raise LG003 (different request).  This runs
- *	   after the lock so that a second call with the same key, which queued
- *	   on the same lock, sees the first one's commit (READ COMMITTED takes a
- *	   new snapshot per statement) and replays instead of failing a
- *	   business rule that no longer holds, e.g. insufficient funds.
- *	2. the business checks;
- *	3. ledger_key_claim(): insert the key with the result we are about to
- *	   produce.  The unique index makes a concurrent holder of the same key
- *	   wait for us; if one committed first we replay its result instead.
- *	4. the writes.
+ * The keys a posting uses are claimed last, before anything else is
+ * written, with INSERT ... ON CONFLICT DO NOTHING: the unique index makes
+ * a concurrent holder of the same key wait for us, and a key a concurrent
+ * transaction committed meanwhile comes back as not claimed.
  *
- * A call that fails rolls its key row back with everything else, so the
- * key stays unused and a retry is evaluated afresh.
+ * A call that fails rolls its keys back with everything else, so a key
+ * stays unused and a retry is evaluated afresh.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
-#include "errors.h"
 #include "ledger.h"
 
-static bool nullable_equals(const char *a, const char *b);
-static char *describe_request(const char *operation, const char *account,
-							  const char *counter_account, int64 amount);
-
-static bool
-nullable_equals(const char *a, const char *b)
+/* The keys of one posting: those stored before, then those it claims. */
+struct LedgerKeys
 {
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
+	LedgerNameIndex *index;		/* key -> position in stored */
+	LedgerStoredKey *stored;
+	int			count;
+	int			capacity;
+	int			first_claimed;	/* stored[first_claimed..] are claimed here */
+};
+
+static LedgerOperation
+operation_of(const char *name)
+{
+	if (strcmp(name, "credit") == 0)
+		return LEDGER_CREDIT;
+	if (strcmp(name, "debit") == 0)
+		return LEDGER_DEBIT;
+	if (strcmp(name, "transfer") == 0)
+		return LEDGER_TRANSFER;
+	elog(ERROR, "ledger: idempotency key with unknown operation \"%s\"", name);
+	return LEDGER_CREDIT;		/* not reached */
+}
+
+static LedgerStoredKey *
+append(LedgerKeys *keys, text *key)
+{
+	LedgerStoredKey *stored;
+
+	if (keys->count == keys->capacity)
+	{
+		keys->capacity = Max(8, keys->capacity * 2);
+		keys->stored = keys->stored == NULL
+			? palloc(sizeof(LedgerStoredKey) * keys->capacity)
+			: repalloc(keys->stored, sizeof(LedgerStoredKey) * keys->capacity);
+	}
+	ledger_names_add(keys->index, key, keys->count);
+	stored = &keys->stored[keys->count++];
+	stored->transfer_index = -1;
+	return stored;
 }
 
 /*
- * Is a stored request the same as a new one?  Names compare byte for byte.
+ * The stored keys among the keys of these items (valid ones only; the
+ * items of one posting may share keys).  Reads with a fresh snapshot, so
+ * under READ COMMITTED it sees keys committed while we waited for a lock.
  */
-bool
-ledger_same_request(const char *operation, const char *account,
-					const char *counter_account, int64 amount,
-					const char *other_operation, const char *other_account,
-					const char *other_counter_account, int64 other_amount)
+LedgerKeys *
+ledger_keys_read(const LedgerItem *items, int nitems)
 {
-	return strcmp(operation, other_operation) == 0 &&
-		strcmp(account, other_account) == 0 &&
-		nullable_equals(counter_account, other_counter_account) &&
-		amount == other_amount;
+	LedgerKeys *keys = palloc0(sizeof(LedgerKeys));
+	LedgerColumn wanted = {0};
+	Datum		values[1];
+	int			rows;
+
+	keys->index = ledger_names_create(nitems);
+	for (int i = 0; i < nitems; i++)
+		if (items[i].key != NULL && items[i].refusal == LEDGER_ACCEPTED)
+			ledger_column_push(&wanted, PointerGetDatum(items[i].key), false);
+	if (wanted.count == 0)
+		return keys;
+
+	if (wanted.count == 1)
+	{
+		values[0] = wanted.values[0];
+		rows = ledger_execute(STMT_FIND_KEY, values, NULL, false);
+	}
+	else
+	{
+		values[0] = PointerGetDatum(ledger_column_array(&wanted, TEXTOID));
+		rows = ledger_execute(STMT_FIND_KEYS, values, NULL, false);
+	}
+	for (int row = 0; row < rows; row++)
+	{
+		bool		isnull;
+		text	   *key = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[row],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+		LedgerStoredKey *stored;
+
+		if (ledger_names_find(keys->index, key) >= 0)
+			continue;
+		stored = append(keys, key);
+		stored->key = text_to_cstring(key);
+		stored->op = operation_of(ledger_get_cstring(row, 2));
+		stored->account = ledger_get_cstring(row, 3);
+		stored->counter_account = ledger_get_cstring(row, 4);
+		if (!ledger_get_int64(row, 5, &stored->amount) ||
+			!ledger_get_int64(row, 6, &stored->result))
+			elog(ERROR, "ledger: idempotency key row has NULL amount or result");
+	}
+	keys->first_claimed = keys->count;
+	return keys;
 }
 
-static char *
-describe_request(const char *operation, const char *account,
-				 const char *counter_account, int64 amount)
+/* The stored or claimed key, or NULL if it is unused. */
+LedgerStoredKey *
+ledger_keys_find(LedgerKeys *keys, text *key)
 {
-	if (counter_account != NULL)
-		return psprintf("%s of " INT64_FORMAT " from account \"%s\" to account \"%s\"",
-						operation, amount, account, counter_account);
-	return psprintf("%s of " INT64_FORMAT " on account \"%s\"",
-					operation, amount, account);
-}
+	int			position = ledger_names_find(keys->index, key);
 
-/*
- * If the request's key was already used, set *result to the original
- * result and return true, or raise LG003 if it was used for something
- * else.  Returns false if the key is unused.  The lookup runs with a fresh
- * snapshot (read_only = false), so under READ COMMITTED it sees keys
- * committed while we waited for a lock.
- */
-bool
-ledger_key_replay(const LedgerRequest *request, int64 *result)
-{
-	Datum		values[1] = {PointerGetDatum(request->key)};
-	char	   *operation;
-	char	   *account;
-	char	   *counter_account;
-	char	   *this_counter_account;
-	int64		amount;
-
-	if (ledger_execute(STMT_FIND_KEY, values, NULL, false) == 0)
-		return false;
-
-	operation = ledger_get_cstring(0, 1);
-	account = ledger_get_cstring(0, 2);
-	counter_account = ledger_get_cstring(0, 3);
-	if (!ledger_get_int64(0, 4, &amount) || !ledger_get_int64(0, 5, result))
-		elog(ERROR, "ledger: idempotency key row has NULL amount or result");
-
-	this_counter_account = request->counter_account ?
-		text_to_cstring(request->counter_account) : NULL;
-
-	if (!ledger_same_request(operation, account, counter_account, amount,
-							 request->operation,
-							 text_to_cstring(request->account),
-							 this_counter_account, request->amount))
-		ereport(ERROR,
-				(errcode(ERRCODE_LEDGER_IDEMPOTENCY_CONFLICT),
-				 errmsg("idempotency key \"%s\" was already used for a different request",
-						text_to_cstring(request->key)),
-				 errdetail("The key was used for a %s; this request is a %s.",
-						   describe_request(operation, account, counter_account, amount),
-						   describe_request(request->operation,
-											text_to_cstring(request->account),
-											this_counter_account,
-											request->amount)),
-				 errhint("Use a new key for every distinct operation.")));
-	return true;
+	return position >= 0 ? &keys->stored[position] : NULL;
 }
 
 /*
- * Claim the key for this request, recording the result it will produce.
- * Returns true if the key is now ours.  Returns false, with the original
- * result in *replayed, if a concurrent transaction committed the same
- * request first; raises LG003 if it committed a different one.
+ * Record that an accepted item claims its (unused) key; the caller sets
+ * the result (a transfer's once its id is drawn: transfer_index).
+ */
+LedgerStoredKey *
+ledger_keys_add(LedgerKeys *keys, const LedgerItem *item)
+{
+	LedgerStoredKey *stored = append(keys, item->key);
+
+	stored->key = text_to_cstring(item->key);
+	stored->op = item->op;
+	stored->account = text_to_cstring(item->account);
+	stored->counter_account = item->op == LEDGER_TRANSFER
+		? text_to_cstring(item->to_account) : NULL;
+	stored->amount = item->amount;
+	stored->result = 0;
+	return stored;
+}
+
+int
+ledger_keys_claimed(LedgerKeys *keys)
+{
+	return keys->count - keys->first_claimed;
+}
+
+/*
+ * Write the claimed keys, with their results (a transfer's result is its
+ * id: transfer_ids[transfer_index]).  False when a concurrent transaction
+ * committed one of them first: nothing useful was claimed, and the caller
+ * must not write its postings.
  */
 bool
-ledger_key_claim(const LedgerRequest *request, int64 result, int64 *replayed)
+ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids)
 {
+	int			claimed = ledger_keys_claimed(keys);
+	LedgerColumn columns[6] = {{0}};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	static const Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID};
 
-	values[0] = PointerGetDatum(request->key);
-	values[1] = CStringGetTextDatum(request->operation);
-	values[2] = PointerGetDatum(request->account);
-	values[3] = PointerGetDatum(request->counter_account);
-	if (request->counter_account == NULL)
-		nulls[3] = 'n';
-	values[4] = Int64GetDatum(request->amount);
-	values[5] = Int64GetDatum(result);
-
-	if (ledger_execute(STMT_CLAIM_KEY, values, nulls, false) == 1)
+	if (claimed == 0)
 		return true;
+	for (int k = keys->first_claimed; k < keys->count; k++)
+	{
+		LedgerStoredKey *stored = &keys->stored[k];
 
-	if (!ledger_key_replay(request, replayed))
-		elog(ERROR, "ledger: idempotency key \"%s\" conflicted but cannot be found",
-			 text_to_cstring(request->key));
-	return false;
+		if (stored->transfer_index >= 0)
+			stored->result = transfer_ids[stored->transfer_index];
+		ledger_column_push(&columns[0], CStringGetTextDatum(stored->key), false);
+		ledger_column_push(&columns[1], CStringGetTextDatum(ledger_operation_name(stored->op)), false);
+		ledger_column_push(&columns[2], CStringGetTextDatum(stored->account), false);
+		ledger_column_push(&columns[3], stored->counter_account != NULL
+						   ? CStringGetTextDatum(stored->counter_account) : (Datum) 0,
+						   stored->counter_account == NULL);
+		ledger_column_push(&columns[4], Int64GetDatum(stored->amount), false);
+		ledger_column_push(&columns[5], Int64GetDatum(stored->result), false);
+	}
+
+	if (claimed == 1)
+	{
+		for (int c = 0; c < 6; c++)
+		{
+			values[c] = columns[c].values[0];
+			nulls[c] = columns[c].nulls[0] ? 'n' : ' ';
+		}
+		return ledger_execute(STMT_CLAIM_KEY, values, nulls, false) == 1;
+	}
+	for (int c = 0; c < 6; c++)
+		values[c] = PointerGetDatum(ledger_column_array(&columns[c], types[c]));
+	return ledger_execute(STMT_CLAIM_KEYS, values, NULL, false) == claimed;
 }

@@ -1,48 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * journal.c
- *	  The append-only journal: writing entries, reading history, and the
- *	  trigger that keeps every row that records an amount immutable.
+ *	  Reading the journal: ledger_history.  (Entries are written with their
+ *	  postings, write.c; guard.c keeps them append-only.)
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
-#include "utils/rel.h"
-#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "ledger.h"
-
-/*
- * Append one journal entry.  The caller holds the account's row lock and
- * has already checked the floor; transfer_id 0 means "not a transfer".
- */
-void
-ledger_append_entry(int64 account_id, int64 amount, int64 balance_after,
-					int64 transfer_id, text *key, TimestampTz created_at)
-{
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-
-	values[0] = Int64GetDatum(account_id);
-	values[1] = Int64GetDatum(amount);
-	values[2] = Int64GetDatum(balance_after);
-	values[3] = Int64GetDatum(transfer_id);
-	if (transfer_id == 0)
-		nulls[3] = 'n';
-	values[4] = PointerGetDatum(key);
-	if (key == NULL)
-		nulls[4] = 'n';
-	values[5] = TimestampTzGetDatum(created_at);
-
-	ledger_execute(STMT_INSERT_ENTRY, values, nulls, false);
-}
 
 /*
  * ledger_history(account text, max_rows int DEFAULT 100)
@@ -91,48 +63,4 @@ ledger_history(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	return (Datum) 0;
-}
-
-/*
- * Trigger on ledger.entries, ledger.transfers and ledger.idempotency_keys:
- * refuses UPDATE, DELETE and TRUNCATE for every role, owner included.  On
- * ledger.accounts it refuses DELETE and TRUNCATE: balances change, but an
- * account, and so the history that refers to it, is never removed.
- */
-PG_FUNCTION_INFO_V1(ledger_forbid_journal_change);
-Datum
-ledger_forbid_journal_change(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	const char *relname;
-	const char *action;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("ledger.forbid_journal_change() must be called as a trigger")));
-
-	relname = RelationGetRelationName(trigdata->tg_relation);
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		action = "UPDATE";
-	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		action = "DELETE";
-	else
-		action = "TRUNCATE";
-
-	if (strcmp(relname, "accounts") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("ledger accounts are never deleted"),
-				 errdetail("%s of ledger.accounts is refused for every role: the journal refers to every account.",
-						   action)));
-
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("ledger journal table \"%s\" is append-only", relname),
-			 errdetail("%s is refused for every role: a journal row, once written, is never changed.",
-					   action),
-			 errhint("Correct a posting with a new, compensating posting.")));
-
-	PG_RETURN_NULL();			/* not reached */
 }

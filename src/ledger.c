@@ -5,7 +5,11 @@
  *
  * The SQL-callable functions live next to the concern they implement:
  * account.c (open, balance), posting.c (credit, debit, transfer),
- * journal.c (history, append-only trigger), audit.c (verify).
+ * batch.c (the batches), journal.c (history), audit.c (verify), guard.c
+ * (the triggers that keep the tables the ledger's own).  A posting of
+ * any kind is decided by posting.c with the rules of rules.c and written
+ * by write.c, directly (direct_write.c, relations.c) or through the SQL
+ * of statements.c.
  *
  *-------------------------------------------------------------------------
  */

@@ -25,28 +25,27 @@
 extern void ledger_durability_init(void);
 extern void ledger_prepare_write(void);
 
+/* guard.c: who may write the ledger's tables, and who may create money */
+extern bool ledger_may_create_money(void);
+extern void ledger_raise_money_creation_denied(const char *action,
+											   const char *detail) pg_attribute_noreturn();
+extern int	ledger_enter_write(void);
+extern void ledger_leave_write(int saved);
+
 /* statements.c: every internal query, prepared once per backend */
 typedef enum LedgerStatement
 {
 	STMT_OPEN_ACCOUNT,
 	STMT_FIND_ACCOUNT,
-	STMT_LOCK_ACCOUNT,
-	STMT_LOCK_ACCOUNT_PAIR,
-	STMT_FAST_DEBIT,
-	STMT_FAST_CREDIT,
-	STMT_UPDATE_BALANCE,
-	STMT_INSERT_ENTRY,
-	STMT_NEXT_TRANSFER_ID,
-	STMT_POST_TRANSFER,
-	STMT_FIND_KEY,
-	STMT_CLAIM_KEY,
 	STMT_LOCK_ACCOUNTS,
+	STMT_FIND_KEY,
 	STMT_FIND_KEYS,
+	STMT_CLAIM_KEY,
 	STMT_CLAIM_KEYS,
 	STMT_UPDATE_BALANCES,
 	STMT_INSERT_ENTRIES,
-	STMT_NEXT_TRANSFER_IDS,
 	STMT_INSERT_TRANSFERS,
+	STMT_NEXT_TRANSFER_IDS,
 	STMT_HISTORY,
 	STMT_VERIFY,
 	LEDGER_STATEMENT_COUNT
@@ -66,82 +65,172 @@ extern text *ledger_arg_currency(FunctionCallInfo fcinfo, int argno);
 extern void ledger_require_not_null(FunctionCallInfo fcinfo, int argno,
 									const char *argname);
 
-/* account.c */
-typedef struct LockedAccount
+/* names.c: account names and idempotency keys, and an index by name */
+extern bool ledger_name_is_valid(text *name);
+extern bool ledger_same_text(text *a, text *b);
+
+typedef struct LedgerNameIndex LedgerNameIndex;
+extern LedgerNameIndex *ledger_names_create(int expected);
+extern int	ledger_names_find(LedgerNameIndex *index, text *name);
+extern void ledger_names_add(LedgerNameIndex *index, text *name, int position);
+
+/* ---- the posting engine ------------------------------------------------ */
+
+/*
+ * Why an item of a posting was refused: a rule of ARCHITECTURE §4, named
+ * in a batch's status column by its condition name (rules.c).
+ */
+typedef enum LedgerRefusal
 {
-	int64		account_id;
+	LEDGER_ACCEPTED = 0,
+	LEDGER_REFUSE_INVALID,		/* 22023 invalid_parameter_value */
+	LEDGER_REFUSE_NOT_FOUND,	/* LG002 account_not_found */
+	LEDGER_REFUSE_KEY_CONFLICT, /* LG003 idempotency_conflict */
+	LEDGER_REFUSE_CURRENCY,		/* LG004 currency_mismatch */
+	LEDGER_REFUSE_FUNDS,		/* LG001 insufficient_funds */
+	LEDGER_REFUSE_RANGE,		/* 22003 numeric_value_out_of_range */
+	LEDGER_REFUSE_PRIVILEGE		/* 42501 insufficient_privilege */
+} LedgerRefusal;
+
+/* An account row locked by this transaction, as the rules read it. */
+typedef struct LedgerAccount
+{
 	text	   *name;
-	int64		balance;
+	bool		found;			/* false: no such account (nothing else set) */
+	int64		account_id;
+	int64		balance;		/* as the items so far left it */
 	bool		has_floor;
 	int64		min_balance;
 	char	   *currency;
-	bool		ctid_known;		/* locked without the executor: ctid is set */
 	ItemPointerData ctid;		/* the locked row version */
-} LockedAccount;
+	bool		touched;		/* an item changed the balance */
+} LedgerAccount;
 
-extern void ledger_lock_account(text *name, LockedAccount *account);
-extern void ledger_lock_account_pair(text *first, text *second,
-									 LockedAccount *first_account,
-									 LockedAccount *second_account);
+typedef enum LedgerOperation
+{
+	LEDGER_CREDIT,
+	LEDGER_DEBIT,
+	LEDGER_TRANSFER
+} LedgerOperation;
+
+/* One posting to decide: the request, then its outcome. */
+typedef struct LedgerItem
+{
+	LedgerOperation op;
+	text	   *account;		/* credit, debit: the account; transfer: from */
+	text	   *to_account;		/* transfer only */
+	int64		amount;
+	text	   *key;			/* NULL: no idempotency key */
+
+	/* the outcome (posting.c) */
+	LedgerRefusal refusal;
+	int64		result;			/* new balance, or transfer id */
+	LedgerAccount *from;		/* locked account(s), for error messages */
+	LedgerAccount *to;
+	text	   *missing;		/* LEDGER_REFUSE_NOT_FOUND: the name */
+	int			transfer_index; /* internal: a new transfer's place */
+} LedgerItem;
+
+/* A stored idempotency key: the request it was first used for. */
+typedef struct LedgerStoredKey
+{
+	char	   *key;
+	LedgerOperation op;
+	char	   *account;
+	char	   *counter_account;	/* NULL unless a transfer */
+	int64		amount;
+	int64		result;			/* new balance, or transfer id */
+	int			transfer_index; /* >= 0: claimed here, id drawn later */
+} LedgerStoredKey;
+
+/* posting.c */
+extern void ledger_post_items(LedgerItem *items, int nitems, bool single);
+
+/* rules.c: the money rules, each decided in one function */
+extern LedgerRefusal ledger_rule_request(const LedgerItem *item);
+extern LedgerRefusal ledger_rule_take(const LedgerAccount *account, int64 amount,
+									  int64 *new_balance);
+extern LedgerRefusal ledger_rule_give(const LedgerAccount *account, int64 amount,
+									  int64 *new_balance);
+extern LedgerRefusal ledger_rule_currency(const LedgerAccount *from,
+										  const LedgerAccount *to);
+extern LedgerRefusal ledger_rule_replay(const LedgerStoredKey *stored,
+										const LedgerItem *item);
+extern const char *ledger_refusal_name(LedgerRefusal refusal);
+extern void ledger_raise_refusal(const LedgerItem *item) pg_attribute_noreturn();
+extern const char *ledger_operation_name(LedgerOperation op);
+
+/* account.c: the one way to lock accounts (in account_id order) */
+extern void ledger_lock_accounts(int count, text **names, LedgerAccount *accounts);
 extern int64 ledger_find_account(text *name);
 extern void ledger_raise_account_not_found(text *name) pg_attribute_noreturn();
 
 /* idempotency.c */
-typedef struct LedgerRequest
+typedef struct LedgerKeys LedgerKeys;
+extern LedgerKeys *ledger_keys_read(const LedgerItem *items, int nitems);
+extern LedgerStoredKey *ledger_keys_find(LedgerKeys *keys, text *key);
+extern LedgerStoredKey *ledger_keys_add(LedgerKeys *keys, const LedgerItem *item);
+extern bool ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids);
+extern int	ledger_keys_claimed(LedgerKeys *keys);
+
+/* write.c: the writes of decided postings, direct or through SQL */
+typedef struct LedgerColumn
 {
-	const char *operation;		/* "credit", "debit" or "transfer" */
-	text	   *key;
-	text	   *account;
-	text	   *counter_account;	/* NULL unless a transfer */
-	int64		amount;
-} LedgerRequest;
+	Datum	   *values;
+	bool	   *nulls;
+	int			count;
+	int			capacity;
+} LedgerColumn;
 
-extern bool ledger_same_request(const char *operation, const char *account,
-								const char *counter_account, int64 amount,
-								const char *other_operation,
-								const char *other_account,
-								const char *other_counter_account,
-								int64 other_amount);
-extern bool ledger_key_replay(const LedgerRequest *request, int64 *result);
-extern bool ledger_key_claim(const LedgerRequest *request, int64 result,
-							 int64 *replayed);
+typedef struct LedgerWrites
+{
+	LedgerColumn entry_account;
+	LedgerColumn entry_amount;
+	LedgerColumn entry_balance;
+	LedgerColumn entry_transfer;	/* a transfer's index until ids are drawn */
+	LedgerColumn entry_key;
+	LedgerColumn transfer_from;
+	LedgerColumn transfer_to;
+	LedgerColumn transfer_amount;
+	LedgerColumn transfer_key;
+} LedgerWrites;
 
-/* journal.c */
-extern void ledger_append_entry(int64 account_id, int64 amount,
-								int64 balance_after, int64 transfer_id,
-								text *key, TimestampTz created_at);
+extern void ledger_column_push(LedgerColumn *column, Datum value, bool isnull);
+extern ArrayType *ledger_column_array(LedgerColumn *column, Oid elmtype);
+extern int64 *ledger_next_transfer_ids(int count);
+extern void ledger_write(LedgerAccount *accounts, int naccounts,
+						 LedgerWrites *writes, const int64 *transfer_ids);
+
+/* relations.c: the ledger's relations and what a direct write may do */
+typedef struct LedgerRelations
+{
+	Oid			accounts;
+	Oid			entries;
+	Oid			transfers;
+	Oid			entry_sequence;
+	Oid			transfer_sequence;
+	Oid			owner;			/* of the tables */
+	Oid			guard_function; /* ledger.guard_write() */
+	Oid			credit_function;	/* ledger_credit(text, bigint, text) */
+	Oid			account_name_type;	/* the extension's domains */
+	Oid			idempotency_key_type;
+	Oid			currency_code_type;
+	Oid			floor_type;
+	Oid			positive_amount_type;
+	Oid			signed_amount_type;
+} LedgerRelations;
+
+extern const LedgerRelations *ledger_relations(void);
 
 /* direct_write.c: postings without the executor; false = use SQL */
-extern bool ledger_bulk_append_entries(int count, const Datum *account_id,
-									   const Datum *amount,
-									   const Datum *balance_after,
-									   const Datum *transfer_id,
-									   const bool *transfer_null,
-									   const Datum *key, const bool *key_null,
-									   TimestampTz created_at);
-extern bool ledger_bulk_set_balances(int count, const ItemPointerData *ctid,
-									 const int64 *balance);
+extern bool ledger_direct_lock_accounts(int count, text **names,
+										LedgerAccount *accounts);
+extern bool ledger_direct_set_balances(int count, const LedgerAccount *const *accounts);
+extern bool ledger_direct_append_entries(LedgerWrites *writes, TimestampTz created_at);
+extern bool ledger_direct_append_transfers(LedgerWrites *writes,
+										   const int64 *transfer_ids,
+										   TimestampTz created_at);
 extern bool ledger_direct_post(text *name, int64 amount, bool is_debit,
 							   TimestampTz now, int64 *new_balance);
-
-typedef struct LedgerLockedRow
-{
-	bool		found;
-	int64		account_id;
-	int64		balance;
-	bool		has_floor;
-	int64		min_balance;
-	char	   *currency;
-	ItemPointerData ctid;		/* of the locked row version */
-} LedgerLockedRow;
-
-extern bool ledger_direct_lock_accounts(int count, text **names,
-										LedgerLockedRow *rows);
-extern bool ledger_direct_apply(const LockedAccount *account, int64 signed_amount,
-								int64 new_balance, text *key, TimestampTz now);
-extern bool ledger_direct_transfer(const LockedAccount *from, int64 from_balance,
-								   const LockedAccount *to, int64 to_balance,
-								   int64 amount, int64 transfer_id, text *key,
-								   TimestampTz now, int64 *written_id);
 
 #endif							/* LEDGER_H */

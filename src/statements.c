@@ -32,6 +32,9 @@ typedef struct StatementDefinition
 	Oid			argtypes[MAX_STATEMENT_ARGS];
 } StatementDefinition;
 
+/* The columns of a stored idempotency key, as idempotency.c reads them. */
+#define KEY_COLUMNS "idempotency_key, operation, account, counter_account, amount, result"
+
 static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	[STMT_OPEN_ACCOUNT] = {
 		"INSERT INTO ledger.accounts (name, currency, min_balance)"
@@ -46,127 +49,12 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" WHERE name OPERATOR(pg_catalog.=) $1",
 		SPI_OK_SELECT, 1, {TEXTOID}
 	},
-	[STMT_LOCK_ACCOUNT] = {
-		"SELECT account_id, balance, min_balance, currency"
-		" FROM ledger.accounts"
-		" WHERE name OPERATOR(pg_catalog.=) $1"
-		" FOR UPDATE",
-		SPI_OK_SELECT, 1, {TEXTOID}
-	},
 
 	/*
-	 * LockRows sits above Sort, so the rows are locked in account_id order:
-	 * two transfers over the same pair, in either direction, queue on the
-	 * same first lock instead of deadlocking.
-	 */
-	[STMT_LOCK_ACCOUNT_PAIR] = {
-		"SELECT account_id, balance, min_balance, currency, name"
-		" FROM ledger.accounts"
-		" WHERE name OPERATOR(pg_catalog.=) $1"
-		"    OR name OPERATOR(pg_catalog.=) $2"
-		" ORDER BY account_id"
-		" FOR UPDATE",
-		SPI_OK_SELECT, 2, {TEXTOID, TEXTOID}
-	},
-	/*
-	 * The fast path of a posting without an idempotency key: one statement
-	 * that takes the row lock (the UPDATE's own, held to COMMIT), checks
-	 * the floor and the bigint range, and appends the entry.  The check is
-	 * written so that it cannot overflow: balance - amount >= floor, with
-	 * the smallest bigint standing in for "no floor".  Under READ COMMITTED
-	 * a waiting UPDATE re-checks the condition against the balance the
-	 * other transaction left.  No row: the slow path finds out why.
-	 */
-	[STMT_FAST_DEBIT] = {
-		"WITH posted AS ("
-		"  UPDATE ledger.accounts"
-		"     SET balance = balance OPERATOR(pg_catalog.-) $2"
-		"   WHERE name OPERATOR(pg_catalog.=) $1"
-		"     AND balance OPERATOR(pg_catalog.>=)"
-		"         (COALESCE(min_balance, '-9223372036854775808'::pg_catalog.int8) OPERATOR(pg_catalog.+) $2)"
-		"  RETURNING account_id, balance)"
-		" INSERT INTO ledger.entries (account_id, amount, balance_after, created_at)"
-		" SELECT account_id, OPERATOR(pg_catalog.-) $2, balance, $3 FROM posted"
-		" RETURNING balance_after",
-		SPI_OK_INSERT_RETURNING, 3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
-	},
-	[STMT_FAST_CREDIT] = {
-		"WITH posted AS ("
-		"  UPDATE ledger.accounts"
-		"     SET balance = balance OPERATOR(pg_catalog.+) $2"
-		"   WHERE name OPERATOR(pg_catalog.=) $1"
-		"     AND balance OPERATOR(pg_catalog.<=)"
-		"         ('9223372036854775807'::pg_catalog.int8 OPERATOR(pg_catalog.-) $2)"
-		"  RETURNING account_id, balance)"
-		" INSERT INTO ledger.entries (account_id, amount, balance_after, created_at)"
-		" SELECT account_id, $2, balance, $3 FROM posted"
-		" RETURNING balance_after",
-		SPI_OK_INSERT_RETURNING, 3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
-	},
-	[STMT_UPDATE_BALANCE] = {
-		"UPDATE ledger.accounts SET balance = $2"
-		" WHERE account_id OPERATOR(pg_catalog.=) $1",
-		SPI_OK_UPDATE, 2, {INT8OID, INT8OID}
-	},
-	[STMT_INSERT_ENTRY] = {
-		"INSERT INTO ledger.entries"
-		" (account_id, amount, balance_after, transfer_id, idempotency_key, created_at)"
-		" VALUES ($1, $2, $3, $4, $5, $6)",
-		SPI_OK_INSERT, 6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
-	},
-	[STMT_NEXT_TRANSFER_ID] = {
-		"SELECT pg_catalog.nextval('ledger.transfers_transfer_id_seq'::pg_catalog.regclass)",
-		SPI_OK_SELECT, 0, {InvalidOid}
-	},
-	/*
-	 * All writes of a transfer in one statement: the transfer row (its id
-	 * drawn here unless the caller drew it to claim a key), both balances
-	 * and both journal entries.  $1 transfer id or NULL, $2/$3 from account
-	 * and its new balance, $4/$5 to account and its new balance, $6 amount,
-	 * $7 key, $8 time.
-	 */
-	[STMT_POST_TRANSFER] = {
-		"WITH t AS ("
-		"  INSERT INTO ledger.transfers"
-		"   (transfer_id, from_account_id, to_account_id, amount, idempotency_key, created_at)"
-		"  VALUES (COALESCE($1, pg_catalog.nextval('ledger.transfers_transfer_id_seq'::pg_catalog.regclass)),"
-		"          $2, $4, $6, $7, $8)"
-		"  RETURNING transfer_id),"
-		" moved AS ("
-		"  UPDATE ledger.accounts a SET balance = v.balance"
-		"    FROM (VALUES ($2, $3), ($4, $5)) AS v(account_id, balance)"
-		"   WHERE a.account_id OPERATOR(pg_catalog.=) v.account_id)"
-		" INSERT INTO ledger.entries"
-		" (account_id, amount, balance_after, transfer_id, idempotency_key, created_at)"
-		" SELECT e.account_id, e.amount, e.balance_after, t.transfer_id, $7, $8"
-		"   FROM t, (VALUES ($2, OPERATOR(pg_catalog.-) $6, $3), ($4, $6, $5))"
-		"        AS e(account_id, amount, balance_after)"
-		" RETURNING transfer_id",
-		SPI_OK_INSERT_RETURNING, 8,
-		{INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
-	},
-	[STMT_FIND_KEY] = {
-		"SELECT operation, account, counter_account, amount, result"
-		" FROM ledger.idempotency_keys"
-		" WHERE idempotency_key OPERATOR(pg_catalog.=) $1",
-		SPI_OK_SELECT, 1, {TEXTOID}
-	},
-
-	/*
-	 * A concurrent transaction holding the same key makes this wait for it;
-	 * if that one commits we insert nothing and replay its result.
-	 */
-	[STMT_CLAIM_KEY] = {
-		"INSERT INTO ledger.idempotency_keys"
-		" (idempotency_key, operation, account, counter_account, amount, result)"
-		" VALUES ($1, $2, $3, $4, $5, $6)"
-		" ON CONFLICT (idempotency_key) DO NOTHING",
-		SPI_OK_INSERT, 6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID}
-	},
-	/*
-	 * Batches: every account of the batch locked in one statement, again
-	 * in account_id order, so two concurrent batches queue instead of
-	 * deadlocking; then the writes of all items in one statement each.
+	 * What account.c does when the direct lock cannot: every named account
+	 * locked in one statement.  LockRows sits above Sort, so the rows are
+	 * locked in account_id order: two postings over the same accounts, in
+	 * any order, queue on the same first lock instead of deadlocking.
 	 */
 	[STMT_LOCK_ACCOUNTS] = {
 		"SELECT account_id, balance, min_balance, currency, name, ctid"
@@ -176,32 +64,48 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" FOR UPDATE",
 		SPI_OK_SELECT, 1, {TEXTARRAYOID}
 	},
+	[STMT_FIND_KEY] = {
+		"SELECT " KEY_COLUMNS
+		" FROM ledger.idempotency_keys"
+		" WHERE idempotency_key OPERATOR(pg_catalog.=) $1",
+		SPI_OK_SELECT, 1, {TEXTOID}
+	},
 	[STMT_FIND_KEYS] = {
-		"SELECT idempotency_key, operation, account, counter_account, amount, result"
+		"SELECT " KEY_COLUMNS
 		" FROM ledger.idempotency_keys"
 		" WHERE idempotency_key OPERATOR(pg_catalog.=) ANY ($1)",
 		SPI_OK_SELECT, 1, {TEXTARRAYOID}
 	},
+
 	/*
-	 * Keys are claimed in one global order (their bytes), whatever the
-	 * order of the items: two batches sharing keys then wait for each
+	 * A concurrent transaction holding the same key makes the claim wait
+	 * for it; if that one commits, nothing is inserted (idempotency.c).
+	 */
+	[STMT_CLAIM_KEY] = {
+		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ")"
+		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT (idempotency_key) DO NOTHING",
+		SPI_OK_INSERT, 6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID}
+	},
+
+	/*
+	 * Many keys are claimed in one global order (their bytes), whatever
+	 * the order of the items: two batches sharing keys then wait for each
 	 * other instead of each holding one key the other needs.
 	 */
 	[STMT_CLAIM_KEYS] = {
-		"INSERT INTO ledger.idempotency_keys"
-		" (idempotency_key, operation, account, counter_account, amount, result)"
+		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ")"
 		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
-		"      AS k(idempotency_key, operation, account, counter_account, amount, result)"
+		"      AS k(" KEY_COLUMNS ")"
 		" ORDER BY k.idempotency_key COLLATE pg_catalog.\"C\""
 		" ON CONFLICT (idempotency_key) DO NOTHING",
 		SPI_OK_INSERT, 6, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID}
 	},
 
 	/*
-	 * By ctid: the rows are locked by this transaction since
-	 * STMT_LOCK_ACCOUNTS read their ctids, so nobody else can move them,
-	 * and each account appears once.  A TID scan per row instead of an
-	 * index probe.
+	 * By ctid: the rows are locked by this transaction since they were
+	 * read, so nobody else can move them, and each account appears once.
+	 * A TID scan per row instead of an index probe.
 	 */
 	[STMT_UPDATE_BALANCES] = {
 		"UPDATE ledger.accounts a SET balance = v.balance"
@@ -214,11 +118,6 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" (account_id, amount, balance_after, transfer_id, idempotency_key, created_at)"
 		" SELECT e.*, $6 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS e",
 		SPI_OK_INSERT, 6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID}
-	},
-	[STMT_NEXT_TRANSFER_IDS] = {
-		"SELECT pg_catalog.nextval('ledger.transfers_transfer_id_seq'::pg_catalog.regclass)"
-		" FROM pg_catalog.generate_series(1::pg_catalog.int8, $1)",
-		SPI_OK_SELECT, 1, {INT8OID}
 	},
 	[STMT_INSERT_TRANSFERS] = {
 		"INSERT INTO ledger.transfers"
@@ -238,9 +137,11 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	/*
 	 * The audit: every balance equals the sum of its journal and the last
 	 * running balance, no balance is below its floor, every journal row
-	 * belongs to an existing account, and every transfer has exactly two
-	 * entries: amount out of its from account, amount into its to account.
-	 * Problems of a vanished account are reported under its id.
+	 * belongs to an existing account, every transfer has exactly two
+	 * entries (amount out of its from account, amount into its to account),
+	 * and every stored idempotency key is backed by the posting whose
+	 * result it replays (and every keyed posting has its key).  Problems of
+	 * a vanished account are reported under its id.
 	 */
 	[STMT_VERIFY] = {
 		"SELECT COALESCE(a.name::pg_catalog.text,"
@@ -297,12 +198,70 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		"      OR pg_catalog.count(e.entry_id) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.to_account_id"
 		"                                              AND e.amount OPERATOR(pg_catalog.=) t.amount)"
 		"         OPERATOR(pg_catalog.<>) 1"
+		"  UNION ALL"
+		"  SELECT (SELECT a.account_id FROM ledger.accounts a"
+		"           WHERE a.name OPERATOR(pg_catalog.=) k.account),"
+		"         pg_catalog.format('idempotency key %s replays %s %s of %s, which no posting backs',"
+		"                           pg_catalog.quote_literal(k.idempotency_key), k.operation,"
+		"                           k.result, k.amount)"
+		"    FROM ledger.idempotency_keys k"
+		"   WHERE NOT (CASE k.operation"
+		"      WHEN 'transfer' THEN EXISTS ("
+		"        SELECT FROM ledger.transfers t"
+		"          JOIN ledger.accounts f ON f.account_id OPERATOR(pg_catalog.=) t.from_account_id"
+		"          JOIN ledger.accounts d ON d.account_id OPERATOR(pg_catalog.=) t.to_account_id"
+		"         WHERE t.transfer_id OPERATOR(pg_catalog.=) k.result"
+		"           AND t.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key"
+		"           AND t.amount OPERATOR(pg_catalog.=) k.amount"
+		"           AND f.name OPERATOR(pg_catalog.=) k.account"
+		"           AND d.name OPERATOR(pg_catalog.=) k.counter_account)"
+		"      WHEN 'credit' THEN EXISTS ("
+		"        SELECT FROM ledger.entries e"
+		"          JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) e.account_id"
+		"         WHERE e.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key"
+		"           AND e.transfer_id IS NULL AND a.name OPERATOR(pg_catalog.=) k.account"
+		"           AND e.amount OPERATOR(pg_catalog.=) k.amount"
+		"           AND e.balance_after OPERATOR(pg_catalog.=) k.result)"
+		"      WHEN 'debit' THEN EXISTS ("
+		"        SELECT FROM ledger.entries e"
+		"          JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) e.account_id"
+		"         WHERE e.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key"
+		"           AND e.transfer_id IS NULL AND a.name OPERATOR(pg_catalog.=) k.account"
+		"           AND e.amount OPERATOR(pg_catalog.=) OPERATOR(pg_catalog.-) k.amount"
+		"           AND e.balance_after OPERATOR(pg_catalog.=) k.result)"
+		"      ELSE false END)"
+		"  UNION ALL"
+		"  SELECT e.account_id,"
+		"         pg_catalog.format('entry %s carries idempotency key %s, which is not recorded',"
+		"                           e.entry_id, pg_catalog.quote_literal(e.idempotency_key))"
+		"    FROM ledger.entries e"
+		"   WHERE e.idempotency_key IS NOT NULL"
+		"     AND NOT EXISTS (SELECT FROM ledger.idempotency_keys k"
+		"                      WHERE k.idempotency_key OPERATOR(pg_catalog.=) e.idempotency_key)"
 		" ) p"
 		" LEFT JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) p.account_id"
 		" ORDER BY 1, 2",
 		SPI_OK_SELECT, 0, {InvalidOid}
 	},
 };
+
+/* The statements that write: the guard (guard.c) lets them through. */
+static bool
+statement_writes(LedgerStatement stmt)
+{
+	switch (stmt)
+	{
+		case STMT_OPEN_ACCOUNT:
+		case STMT_CLAIM_KEY:
+		case STMT_CLAIM_KEYS:
+		case STMT_UPDATE_BALANCES:
+		case STMT_INSERT_ENTRIES:
+		case STMT_INSERT_TRANSFERS:
+			return true;
+		default:
+			return false;
+	}
+}
 
 static SPIPlanPtr plans[LEDGER_STATEMENT_COUNT];
 
@@ -334,9 +293,25 @@ int
 ledger_execute(LedgerStatement stmt, Datum *values, const char *nulls,
 			   bool read_only)
 {
+	SPIPlanPtr	plan = statement_plan(stmt);
 	int			rc;
 
-	rc = SPI_execute_plan(statement_plan(stmt), values, nulls, read_only, 0);
+	if (!statement_writes(stmt))
+		rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
+	else
+	{
+		int			saved = ledger_enter_write();
+
+		PG_TRY();
+		{
+			rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
+		}
+		PG_FINALLY();
+		{
+			ledger_leave_write(saved);
+		}
+		PG_END_TRY();
+	}
 	if (rc != statements[stmt].expected)
 		elog(ERROR, "ledger: statement %d failed: %s",
 			 (int) stmt, SPI_result_code_string(rc));

@@ -57,12 +57,15 @@ SELECT results_eq(
 		 AND NOT tgisinternal
 	   ORDER BY 1, 2$$,
 	$$VALUES ('ledger.entries', 'entries_append_only', 'A'),
+			 ('ledger.entries', 'entries_guard', 'A'),
 			 ('ledger.entries', 'entries_no_truncate', 'A'),
 			 ('ledger.idempotency_keys', 'idempotency_keys_append_only', 'A'),
+			 ('ledger.idempotency_keys', 'idempotency_keys_guard', 'A'),
 			 ('ledger.idempotency_keys', 'idempotency_keys_no_truncate', 'A'),
 			 ('ledger.transfers', 'transfers_append_only', 'A'),
+			 ('ledger.transfers', 'transfers_guard', 'A'),
 			 ('ledger.transfers', 'transfers_no_truncate', 'A')$$,
-	'every journal table has its append-only triggers, enabled ALWAYS');
+	'every journal table has its append-only and guard triggers, enabled ALWAYS');
 
 /*
  * ---- the attacks --------------------------------------------------------

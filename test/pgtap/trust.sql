@@ -1,0 +1,187 @@
+/*
+ * trust.sql: the trust boundary.
+ *
+ * Proves that
+ *	- a member of pg_write_all_data (which may write every table) cannot
+ *	  write the ledger's tables: no forged idempotency key, no changed
+ *	  floor or balance, no hand-made journal row (42501, the guard's
+ *	  message); a superuser still can, and ledger_verify() then reports a
+ *	  stored key that no posting backs;
+ *	- the README's two role recipes: an application role that moves money
+ *	  but cannot create it (no credit, no account that may go below zero,
+ *	  no money out of an account without a floor), and an operator role
+ *	  that can;
+ *	- the right to create money is the session's role's: a SECURITY
+ *	  DEFINER function of the operator's does not lend it to its callers.
+ *
+ * Roles are created inside the transaction, so the final ROLLBACK removes
+ * them from the cluster again.
+ */
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+
+BEGIN;
+CREATE EXTENSION ledger;
+
+SELECT plan(34);
+
+/* The operator recipe of the README: may create money. */
+CREATE ROLE tap_operator NOLOGIN;
+GRANT EXECUTE ON FUNCTION
+	ledger_open_account(text, text, bigint),
+	ledger_credit(text, bigint, text),
+	ledger_debit(text, bigint, text),
+	ledger_transfer(text, text, bigint, text),
+	ledger_balance(text),
+	ledger_history(text, int),
+	ledger_verify(),
+	ledger_debit_batch(text[], bigint[], text[]),
+	ledger_transfer_batch(text[], text[], bigint[], text[])
+	TO tap_operator;
+
+/* The application recipe: moves money, cannot create it. */
+CREATE ROLE tap_mover NOLOGIN;
+GRANT EXECUTE ON FUNCTION
+	ledger_open_account(text, text, bigint),
+	ledger_debit(text, bigint, text),
+	ledger_transfer(text, text, bigint, text),
+	ledger_balance(text),
+	ledger_history(text, int),
+	ledger_debit_batch(text[], bigint[], text[]),
+	ledger_transfer_batch(text[], text[], bigint[], text[])
+	TO tap_mover;
+
+/* An ETL or restore tool, granted the predefined roles. */
+CREATE ROLE tap_etl NOLOGIN;
+GRANT pg_write_all_data, pg_read_all_data TO tap_etl;
+
+/* ---- the operator sets up the books ------------------------------------------ */
+
+SET ROLE tap_operator;
+SELECT lives_ok($$SELECT ledger_open_account('bank', 'EUR', NULL),
+						 ledger_open_account('overdraft', 'EUR', -500),
+						 ledger_open_account('alice', 'EUR'),
+						 ledger_open_account('bob', 'EUR')$$,
+				'the operator opens a source, an overdraft and two plain accounts');
+SELECT is(ledger_transfer('bank', 'alice', 1000, 'deposit-1'), 1::bigint,
+		  'the operator deposits: money out of the source');
+SELECT is(ledger_credit('bob', 100), 100::bigint, 'the operator credits');
+RESET ROLE;
+
+/* ---- pg_write_all_data cannot write the ledger -------------------------------- */
+
+SET ROLE tap_etl;
+SELECT is((SELECT balance FROM ledger.accounts WHERE name = 'alice'), 1000::bigint,
+		  'pg_read_all_data reads the tables');
+SELECT throws_ok($$INSERT INTO ledger.idempotency_keys
+					(idempotency_key, operation, account, amount, result)
+					VALUES ('order-42', 'debit', 'alice', 700, 300)$$,
+				 '42501', 'only the ledger''s functions write ledger table "idempotency_keys"',
+				 'pg_write_all_data cannot forge an idempotency key');
+SELECT throws_ok($$UPDATE ledger.accounts SET min_balance = NULL WHERE name = 'alice'$$,
+				 '42501', 'only the ledger''s functions write ledger table "accounts"',
+				 'pg_write_all_data cannot remove a floor');
+SELECT throws_ok($$UPDATE ledger.accounts SET balance = balance + 1000000 WHERE name = 'bob'$$,
+				 '42501', 'only the ledger''s functions write ledger table "accounts"',
+				 'pg_write_all_data cannot change a balance');
+SELECT throws_ok($$INSERT INTO ledger.accounts (name, currency, min_balance)
+					VALUES ('forged', 'EUR', NULL)
+					ON CONFLICT (name) DO UPDATE SET min_balance = NULL$$,
+				 '42501', 'only the ledger''s functions write ledger table "accounts"',
+				 'pg_write_all_data cannot open a floorless account by hand');
+SELECT throws_ok($$INSERT INTO ledger.entries (account_id, amount, balance_after, created_at)
+					VALUES (3, 5, 1005, now())$$,
+				 '42501', 'only the ledger''s functions write ledger table "entries"',
+				 'pg_write_all_data cannot append to the journal');
+SELECT throws_ok($$INSERT INTO ledger.transfers (from_account_id, to_account_id, amount, created_at)
+					VALUES (1, 3, 5, now())$$,
+				 '42501', 'only the ledger''s functions write ledger table "transfers"',
+				 'pg_write_all_data cannot add a transfer');
+SELECT throws_ok($$DELETE FROM ledger.idempotency_keys$$, '42501', NULL,
+				 'pg_write_all_data cannot delete keys');
+RESET ROLE;
+
+SELECT is(ledger_debit('alice', 700, 'order-42'), 300::bigint,
+		  'so a real debit with that key applies, instead of replaying a forgery');
+SELECT is(ledger_balance('alice'), 300::bigint, 'and the balance moved');
+
+/* ---- a superuser may; the audit sees what no posting backs ---------------------- */
+
+INSERT INTO ledger.idempotency_keys (idempotency_key, operation, account, amount, result)
+	VALUES ('order-43', 'debit', 'alice', 5, 12345);
+SELECT results_eq(
+	$$SELECT account, problem FROM ledger_verify()$$,
+	$$VALUES ('alice'::text, 'idempotency key ''order-43'' replays debit 12345 of 5, which no posting backs'::text)$$,
+	'a superuser can still write the tables, and ledger_verify() reports the forged key');
+SELECT is(ledger_debit('alice', 5, 'order-43'), 12345::bigint,
+		  '(what the forged key would do: replay a result and move nothing)');
+
+/* ---- the application cannot create money ------------------------------------------ */
+
+SET ROLE tap_mover;
+SELECT throws_ok($$SELECT ledger_credit('alice', 1)$$, '42501',
+				 'permission denied for function ledger_credit',
+				 'the mover cannot credit');
+SELECT throws_ok($$SELECT ledger_open_account('mover-overdraft', 'EUR', -1)$$, '42501',
+				 'permission denied to open an account that may go below zero',
+				 'the mover cannot open an account with a negative floor');
+SELECT throws_ok($$SELECT ledger_open_account('mover-source', 'EUR', NULL)$$, '42501',
+				 'permission denied to open an account that may go below zero',
+				 'the mover cannot open an account without a floor');
+SELECT throws_ok($$SELECT ledger_open_account('bank', 'EUR', NULL)$$, '42501',
+				 'permission denied to open an account that may go below zero',
+				 '... nor reopen one');
+SELECT isnt(ledger_open_account('carol', 'EUR', 0), NULL, 'the mover opens an account with floor 0');
+SELECT throws_ok($$SELECT ledger_debit('bank', 1)$$, '42501',
+				 'permission denied to take money out of account "bank"',
+				 'the mover cannot take money out of a source (unkeyed)');
+SELECT throws_ok($$SELECT ledger_debit('bank', 1, 'mover-1')$$, '42501',
+				 'permission denied to take money out of account "bank"',
+				 'the mover cannot take money out of a source (keyed)');
+SELECT throws_ok($$SELECT ledger_transfer('bank', 'carol', 1000)$$, '42501',
+				 'permission denied to take money out of account "bank"',
+				 'the mover cannot transfer out of a source');
+SELECT results_eq(
+	$$SELECT status FROM ledger_debit_batch(ARRAY['bank', 'alice'], ARRAY[1, 1]::bigint[])$$,
+	$$VALUES ('insufficient_privilege'::text), ('ok')$$,
+	'in a debit batch, the item out of a source is refused, the other applies');
+SELECT results_eq(
+	$$SELECT status FROM ledger_transfer_batch(ARRAY['bank', 'alice'], ARRAY['carol', 'carol'], ARRAY[1, 1]::bigint[])$$,
+	$$VALUES ('insufficient_privilege'::text), ('ok')$$,
+	'in a transfer batch too');
+SELECT is(ledger_transfer('alice', 'carol', 100), 3::bigint, 'the mover moves money between accounts');
+SELECT is(ledger_transfer('overdraft', 'carol', 500) > 0, true,
+		  'and uses an overdraft the operator granted, down to its floor');
+SELECT throws_ok($$SELECT ledger_transfer('overdraft', 'carol', 1)$$, 'LG001', NULL,
+				 'but not beyond it');
+SELECT is(ledger_transfer('carol', 'bank', 10) > 0, true,
+		  'money may go into a source');
+RESET ROLE;
+
+/* ---- the right is the session's role's, not a definer's ------------------------------ */
+
+CREATE FUNCTION open_source_for(name text) RETURNS bigint
+	LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_catalog
+	AS $$SELECT ledger_open_account(name, 'EUR', NULL)$$;
+ALTER FUNCTION open_source_for(text) OWNER TO tap_operator;
+GRANT EXECUTE ON FUNCTION open_source_for(text) TO tap_mover;
+SET ROLE tap_mover;
+SELECT throws_ok($$SELECT open_source_for('lent')$$, '42501',
+				 'permission denied to open an account that may go below zero',
+				 'an operator''s SECURITY DEFINER function does not lend the right to the mover');
+RESET ROLE;
+SET ROLE tap_operator;
+SELECT isnt(open_source_for('own'), NULL, 'the operator calling it may');
+SELECT isnt(ledger_debit('bank', 1), NULL, 'and takes money out of a source');
+SELECT results_eq(
+	$$SELECT status FROM ledger_debit_batch(ARRAY['bank'], ARRAY[1]::bigint[])$$,
+	$$VALUES ('ok'::text)$$, 'also in a batch');
+RESET ROLE;
+
+SELECT is_empty(
+	$$SELECT * FROM ledger_verify() WHERE problem NOT LIKE 'idempotency key ''order-43''%'$$,
+	'the books balance, but for the forged key');
+
+SELECT * FROM finish();
+ROLLBACK;
