@@ -529,8 +529,7 @@ update_balance(DirectTarget *accounts, TupleTableSlot *current, int64 new_balanc
  * it), or a table that needs a statement.
  */
 bool
-ledger_direct_post(text *name, int64 amount, bool is_debit,
-				   TimestampTz now, int64 *new_balance)
+ledger_direct_post(text *name, int64 amount, bool is_debit, int64 *new_balance)
 {
 	DirectTarget accounts;
 	DirectTarget journal;
@@ -564,8 +563,9 @@ ledger_direct_post(text *name, int64 amount, bool is_debit,
 		Datum		balance_after = Int64GetDatum(*new_balance);
 		Datum		none = (Datum) 0;
 		bool		null = true;
+		/* read after the row lock: per account, created_at never decreases */
 		EntryRows	entry = {&account_id, &signed_amount, &balance_after,
-		&none, &null, &none, &null, now};
+		&none, &null, &none, &null, GetCurrentTimestamp()};
 
 		append_rows(&journal, 1, fill_entry, &entry);
 	}

@@ -231,6 +231,6 @@ extern bool ledger_direct_append_transfers(LedgerWrites *writes,
 										   const int64 *transfer_ids,
 										   TimestampTz created_at);
 extern bool ledger_direct_post(text *name, int64 amount, bool is_debit,
-							   TimestampTz now, int64 *new_balance);
+							   int64 *new_balance);
 
 #endif							/* LEDGER_H */

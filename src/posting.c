@@ -38,7 +38,6 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/timestamp.h"
 
 #include "ledger.h"
 
@@ -267,8 +266,7 @@ post_to_account(FunctionCallInfo fcinfo, LedgerOperation op)
 	if (item.key == NULL)
 	{
 		ledger_prepare_write();
-		if (ledger_direct_post(item.account, item.amount, op == LEDGER_DEBIT,
-							   GetCurrentTimestamp(), &result))
+		if (ledger_direct_post(item.account, item.amount, op == LEDGER_DEBIT, &result))
 			return result;
 	}
 	return post_single(&item);
