@@ -21,6 +21,7 @@ OBJS = \
 	src/idempotency.o \
 	src/posting.o \
 	src/batch.o \
+	src/holds.o \
 	src/write.o \
 	src/relations.o \
 	src/direct_write.o \
@@ -30,9 +31,10 @@ OBJS = \
 DATA = $(wildcard sql/ledger--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
-REGRESS = account posting transfer idempotency history verify durability batch direct_write upgrade
+REGRESS = account posting transfer idempotency history verify durability batch direct_write holds upgrade
 # isolation specs: test/specs/<name>.spec against test/expected/<name>.out
-ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race direct_write_ddl
+ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race direct_write_ddl \
+	hold_race hold_expiry hold_snapshot
 ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \

@@ -54,6 +54,8 @@ ledger_lock_accounts(int count, text **names, LedgerAccount *accounts)
 		accounts[i].name = names[i];
 		accounts[i].found = false;
 		accounts[i].touched = false;
+		accounts[i].held = 0;
+		accounts[i].reserved = 0;
 	}
 	if (count == 0 || ledger_direct_lock_accounts(count, names, accounts))
 		return;
@@ -87,6 +89,7 @@ ledger_lock_accounts(int count, text **names, LedgerAccount *accounts)
 		account->ctid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[row],
 																	 SPI_tuptable->tupdesc,
 																	 6, &isnull));
+		(void) ledger_get_int64(row, 7, &account->held);
 	}
 }
 

@@ -76,6 +76,8 @@ typedef struct EntryRows
 	const bool *transfer_null;
 	const Datum *key;
 	const bool *key_null;
+	const Datum *hold_id;
+	const bool *hold_null;
 	TimestampTz created_at;
 } EntryRows;
 
@@ -98,8 +100,8 @@ typedef struct RowToLock
 static void insert_index_entries(DirectTarget *target, TupleTableSlot *slot,
 								 bool all_indexes);
 static void assert_floor(const DirectTarget *accounts, TupleTableSlot *slot);
-static void rewrite_balance(DirectTarget *accounts, ItemPointerData ctid,
-							int64 balance, TupleTableSlot *slot);
+static void rewrite_balance(DirectTarget *accounts, const LedgerAccount *account,
+							TupleTableSlot *slot);
 static void append_rows(DirectTarget *target, int count, FillRow fill, void *arg);
 static void fill_entry(TupleTableSlot *slot, const AttrNumber *attnum, int i, void *arg);
 static void fill_transfer(TupleTableSlot *slot, const AttrNumber *attnum, int i, void *arg);
@@ -162,17 +164,18 @@ assert_floor(const DirectTarget *accounts, TupleTableSlot *slot)
 }
 
 /*
- * Gives the account row version at ctid, which this transaction holds
- * locked FOR UPDATE (so it cannot have moved), a new balance; index
- * entries for the new version unless the update was HOT.  slot is a heap
- * tuple slot of the accounts' descriptor.
+ * Gives the account's row version at its ctid, which this transaction
+ * holds locked FOR UPDATE (so it cannot have moved), its new balance and
+ * held amount; index entries for the new version unless the update was
+ * HOT.  slot is a heap tuple slot of the accounts' descriptor.
  */
 static void
-rewrite_balance(DirectTarget *accounts, ItemPointerData ctid, int64 balance,
+rewrite_balance(DirectTarget *accounts, const LedgerAccount *account,
 				TupleTableSlot *slot)
 {
 	TupleDesc	desc = RelationGetDescr(accounts->rel);
 	AttrNumber	balance_attnum = accounts->attnum[ACCOUNT_BALANCE];
+	AttrNumber	held_attnum = accounts->attnum[ACCOUNT_HELD];
 	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc0(sizeof(bool) * desc->natts);
 	bool	   *replace = palloc0(sizeof(bool) * desc->natts);
@@ -180,11 +183,16 @@ rewrite_balance(DirectTarget *accounts, ItemPointerData ctid, int64 balance,
 	Buffer		buffer;
 	HeapTuple	updated;
 
-	old.t_self = ctid;
+	old.t_self = account->ctid;
 	if (!heap_fetch(accounts->rel, SnapshotAny, &old, &buffer, false))
 		elog(ERROR, "ledger: a locked account row moved");
-	values[balance_attnum - 1] = Int64GetDatum(balance);
+	values[balance_attnum - 1] = Int64GetDatum(account->balance);
 	replace[balance_attnum - 1] = true;
+	if (held_attnum != InvalidAttrNumber)
+	{
+		values[held_attnum - 1] = Int64GetDatum(account->held);
+		replace[held_attnum - 1] = true;
+	}
 	updated = heap_modify_tuple(&old, desc, values, nulls, replace);
 	ReleaseBuffer(buffer);
 
@@ -222,8 +230,8 @@ rewrite_balance(DirectTarget *accounts, ItemPointerData ctid, int64 balance,
 }
 
 /*
- * Sets the balances of count accounts, whose row versions at their ctid
- * this transaction holds locked FOR UPDATE.  Returns false, having
+ * Sets the balances and held amounts of count accounts, whose row
+ * versions at their ctid this transaction holds locked FOR UPDATE.  Returns false, having
  * written nothing, if ledger.accounts needs a statement.
  */
 bool
@@ -236,7 +244,7 @@ ledger_direct_set_balances(int count, const LedgerAccount *const *accounts)
 		return false;
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(target.rel), &TTSOpsHeapTuple);
 	for (int i = 0; i < count; i++)
-		rewrite_balance(&target, accounts[i]->ctid, accounts[i]->balance, slot);
+		rewrite_balance(&target, accounts[i], slot);
 	ExecDropSingleTupleTableSlot(slot);
 	ledger_close_target(&target);
 	return true;
@@ -324,6 +332,8 @@ fill_entry(TupleTableSlot *slot, const AttrNumber *attnum, int i, void *arg)
 	SET_COLUMN(ENTRY_BALANCE, rows->balance_after[i], false);
 	SET_COLUMN(ENTRY_TRANSFER, rows->transfer_id[i], rows->transfer_null[i]);
 	SET_COLUMN(ENTRY_KEY, rows->key[i], rows->key_null[i]);
+	if (attnum[ENTRY_HOLD] != InvalidAttrNumber)
+		SET_COLUMN(ENTRY_HOLD, rows->hold_id[i], rows->hold_null[i]);
 	SET_COLUMN(ENTRY_CREATED, TimestampTzGetDatum(rows->created_at), false);
 }
 
@@ -356,7 +366,8 @@ ledger_direct_append_entries(LedgerWrites *writes, TimestampTz created_at)
 		writes->entry_account.values, writes->entry_amount.values,
 		writes->entry_balance.values, writes->entry_transfer.values,
 		writes->entry_transfer.nulls, writes->entry_key.values,
-		writes->entry_key.nulls, created_at
+		writes->entry_key.nulls, writes->entry_hold.values,
+		writes->entry_hold.nulls, created_at
 	};
 
 	if (!ledger_open_target(APPEND_ENTRIES, &target))
@@ -440,7 +451,8 @@ raise_concurrent_update(void)
 /*
  * The decision of ledger_direct_post, by the rules every posting follows
  * (rules.c), on the row as the snapshot sees it: true with the new
- * balance if the posting is allowed.
+ * balance if the posting is allowed.  An account with pending holds is
+ * left to the locked path, which reads what they reserve.
  */
 static bool
 decide_post(const DirectTarget *accounts, TupleTableSlot *current, text *name,
@@ -448,6 +460,10 @@ decide_post(const DirectTarget *accounts, TupleTableSlot *current, text *name,
 {
 	LedgerAccount account = {0};
 	bool		isnull;
+
+	if (accounts->attnum[ACCOUNT_HELD] != InvalidAttrNumber &&
+		DatumGetInt64(slot_getattr(current, accounts->attnum[ACCOUNT_HELD], &isnull)) != 0)
+		return false;
 
 	account.name = name;
 	account.found = true;
@@ -565,7 +581,7 @@ ledger_direct_post(text *name, int64 amount, bool is_debit, int64 *new_balance)
 		bool		null = true;
 		/* read after the row lock: per account, created_at never decreases */
 		EntryRows	entry = {&account_id, &signed_amount, &balance_after,
-		&none, &null, &none, &null, GetCurrentTimestamp()};
+		&none, &null, &none, &null, &none, &null, GetCurrentTimestamp()};
 
 		append_rows(&journal, 1, fill_entry, &entry);
 	}
@@ -679,6 +695,8 @@ ledger_direct_lock_accounts(int count, text **names, LedgerAccount *accounts)
 		account->min_balance = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_FLOOR], &isnull));
 		account->has_floor = !isnull;
 		account->currency = TextDatumGetCString(slot_getattr(slot, attnum[ACCOUNT_CURRENCY], &isnull));
+		account->held = attnum[ACCOUNT_HELD] == InvalidAttrNumber ? 0
+			: DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_HELD], &isnull));
 	}
 
 	ExecDropSingleTupleTableSlot(slot);

@@ -29,4 +29,10 @@
 /* LG005: an account was opened again with different parameters */
 #define ERRCODE_LEDGER_ACCOUNT_EXISTS			MAKE_SQLSTATE('L','G','0','0','5')
 
+/* LG006: no hold has that id */
+#define ERRCODE_LEDGER_HOLD_NOT_FOUND			MAKE_SQLSTATE('L','G','0','0','6')
+
+/* LG007: the hold was captured, released or expired: it reserves nothing */
+#define ERRCODE_LEDGER_HOLD_NOT_PENDING			MAKE_SQLSTATE('L','G','0','0','7')
+
 #endif							/* LEDGER_ERRORS_H */

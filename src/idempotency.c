@@ -25,6 +25,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "ledger.h"
 
@@ -47,6 +48,8 @@ operation_of(const char *name)
 		return LEDGER_DEBIT;
 	if (strcmp(name, "transfer") == 0)
 		return LEDGER_TRANSFER;
+	if (strcmp(name, "hold") == 0)
+		return LEDGER_HOLD;
 	elog(ERROR, "ledger: idempotency key with unknown operation \"%s\"", name);
 	return LEDGER_CREDIT;		/* not reached */
 }
@@ -66,6 +69,8 @@ append(LedgerKeys *keys, text *key)
 	ledger_names_add(keys->index, key, keys->count);
 	stored = &keys->stored[keys->count++];
 	stored->transfer_index = -1;
+	stored->hold_index = -1;
+	stored->expires_in = NULL;
 	return stored;
 }
 
@@ -116,6 +121,17 @@ ledger_keys_read(const LedgerItem *items, int nitems)
 		if (!ledger_get_int64(row, 5, &stored->amount) ||
 			!ledger_get_int64(row, 6, &stored->result))
 			elog(ERROR, "ledger: idempotency key row has NULL amount or result");
+		{
+			Datum		expires_in = SPI_getbinval(SPI_tuptable->vals[row],
+												   SPI_tuptable->tupdesc, 7, &isnull);
+
+			stored->expires_in = NULL;
+			if (!isnull)
+			{
+				stored->expires_in = palloc(sizeof(Interval));
+				*stored->expires_in = *DatumGetIntervalP(expires_in);
+			}
+		}
 	}
 	keys->first_claimed = keys->count;
 	return keys;
@@ -145,6 +161,7 @@ ledger_keys_add(LedgerKeys *keys, const LedgerItem *item)
 	stored->counter_account = item->op == LEDGER_TRANSFER
 		? text_to_cstring(item->to_account) : NULL;
 	stored->amount = item->amount;
+	stored->expires_in = item->expires_in;
 	stored->result = 0;
 	return stored;
 }
@@ -156,19 +173,19 @@ ledger_keys_claimed(LedgerKeys *keys)
 }
 
 /*
- * Write the claimed keys, with their results (a transfer's result is its
- * id: transfer_ids[transfer_index]).  False when a concurrent transaction
- * committed one of them first: nothing useful was claimed, and the caller
- * must not write its postings.
+ * Write the claimed keys, with their results (a new transfer's or hold's
+ * result is its id: transfer_ids[transfer_index], hold_ids[hold_index]).
+ * False when a concurrent transaction committed one of them first: nothing
+ * useful was claimed, and the caller must not write its postings.
  */
 bool
-ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids)
+ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids, const int64 *hold_ids)
 {
 	int			claimed = ledger_keys_claimed(keys);
-	LedgerColumn columns[6] = {{0}};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	static const Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID};
+	LedgerColumn columns[7] = {{0}};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	static const Oid types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INTERVALOID};
 
 	if (claimed == 0)
 		return true;
@@ -176,8 +193,10 @@ ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids)
 	{
 		LedgerStoredKey *stored = &keys->stored[k];
 
-		if (stored->transfer_index >= 0)
+		if (stored->transfer_index >= 0 && stored->op == LEDGER_TRANSFER)
 			stored->result = transfer_ids[stored->transfer_index];
+		if (stored->hold_index >= 0)
+			stored->result = hold_ids[stored->hold_index];
 		ledger_column_push(&columns[0], CStringGetTextDatum(stored->key), false);
 		ledger_column_push(&columns[1], CStringGetTextDatum(ledger_operation_name(stored->op)), false);
 		ledger_column_push(&columns[2], CStringGetTextDatum(stored->account), false);
@@ -186,18 +205,20 @@ ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids)
 						   stored->counter_account == NULL);
 		ledger_column_push(&columns[4], Int64GetDatum(stored->amount), false);
 		ledger_column_push(&columns[5], Int64GetDatum(stored->result), false);
+		ledger_column_push(&columns[6], IntervalPGetDatum(stored->expires_in),
+						   stored->expires_in == NULL);
 	}
 
 	if (claimed == 1)
 	{
-		for (int c = 0; c < 6; c++)
+		for (int c = 0; c < 7; c++)
 		{
 			values[c] = columns[c].values[0];
 			nulls[c] = columns[c].nulls[0] ? 'n' : ' ';
 		}
 		return ledger_execute(STMT_CLAIM_KEY, values, nulls, false) == 1;
 	}
-	for (int c = 0; c < 6; c++)
+	for (int c = 0; c < 7; c++)
 		values[c] = PointerGetDatum(ledger_column_array(&columns[c], types[c]));
 	return ledger_execute(STMT_CLAIM_KEYS, values, NULL, false) == claimed;
 }

@@ -17,12 +17,15 @@
 #include "ledger.h"
 
 /*
- * ledger_history(account text, max_rows int DEFAULT 100)
+ * ledger_history(account text, max_rows int DEFAULT 100,
+ *				  before_entry_id bigint DEFAULT NULL)
  *	 RETURNS TABLE(entry_id bigint, amount bigint, balance_after bigint,
  *				   transfer_id bigint, idempotency_key text,
  *				   created_at timestamptz)
  *
- * The newest max_rows entries of an account, newest first.
+ * The newest max_rows entries of an account (older than before_entry_id,
+ * when given: keyset paging), newest first.  Before 1.2 the SQL function
+ * has two arguments.
  */
 PG_FUNCTION_INFO_V1(ledger_history);
 Datum
@@ -31,7 +34,8 @@ ledger_history(PG_FUNCTION_ARGS)
 	text	   *name = ledger_arg_name(fcinfo, 0, "account");
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		max_rows;
-	Datum		values[2];
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	int			rows;
 
 	ledger_require_not_null(fcinfo, 1, "max_rows");
@@ -47,7 +51,11 @@ ledger_history(PG_FUNCTION_ARGS)
 	SPI_connect();
 	values[0] = Int64GetDatum(ledger_find_account(name));
 	values[1] = Int64GetDatum((int64) max_rows);
-	rows = ledger_execute(STMT_HISTORY, values, NULL, true);
+	if (PG_NARGS() < 3 || PG_ARGISNULL(2))
+		nulls[2] = 'n';
+	else
+		values[2] = PG_GETARG_DATUM(2);
+	rows = ledger_execute(STMT_HISTORY, values, nulls, true);
 
 	for (int row = 0; row < rows; row++)
 	{

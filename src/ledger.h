@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "utils/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/itemptr.h"
@@ -45,8 +46,14 @@ typedef enum LedgerStatement
 	STMT_UPDATE_BALANCES,
 	STMT_INSERT_ENTRIES,
 	STMT_INSERT_TRANSFERS,
-	STMT_NEXT_TRANSFER_IDS,
+	STMT_FIND_HOLD,
+	STMT_RESERVED,
+	STMT_INSERT_HOLDS,
+	STMT_END_HOLDS,
+	STMT_DUE_HOLDS,
+	STMT_HOLDS,
 	STMT_HISTORY,
+	STMT_BALANCE_AT,
 	STMT_VERIFY,
 	LEDGER_STATEMENT_COUNT
 } LedgerStatement;
@@ -89,7 +96,9 @@ typedef enum LedgerRefusal
 	LEDGER_REFUSE_CURRENCY,		/* LG004 currency_mismatch */
 	LEDGER_REFUSE_FUNDS,		/* LG001 insufficient_funds */
 	LEDGER_REFUSE_RANGE,		/* 22003 numeric_value_out_of_range */
-	LEDGER_REFUSE_PRIVILEGE		/* 42501 insufficient_privilege */
+	LEDGER_REFUSE_PRIVILEGE,	/* 42501 insufficient_privilege */
+	LEDGER_REFUSE_HOLD_NOT_FOUND,	/* LG006 hold_not_found */
+	LEDGER_REFUSE_HOLD_NOT_PENDING	/* LG007 hold_not_pending */
 } LedgerRefusal;
 
 /* An account row locked by this transaction, as the rules read it. */
@@ -102,25 +111,55 @@ typedef struct LedgerAccount
 	bool		has_floor;
 	int64		min_balance;
 	char	   *currency;
+	int64		held;			/* the amounts of its pending holds */
+	int64		reserved;		/* of those, what does not expire before
+								 * the posting's clock: balance - reserved is
+								 * what is available */
 	ItemPointerData ctid;		/* the locked row version */
-	bool		touched;		/* an item changed the balance */
+	bool		touched;		/* an item changed the balance or held */
 } LedgerAccount;
 
 typedef enum LedgerOperation
 {
 	LEDGER_CREDIT,
 	LEDGER_DEBIT,
-	LEDGER_TRANSFER
+	LEDGER_TRANSFER,
+	LEDGER_HOLD,
+	LEDGER_CAPTURE,
+	LEDGER_RELEASE,
+	LEDGER_EXPIRE				/* the sweep: record an expiry, if due */
 } LedgerOperation;
+
+/* A hold, as read (holds.c); for a capture or release the read under the lock. */
+typedef struct LedgerHold
+{
+	bool		found;
+	int64		hold_id;
+	text	   *account;		/* the held account */
+	int64		account_id;
+	int64		amount;
+	bool		expires;
+	TimestampTz expires_at;
+	char	   *ended;			/* NULL while pending, else "captured",
+								 * "released" or "expired" */
+	int64		captured;		/* the posted amount of a capture */
+	text	   *to_account;		/* a capture's destination, or NULL */
+	int64		result;			/* a capture's result */
+} LedgerHold;
 
 /* One posting to decide: the request, then its outcome. */
 typedef struct LedgerItem
 {
 	LedgerOperation op;
-	text	   *account;		/* credit, debit: the account; transfer: from */
-	text	   *to_account;		/* transfer only */
-	int64		amount;
+	text	   *account;		/* credit, debit, hold: the account; transfer:
+								 * from; capture, release: the held account
+								 * (set from the hold) */
+	text	   *to_account;		/* transfer; a capture's destination or NULL */
+	int64		amount;			/* a capture's: 0 when not given (the whole) */
 	text	   *key;			/* NULL: no idempotency key */
+	Interval   *expires_in;		/* hold: NULL never expires */
+	int64		hold_id;		/* capture, release, expire */
+	LedgerHold	hold;			/* capture, release, expire: as read */
 
 	/* the outcome (posting.c) */
 	LedgerRefusal refusal;
@@ -129,6 +168,7 @@ typedef struct LedgerItem
 	LedgerAccount *to;
 	text	   *missing;		/* LEDGER_REFUSE_NOT_FOUND: the name */
 	int			transfer_index; /* internal: a new transfer's place */
+	int			hold_index;		/* internal: a new hold's place */
 } LedgerItem;
 
 /* A stored idempotency key: the request it was first used for. */
@@ -139,12 +179,15 @@ typedef struct LedgerStoredKey
 	char	   *account;
 	char	   *counter_account;	/* NULL unless a transfer */
 	int64		amount;
-	int64		result;			/* new balance, or transfer id */
+	Interval   *expires_in;		/* a hold's, or NULL */
+	int64		result;			/* new balance, transfer id or hold id */
 	int			transfer_index; /* >= 0: claimed here, id drawn later */
+	int			hold_index;		/* likewise for a hold */
 } LedgerStoredKey;
 
 /* posting.c */
 extern void ledger_post_items(LedgerItem *items, int nitems, bool single);
+extern int64 ledger_post_single(LedgerItem *item);
 
 /* rules.c: the money rules, each decided in one function */
 extern LedgerRefusal ledger_rule_request(const LedgerItem *item);
@@ -156,6 +199,9 @@ extern LedgerRefusal ledger_rule_currency(const LedgerAccount *from,
 										  const LedgerAccount *to);
 extern LedgerRefusal ledger_rule_replay(const LedgerStoredKey *stored,
 										const LedgerItem *item);
+extern bool ledger_hold_expired(const LedgerHold *hold, TimestampTz now);
+extern LedgerRefusal ledger_rule_capture(const LedgerItem *item, TimestampTz now,
+										 bool *replay);
 extern const char *ledger_refusal_name(LedgerRefusal refusal);
 extern void ledger_raise_refusal(const LedgerItem *item) pg_attribute_noreturn();
 extern const char *ledger_operation_name(LedgerOperation op);
@@ -165,12 +211,17 @@ extern void ledger_lock_accounts(int count, text **names, LedgerAccount *account
 extern int64 ledger_find_account(text *name);
 extern void ledger_raise_account_not_found(text *name) pg_attribute_noreturn();
 
+/* holds.c */
+extern void ledger_read_hold(int64 hold_id, LedgerHold *hold);
+extern int64 ledger_reserved(int64 account_id, TimestampTz now);
+
 /* idempotency.c */
 typedef struct LedgerKeys LedgerKeys;
 extern LedgerKeys *ledger_keys_read(const LedgerItem *items, int nitems);
 extern LedgerStoredKey *ledger_keys_find(LedgerKeys *keys, text *key);
 extern LedgerStoredKey *ledger_keys_add(LedgerKeys *keys, const LedgerItem *item);
-extern bool ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids);
+extern bool ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids,
+							  const int64 *hold_ids);
 extern int	ledger_keys_claimed(LedgerKeys *keys);
 
 /* write.c: the writes of decided postings, direct or through SQL */
@@ -189,17 +240,29 @@ typedef struct LedgerWrites
 	LedgerColumn entry_balance;
 	LedgerColumn entry_transfer;	/* a transfer's index until ids are drawn */
 	LedgerColumn entry_key;
+	LedgerColumn entry_hold;
 	LedgerColumn transfer_from;
 	LedgerColumn transfer_to;
 	LedgerColumn transfer_amount;
 	LedgerColumn transfer_key;
+	LedgerColumn hold_account;
+	LedgerColumn hold_amount;
+	LedgerColumn hold_expires;
+	LedgerColumn hold_key;
+	LedgerColumn end_hold;
+	LedgerColumn end_status;
+	LedgerColumn end_captured;
+	LedgerColumn end_to;
+	LedgerColumn end_transfer;	/* a transfer's index until ids are drawn */
+	LedgerColumn end_result;
 } LedgerWrites;
 
 extern void ledger_column_push(LedgerColumn *column, Datum value, bool isnull);
 extern ArrayType *ledger_column_array(LedgerColumn *column, Oid elmtype);
-extern int64 *ledger_next_transfer_ids(int count);
+extern int64 *ledger_next_ids(Oid sequence, int count);
 extern void ledger_write(LedgerAccount *accounts, int naccounts,
-						 LedgerWrites *writes, const int64 *transfer_ids);
+						 LedgerWrites *writes, const int64 *transfer_ids,
+						 const int64 *hold_ids);
 
 /* relations.c: the ledger's relations and what a direct write may do */
 typedef struct LedgerRelations
@@ -209,7 +272,7 @@ typedef struct LedgerRelations
 	Oid			transfers;
 	Oid			entry_sequence;
 	Oid			transfer_sequence;
-	Oid			owner;			/* of the tables */
+	Oid			hold_sequence;	/* InvalidOid before 1.2: no holds */
 	Oid			guard_function; /* ledger.guard_write() */
 	Oid			credit_function;	/* ledger_credit(text, bigint, text) */
 	Oid			account_name_type;	/* the extension's domains */

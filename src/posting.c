@@ -1,25 +1,27 @@
 /*-------------------------------------------------------------------------
  *
  * posting.c
- *	  The one way money moves: ledger_post_items, for single calls and
- *	  batches alike; and the verbs that use it, ledger_credit, ledger_debit
- *	  and ledger_transfer.
+ *	  The one way money moves: ledger_post_items, for single calls, batches,
+ *	  holds and their ends alike; and the verbs that use it, ledger_credit,
+ *	  ledger_debit and ledger_transfer (the holds' are in holds.c).
  *
  * A posting of any number of items runs in the caller's transaction:
  *
  *	1. the request rules (rules.c): names, amounts, keys, a transfer to
- *	   itself;
+ *	   itself; a capture's or release's hold is read, for its account;
  *	2. every account the items name is locked FOR UPDATE, in account_id
- *	   order (account.c), and read;
+ *	   order (account.c), and read; the clock is read, and what the
+ *	   pending holds of each account reserve at that time; a capture's or
+ *	   release's hold is read again, under the lock;
  *	3. the idempotency keys the items use are read (idempotency.c);
  *	4. the items are decided in order, in memory, against the locked
- *	   balances: a used key replays or conflicts, otherwise the currency,
- *	   take and give rules (rules.c); a refused item changes nothing, so
- *	   no subtransaction is needed;
+ *	   balances: a used key replays or conflicts, otherwise the rules of
+ *	   rules.c (take against what is available, give, currency, capture);
+ *	   a refused item changes nothing, so no subtransaction is needed;
  *	5. the keys of accepted items are claimed;
- *	6. everything is written: balances, transfers, journal entries
- *	   (write.c), through the table access method or, when the tables need
- *	   it, through SQL.
+ *	6. everything is written: balances, transfers, journal entries, holds
+ *	   and their ends (write.c), through the table access method or, when
+ *	   the tables need it, through SQL.
  *
  * The locks are held to COMMIT, and durability.c makes that COMMIT
  * synchronous.  If a concurrent transaction committed one of the keys
@@ -38,6 +40,7 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "ledger.h"
 
@@ -49,11 +52,32 @@ typedef struct AccountSet
 	LedgerNameIndex *index;
 } AccountSet;
 
+/* Ids a posting draws once its items are decided. */
+typedef struct NewRows
+{
+	int			transfers;
+	int			holds;
+} NewRows;
+
+static bool names_accounts(const LedgerItem *item);
 static void lock_item_accounts(LedgerItem *items, int nitems, AccountSet *set);
 static LedgerAccount *find_account(AccountSet *set, text *name);
+static void read_holds(LedgerItem *items, int nitems, bool under_lock);
 static void decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
-						LedgerWrites *writes, int *ntransfers);
-static int64 post_single(LedgerItem *item);
+						LedgerWrites *writes, NewRows *rows, TimestampTz now);
+static void decide_hold(LedgerItem *item, LedgerAccount *account,
+						LedgerWrites *writes, NewRows *rows, TimestampTz now);
+static void decide_capture(LedgerItem *item, LedgerAccount *from, LedgerAccount *to,
+						   LedgerWrites *writes, NewRows *rows, TimestampTz now);
+static void decide_end(LedgerItem *item, LedgerAccount *account,
+					   LedgerWrites *writes, TimestampTz now);
+
+/* Whether the item names accounts to lock (a refused one does not). */
+static bool
+names_accounts(const LedgerItem *item)
+{
+	return item->refusal == LEDGER_ACCEPTED && item->account != NULL;
+}
 
 /* Step 2: lock the distinct names of the items still accepted. */
 static void
@@ -67,10 +91,10 @@ lock_item_accounts(LedgerItem *items, int nitems, AccountSet *set)
 	{
 		text	   *both[2] = {items[i].account, items[i].to_account};
 
-		if (items[i].refusal != LEDGER_ACCEPTED)
+		if (!names_accounts(&items[i]))
 			continue;
-		for (int n = 0; n < (items[i].op == LEDGER_TRANSFER ? 2 : 1); n++)
-			if (ledger_names_find(set->index, both[n]) < 0)
+		for (int n = 0; n < 2; n++)
+			if (both[n] != NULL && ledger_names_find(set->index, both[n]) < 0)
 			{
 				ledger_names_add(set->index, both[n], set->count);
 				names[set->count++] = both[n];
@@ -86,10 +110,41 @@ find_account(AccountSet *set, text *name)
 	return &set->accounts[ledger_names_find(set->index, name)];
 }
 
+/*
+ * The holds of captures, releases and expiries.  Before the lock: for the
+ * held account's name (LG006 if there is no such hold; a capture to the
+ * held account itself is 22023).  Under the lock: what became of the hold
+ * while we waited.
+ */
+static void
+read_holds(LedgerItem *items, int nitems, bool under_lock)
+{
+	for (int i = 0; i < nitems; i++)
+	{
+		LedgerItem *item = &items[i];
+
+		if (item->refusal != LEDGER_ACCEPTED ||
+			(item->op != LEDGER_CAPTURE && item->op != LEDGER_RELEASE &&
+			 item->op != LEDGER_EXPIRE))
+			continue;
+		ledger_read_hold(item->hold_id, &item->hold);
+		if (under_lock)
+			continue;
+		if (!item->hold.found)
+			item->refusal = LEDGER_REFUSE_HOLD_NOT_FOUND;
+		else
+		{
+			item->account = item->hold.account;
+			if (item->to_account != NULL && ledger_same_text(item->account, item->to_account))
+				item->refusal = LEDGER_REFUSE_INVALID;
+		}
+	}
+}
+
 /* Queue one journal entry. */
 static void
 push_entry(LedgerWrites *writes, const LedgerAccount *account, int64 amount,
-		   int transfer_index, text *key)
+		   int transfer_index, text *key, int64 hold_id)
 {
 	ledger_column_push(&writes->entry_account, Int64GetDatum(account->account_id), false);
 	ledger_column_push(&writes->entry_amount, Int64GetDatum(amount), false);
@@ -97,6 +152,34 @@ push_entry(LedgerWrites *writes, const LedgerAccount *account, int64 amount,
 	ledger_column_push(&writes->entry_transfer, Int32GetDatum(transfer_index),
 					   transfer_index < 0);
 	ledger_column_push(&writes->entry_key, PointerGetDatum(key), key == NULL);
+	ledger_column_push(&writes->entry_hold, Int64GetDatum(hold_id), hold_id == 0);
+}
+
+/* Queue one transfer row. */
+static void
+push_transfer(LedgerWrites *writes, const LedgerAccount *from, const LedgerAccount *to,
+			  int64 amount, text *key)
+{
+	ledger_column_push(&writes->transfer_from, Int64GetDatum(from->account_id), false);
+	ledger_column_push(&writes->transfer_to, Int64GetDatum(to->account_id), false);
+	ledger_column_push(&writes->transfer_amount, Int64GetDatum(amount), false);
+	ledger_column_push(&writes->transfer_key, PointerGetDatum(key), key == NULL);
+}
+
+/* Queue the end of a hold: it leaves the pending holds, held shrinks. */
+static void
+push_end(LedgerWrites *writes, LedgerAccount *account, const LedgerHold *hold,
+		 const char *status, int64 captured, const LedgerAccount *to,
+		 int transfer_index, int64 result)
+{
+	account->held -= hold->amount;
+	account->touched = true;
+	ledger_column_push(&writes->end_hold, Int64GetDatum(hold->hold_id), false);
+	ledger_column_push(&writes->end_status, CStringGetTextDatum(status), false);
+	ledger_column_push(&writes->end_captured, Int64GetDatum(captured), captured == 0);
+	ledger_column_push(&writes->end_to, Int64GetDatum(to != NULL ? to->account_id : 0), to == NULL);
+	ledger_column_push(&writes->end_transfer, Int32GetDatum(transfer_index), transfer_index < 0);
+	ledger_column_push(&writes->end_result, Int64GetDatum(result), strcmp(status, "captured") != 0);
 }
 
 /*
@@ -105,7 +188,7 @@ push_entry(LedgerWrites *writes, const LedgerAccount *account, int64 amount,
  */
 static void
 decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
-			LedgerWrites *writes, int *ntransfers)
+			LedgerWrites *writes, NewRows *rows, TimestampTz now)
 {
 	LedgerAccount *from;
 	LedgerAccount *to = NULL;
@@ -113,10 +196,10 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 	int64		from_balance;
 	int64		to_balance = 0;
 
-	if (item->refusal != LEDGER_ACCEPTED)
+	if (!names_accounts(item))
 		return;
 	from = find_account(set, item->account);
-	if (item->op == LEDGER_TRANSFER)
+	if (item->to_account != NULL)
 		to = find_account(set, item->to_account);
 	if (!from->found || (to != NULL && !to->found))
 	{
@@ -133,53 +216,179 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 		item->refusal = ledger_rule_replay(stored, item);
 		item->result = stored->result;
 		item->transfer_index = stored->transfer_index;
+		item->hold_index = stored->hold_index;
 		return;
 	}
 
-	if (to != NULL)
-		item->refusal = ledger_rule_currency(from, to);
-	if (item->refusal == LEDGER_ACCEPTED)
-		item->refusal = item->op == LEDGER_CREDIT
-			? ledger_rule_give(from, item->amount, &from_balance)
-			: ledger_rule_take(from, item->amount, &from_balance);
-	if (item->refusal == LEDGER_ACCEPTED && to != NULL)
-		item->refusal = ledger_rule_give(to, item->amount, &to_balance);
-	if (item->refusal != LEDGER_ACCEPTED)
-		return;
-
-	/* accepted: apply it and queue its writes */
-	if (to != NULL)
-		item->transfer_index = (*ntransfers)++;
-	from->balance = from_balance;
-	from->touched = true;
-	push_entry(writes, from, item->op == LEDGER_CREDIT ? item->amount : -item->amount,
-			   item->transfer_index, item->key);
-	if (to != NULL)
+	switch (item->op)
 	{
-		to->balance = to_balance;
-		to->touched = true;
-		push_entry(writes, to, item->amount, item->transfer_index, item->key);
-		ledger_column_push(&writes->transfer_from, Int64GetDatum(from->account_id), false);
-		ledger_column_push(&writes->transfer_to, Int64GetDatum(to->account_id), false);
-		ledger_column_push(&writes->transfer_amount, Int64GetDatum(item->amount), false);
-		ledger_column_push(&writes->transfer_key, PointerGetDatum(item->key), item->key == NULL);
-	}
-	else
-		item->result = from_balance;
+		case LEDGER_HOLD:
+			decide_hold(item, from, writes, rows, now);
+			break;
+		case LEDGER_CAPTURE:
+			decide_capture(item, from, to, writes, rows, now);
+			return;
+		case LEDGER_RELEASE:
+		case LEDGER_EXPIRE:
+			decide_end(item, from, writes, now);
+			return;
+		default:
+			if (to != NULL)
+				item->refusal = ledger_rule_currency(from, to);
+			if (item->refusal == LEDGER_ACCEPTED)
+				item->refusal = item->op == LEDGER_CREDIT
+					? ledger_rule_give(from, item->amount, &from_balance)
+					: ledger_rule_take(from, item->amount, &from_balance);
+			if (item->refusal == LEDGER_ACCEPTED && to != NULL)
+				item->refusal = ledger_rule_give(to, item->amount, &to_balance);
+			if (item->refusal != LEDGER_ACCEPTED)
+				return;
 
-	if (item->key != NULL)
+			/* accepted: apply it and queue its writes */
+			if (to != NULL)
+				item->transfer_index = rows->transfers++;
+			from->balance = from_balance;
+			from->touched = true;
+			push_entry(writes, from, item->op == LEDGER_CREDIT ? item->amount : -item->amount,
+					   item->transfer_index, item->key, 0);
+			if (to != NULL)
+			{
+				to->balance = to_balance;
+				to->touched = true;
+				push_entry(writes, to, item->amount, item->transfer_index, item->key, 0);
+				push_transfer(writes, from, to, item->amount, item->key);
+			}
+			else
+				item->result = from_balance;
+			break;
+	}
+
+	if (item->refusal == LEDGER_ACCEPTED && item->key != NULL)
 	{
 		stored = ledger_keys_add(keys, item);
 		stored->result = item->result;
 		stored->transfer_index = item->transfer_index;
+		stored->hold_index = item->hold_index;
 	}
+}
+
+/*
+ * A hold reserves amount by the take rule, against what is available;
+ * the balance is unchanged.
+ */
+static void
+decide_hold(LedgerItem *item, LedgerAccount *account, LedgerWrites *writes,
+			NewRows *rows, TimestampTz now)
+{
+	int64		unused;
+
+	item->refusal = ledger_rule_take(account, item->amount, &unused);
+	if (item->refusal != LEDGER_ACCEPTED)
+		return;
+	account->reserved += item->amount;
+	account->held += item->amount;
+	account->touched = true;
+	item->hold_index = rows->holds++;
+	ledger_column_push(&writes->hold_account, Int64GetDatum(account->account_id), false);
+	ledger_column_push(&writes->hold_amount, Int64GetDatum(item->amount), false);
+	ledger_column_push(&writes->hold_expires,
+					   item->expires_in == NULL ? (Datum) 0
+					   : DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
+											 IntervalPGetDatum(item->expires_in)),
+					   item->expires_in == NULL);
+	ledger_column_push(&writes->hold_key, PointerGetDatum(item->key), item->key == NULL);
+}
+
+/*
+ * A capture: the rules of ledger_rule_capture, then the hold's reservation
+ * is lifted and its amount taken (and given to the destination) by the
+ * same rules as a debit or transfer; the hold ends, captured.
+ */
+static void
+decide_capture(LedgerItem *item, LedgerAccount *from, LedgerAccount *to,
+			   LedgerWrites *writes, NewRows *rows, TimestampTz now)
+{
+	const LedgerHold *hold = &item->hold;
+	bool		replay;
+	int64		from_balance;
+	int64		to_balance = 0;
+
+	item->refusal = ledger_rule_capture(item, now, &replay);
+	if (item->refusal != LEDGER_ACCEPTED || replay)
+	{
+		item->result = hold->result;
+		return;
+	}
+	if (item->amount == 0)
+		item->amount = hold->amount;
+
+	/* the hold reserves no more: what it held is available to it */
+	from->reserved -= hold->amount;
+	if (to != NULL)
+		item->refusal = ledger_rule_currency(from, to);
+	if (item->refusal == LEDGER_ACCEPTED)
+		item->refusal = ledger_rule_take(from, item->amount, &from_balance);
+	if (item->refusal == LEDGER_ACCEPTED && to != NULL)
+		item->refusal = ledger_rule_give(to, item->amount, &to_balance);
+	if (item->refusal != LEDGER_ACCEPTED)
+	{
+		from->reserved += hold->amount;
+		return;
+	}
+
+	if (to != NULL)
+		item->transfer_index = rows->transfers++;
+	from->balance = from_balance;
+	push_entry(writes, from, -item->amount, item->transfer_index, NULL, hold->hold_id);
+	if (to != NULL)
+	{
+		to->balance = to_balance;
+		to->touched = true;
+		push_entry(writes, to, item->amount, item->transfer_index, NULL, 0);
+		push_transfer(writes, from, to, item->amount, NULL);
+	}
+	item->result = from_balance;
+	push_end(writes, from, hold, "captured", item->amount, to, item->transfer_index,
+			 from_balance);
+}
+
+/*
+ * A release, or the sweep's expiry: the hold ends without posting.  A
+ * release of a pending hold ends it, released (result 1); a hold already
+ * released or expired is left alone (result 0), but one past its expiry
+ * that no sweep recorded yet is recorded, expired (result 0).  A captured
+ * hold cannot be released (LG007); the sweep passes it by.  The sweep's
+ * result is 1 for each expiry it records.
+ */
+static void
+decide_end(LedgerItem *item, LedgerAccount *account, LedgerWrites *writes,
+		   TimestampTz now)
+{
+	const LedgerHold *hold = &item->hold;
+	bool		expired = ledger_hold_expired(hold, now);
+
+	item->result = 0;
+	if (hold->ended != NULL)
+	{
+		if (item->op == LEDGER_RELEASE && strcmp(hold->ended, "captured") == 0)
+			item->refusal = LEDGER_REFUSE_HOLD_NOT_PENDING;
+		return;
+	}
+	if (item->op == LEDGER_EXPIRE && !expired)
+		return;
+	if (!expired)
+		account->reserved -= hold->amount;
+	push_end(writes, account, hold, expired ? "expired" : "released", 0, NULL, -1, 0);
+	item->result = item->op == LEDGER_RELEASE ? !expired : 1;
 }
 
 /*
  * Post items in order in the caller's transaction (see the header
  * comment).  Each item ends with its refusal (LEDGER_ACCEPTED or why
- * not) and, accepted, its result: the new balance, or the transfer id.
- * single: the items are one single call's (see above for what changes).
+ * not) and, accepted, its result: the new balance, the transfer id or the
+ * hold id.  single: the items are one single call's: its refusal is
+ * raised as an error, and a key committed concurrently replays instead of
+ * failing with 40001.
  */
 void
 ledger_post_items(LedgerItem *items, int nitems, bool single)
@@ -187,8 +396,10 @@ ledger_post_items(LedgerItem *items, int nitems, bool single)
 	AccountSet	accounts;
 	LedgerKeys *keys;
 	LedgerWrites writes;
-	int			ntransfers = 0;
+	NewRows		rows = {0, 0};
 	int64	   *transfer_ids = NULL;
+	int64	   *hold_ids = NULL;
+	TimestampTz now;
 
 	Assert(!single || nitems == 1);
 	ledger_prepare_write();
@@ -201,17 +412,32 @@ ledger_post_items(LedgerItem *items, int nitems, bool single)
 		items[i].from = items[i].to = NULL;
 		items[i].missing = NULL;
 		items[i].transfer_index = -1;
+		items[i].hold_index = -1;
 	}
+	read_holds(items, nitems, false);
 	lock_item_accounts(items, nitems, &accounts);
+
+	/* the clock of every expiry this posting decides, read under the locks */
+	now = GetCurrentTimestamp();
+	for (int a = 0; a < accounts.count; a++)
+	{
+		LedgerAccount *account = &accounts.accounts[a];
+
+		account->reserved = account->found && account->held != 0
+			? ledger_reserved(account->account_id, now) : 0;
+	}
+	read_holds(items, nitems, true);
 	keys = ledger_keys_read(items, nitems);
 
 	memset(&writes, 0, sizeof(writes));
 	for (int i = 0; i < nitems; i++)
-		decide_item(&items[i], &accounts, keys, &writes, &ntransfers);
+		decide_item(&items[i], &accounts, keys, &writes, &rows, now);
 
-	if (ntransfers > 0)
-		transfer_ids = ledger_next_transfer_ids(ntransfers);
-	if (!ledger_keys_claim(keys, transfer_ids))
+	if (rows.transfers > 0)
+		transfer_ids = ledger_next_ids(ledger_relations()->transfer_sequence, rows.transfers);
+	if (rows.holds > 0)
+		hold_ids = ledger_next_ids(ledger_relations()->hold_sequence, rows.holds);
+	if (!ledger_keys_claim(keys, transfer_ids, hold_ids))
 	{
 		LedgerStoredKey *stored;
 
@@ -229,24 +455,32 @@ ledger_post_items(LedgerItem *items, int nitems, bool single)
 				 text_to_cstring(items[0].key));
 		items[0].refusal = ledger_rule_replay(stored, &items[0]);
 		items[0].result = stored->result;
-		SPI_finish();
-		return;
+	}
+	else
+	{
+		for (int i = 0; i < nitems; i++)
+		{
+			if (items[i].refusal != LEDGER_ACCEPTED)
+				continue;
+			if (items[i].transfer_index >= 0 && items[i].op == LEDGER_TRANSFER)
+				items[i].result = transfer_ids[items[i].transfer_index];
+			if (items[i].hold_index >= 0)
+				items[i].result = hold_ids[items[i].hold_index];
+		}
+		ledger_write(accounts.accounts, accounts.count, &writes, transfer_ids, hold_ids);
 	}
 
-	for (int i = 0; i < nitems; i++)
-		if (items[i].refusal == LEDGER_ACCEPTED && items[i].transfer_index >= 0)
-			items[i].result = transfer_ids[items[i].transfer_index];
-	ledger_write(accounts.accounts, accounts.count, &writes, transfer_ids);
+	/* the refusal's message names accounts that live until SPI_finish */
+	if (single && items[0].refusal != LEDGER_ACCEPTED)
+		ledger_raise_refusal(&items[0]);
 	SPI_finish();
 }
 
-/* A single call: its one item's result, or its refusal raised. */
-static int64
-post_single(LedgerItem *item)
+/* A single call: its one item's result; its refusal is raised. */
+int64
+ledger_post_single(LedgerItem *item)
 {
 	ledger_post_items(item, 1, true);
-	if (item->refusal != LEDGER_ACCEPTED)
-		ledger_raise_refusal(item);
 	return item->result;
 }
 
@@ -269,7 +503,7 @@ post_to_account(FunctionCallInfo fcinfo, LedgerOperation op)
 		if (ledger_direct_post(item.account, item.amount, op == LEDGER_DEBIT, &result))
 			return result;
 	}
-	return post_single(&item);
+	return ledger_post_single(&item);
 }
 
 /*
@@ -289,8 +523,9 @@ ledger_credit(PG_FUNCTION_ARGS)
  * ledger_debit(account text, amount bigint, idempotency_key text DEFAULT NULL)
  *	 RETURNS bigint
  *
- * Takes money out unless that would go below the floor (LG001); returns
- * the new balance.  Locks: the account row, to COMMIT.
+ * Takes money out unless that would take what is available below the
+ * floor (LG001); returns the new balance.  Locks: the account row, to
+ * COMMIT.
  */
 PG_FUNCTION_INFO_V1(ledger_debit);
 Datum
@@ -317,5 +552,5 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	item.to_account = ledger_arg_name(fcinfo, 1, "to_account");
 	item.amount = ledger_arg_amount(fcinfo, 2);
 	item.key = ledger_arg_key(fcinfo, 3);
-	PG_RETURN_INT64(post_single(&item));
+	PG_RETURN_INT64(ledger_post_single(&item));
 }

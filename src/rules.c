@@ -5,12 +5,17 @@
  *	  path that posts -- single calls, batches and the direct fast path.
  *
  *	  ledger_rule_request	the request itself: names, amount, key, a
- *							transfer to itself
- *	  ledger_rule_take		money out of an account: its floor, and the
- *							right to take from a source of money
+ *							transfer to itself, an expiry in the future
+ *	  ledger_rule_take		money out of what an account has available
+ *							(its balance less what pending holds reserve):
+ *							its floor, and the right to take from a source
+ *							of money; a hold reserves by the same rule
  *	  ledger_rule_give		money into an account: the bigint range
  *	  ledger_rule_currency	a transfer stays in one currency
  *	  ledger_rule_replay	an idempotency key replays only its own request
+ *	  ledger_rule_capture	a capture replays its own capture, and posts
+ *							only a pending hold, at most its amount
+ *	  ledger_hold_expired	a hold stops reserving at its expiry
  *
  * They decide on locked accounts held in memory (the row lock is the
  * caller's) and return a refusal instead of raising it: a batch records
@@ -22,6 +27,8 @@
 
 #include "common/int.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
 
 #include "errors.h"
 #include "ledger.h"
@@ -36,12 +43,18 @@ static const char *const refusal_names[] = {
 	[LEDGER_REFUSE_FUNDS] = "insufficient_funds",
 	[LEDGER_REFUSE_RANGE] = "numeric_value_out_of_range",
 	[LEDGER_REFUSE_PRIVILEGE] = "insufficient_privilege",
+	[LEDGER_REFUSE_HOLD_NOT_FOUND] = "hold_not_found",
+	[LEDGER_REFUSE_HOLD_NOT_PENDING] = "hold_not_pending",
 };
 
 static const char *const operation_names[] = {
 	[LEDGER_CREDIT] = "credit",
 	[LEDGER_DEBIT] = "debit",
 	[LEDGER_TRANSFER] = "transfer",
+	[LEDGER_HOLD] = "hold",
+	[LEDGER_CAPTURE] = "capture",
+	[LEDGER_RELEASE] = "release",
+	[LEDGER_EXPIRE] = "expire",
 };
 
 const char *
@@ -56,15 +69,45 @@ ledger_operation_name(LedgerOperation op)
 	return operation_names[op];
 }
 
+/* An interval after which a hold expires: more than nothing. */
+static bool
+interval_is_positive(Interval *interval)
+{
+	Interval	zero = {0};
+
+	return DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(interval),
+											IntervalPGetDatum(&zero)));
+}
+
 /*
  * The request itself, before any account is read: names and key of 1 to
- * 255 bytes, a positive amount, a transfer between two accounts.
+ * 255 bytes, a positive amount, a transfer between two accounts, an
+ * expiry in the future.  (A capture's and a release's account comes from
+ * their hold, read later.)
  */
 LedgerRefusal
 ledger_rule_request(const LedgerItem *item)
 {
-	if (!ledger_name_is_valid(item->account) || item->amount <= 0 ||
-		(item->key != NULL && !ledger_name_is_valid(item->key)))
+	if (item->key != NULL && !ledger_name_is_valid(item->key))
+		return LEDGER_REFUSE_INVALID;
+	switch (item->op)
+	{
+		case LEDGER_CAPTURE:
+			if (item->amount < 0 ||
+				(item->to_account != NULL && !ledger_name_is_valid(item->to_account)))
+				return LEDGER_REFUSE_INVALID;
+			return LEDGER_ACCEPTED;
+		case LEDGER_RELEASE:
+		case LEDGER_EXPIRE:
+			return LEDGER_ACCEPTED;
+		case LEDGER_HOLD:
+			if (item->expires_in != NULL && !interval_is_positive(item->expires_in))
+				return LEDGER_REFUSE_INVALID;
+			break;
+		default:
+			break;
+	}
+	if (!ledger_name_is_valid(item->account) || item->amount <= 0)
 		return LEDGER_REFUSE_INVALID;
 	if (item->op == LEDGER_TRANSFER &&
 		(!ledger_name_is_valid(item->to_account) ||
@@ -74,22 +117,30 @@ ledger_rule_request(const LedgerItem *item)
 }
 
 /*
- * Take amount out of a locked account: the new balance, or why not.
+ * Take amount out of what a locked account has available: the new
+ * balance, or why not.
  *
- * An account with a floor may not go below it (LG001; a subtraction that
- * leaves bigint is below any floor).  An account without one is a source
- * of money: taking from it creates money, which needs that right
- * (guard.c), and it goes as low as bigint allows (22003 past that).
+ * What is available is the balance less what its pending, unexpired holds
+ * reserve.  An account with a floor may not take it below that floor
+ * (LG001; a subtraction that leaves bigint is below any floor).  An
+ * account without one is a source of money: taking from it creates money,
+ * which needs that right (guard.c), and it goes as low as bigint allows
+ * (22003 past that).  A hold reserves money by this rule, without taking
+ * it.
  */
 LedgerRefusal
 ledger_rule_take(const LedgerAccount *account, int64 amount, int64 *new_balance)
 {
 	bool		overflow;
+	int64		available_after;
 
 	if (!account->has_floor && !ledger_may_create_money())
 		return LEDGER_REFUSE_PRIVILEGE;
 	overflow = pg_sub_s64_overflow(account->balance, amount, new_balance);
-	if (account->has_floor && (overflow || *new_balance < account->min_balance))
+	if (account->has_floor &&
+		(overflow ||
+		 pg_sub_s64_overflow(*new_balance, account->reserved, &available_after) ||
+		 available_after < account->min_balance))
 		return LEDGER_REFUSE_FUNDS;
 	if (overflow)
 		return LEDGER_REFUSE_RANGE;
@@ -134,15 +185,64 @@ ledger_rule_replay(const LedgerStoredKey *stored, const LedgerItem *item)
 		same_name(stored->account, item->account) &&
 		(item->op == LEDGER_TRANSFER
 		 ? stored->counter_account != NULL && same_name(stored->counter_account, item->to_account)
-		 : stored->counter_account == NULL);
+		 : stored->counter_account == NULL) &&
+		(stored->expires_in == NULL || item->expires_in == NULL
+		 ? stored->expires_in == item->expires_in
+		 : DatumGetBool(DirectFunctionCall2(interval_eq, IntervalPGetDatum(stored->expires_in),
+											IntervalPGetDatum(item->expires_in))));
 
 	return same ? LEDGER_ACCEPTED : LEDGER_REFUSE_KEY_CONFLICT;
+}
+
+/* A hold stops reserving, and can no longer be captured, at its expiry. */
+bool
+ledger_hold_expired(const LedgerHold *hold, TimestampTz now)
+{
+	return hold->expires && now >= hold->expires_at;
+}
+
+/*
+ * A capture of the hold read under the account's lock (item->hold), at
+ * the posting's clock.  A hold captured before replays that capture when
+ * this one asks the same -- the amount it posted (no amount: the whole
+ * hold) to the same destination (*replay) -- and is LG003 otherwise; a
+ * hold released or expired is LG007; a pending one may be captured for at
+ * most its amount (22023).
+ */
+LedgerRefusal
+ledger_rule_capture(const LedgerItem *item, TimestampTz now, bool *replay)
+{
+	const LedgerHold *hold = &item->hold;
+	int64		amount = item->amount != 0 ? item->amount : hold->amount;
+
+	*replay = false;
+	if (hold->ended != NULL && strcmp(hold->ended, "captured") == 0)
+	{
+		*replay = amount == hold->captured &&
+			(item->to_account == NULL
+			 ? hold->to_account == NULL
+			 : hold->to_account != NULL && ledger_same_text(item->to_account, hold->to_account));
+		return *replay ? LEDGER_ACCEPTED : LEDGER_REFUSE_KEY_CONFLICT;
+	}
+	if (hold->ended != NULL || ledger_hold_expired(hold, now))
+		return LEDGER_REFUSE_HOLD_NOT_PENDING;
+	if (amount > hold->amount)
+		return LEDGER_REFUSE_INVALID;
+	return LEDGER_ACCEPTED;
 }
 
 /* What an item asked for, in the words of an error's detail. */
 static char *
 describe_request(const LedgerItem *item)
 {
+	if (item->op == LEDGER_CAPTURE)
+		return item->to_account != NULL
+			? psprintf("a capture of hold " INT64_FORMAT " for %s to account \"%s\"",
+					   item->hold_id,
+					   item->amount != 0 ? psprintf(INT64_FORMAT, item->amount) : "its whole amount",
+					   text_to_cstring(item->to_account))
+			: psprintf("a capture of hold " INT64_FORMAT " for %s", item->hold_id,
+					   item->amount != 0 ? psprintf(INT64_FORMAT, item->amount) : "its whole amount");
 	if (item->op == LEDGER_TRANSFER)
 		return psprintf("a transfer of " INT64_FORMAT " from account \"%s\" to account \"%s\"",
 						item->amount, text_to_cstring(item->account),
@@ -185,6 +285,25 @@ ledger_raise_refusal(const LedgerItem *item)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("cannot transfer from account \"%s\" to itself",
 								text_to_cstring(item->account))));
+			if (item->op == LEDGER_HOLD)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("expires_in must be positive"),
+						 errhint("Pass NULL for a hold that never expires.")));
+			if (item->op == LEDGER_CAPTURE && item->to_account != NULL &&
+				ledger_same_text(item->account, item->to_account))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("cannot capture hold " INT64_FORMAT " to its own account \"%s\"",
+								item->hold_id, text_to_cstring(item->account)),
+						 errhint("Capture without to_account to post it as a debit.")));
+			if (item->op == LEDGER_CAPTURE)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("cannot capture more than hold " INT64_FORMAT " holds",
+								item->hold_id),
+						 errdetail("The hold is of " INT64_FORMAT "; the capture is of " INT64_FORMAT ".",
+								   item->hold.amount, item->amount)));
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid posting: %s", describe_request(item))));
@@ -193,6 +312,13 @@ ledger_raise_refusal(const LedgerItem *item)
 			ledger_raise_account_not_found(item->missing);
 			break;
 		case LEDGER_REFUSE_KEY_CONFLICT:
+			if (item->op == LEDGER_CAPTURE)
+				ereport(ERROR,
+						(errcode(ERRCODE_LEDGER_IDEMPOTENCY_CONFLICT),
+						 errmsg("hold " INT64_FORMAT " was already captured with other arguments",
+								item->hold_id),
+						 errdetail("This request is %s.", describe_request(item)),
+						 errhint("Calling ledger_capture again with the same arguments returns the first result.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_LEDGER_IDEMPOTENCY_CONFLICT),
 					 errmsg("idempotency key \"%s\" was already used for a different request",
@@ -210,13 +336,24 @@ ledger_raise_refusal(const LedgerItem *item)
 							   text_to_cstring(to->name), to->currency)));
 			break;
 		case LEDGER_REFUSE_FUNDS:
+			if (from->reserved > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_LEDGER_INSUFFICIENT_FUNDS),
+						 errmsg("insufficient funds in account \"%s\"",
+								text_to_cstring(from->name)),
+						 errdetail("The balance is " INT64_FORMAT ", of which " INT64_FORMAT
+								   " is held; the %s is " INT64_FORMAT " and the floor is " INT64_FORMAT ".",
+								   from->balance, from->reserved,
+								   item->op == LEDGER_HOLD ? "hold" : "debit",
+								   item->amount, from->min_balance)));
 			ereport(ERROR,
 					(errcode(ERRCODE_LEDGER_INSUFFICIENT_FUNDS),
 					 errmsg("insufficient funds in account \"%s\"",
 							text_to_cstring(from->name)),
-					 errdetail("The balance is " INT64_FORMAT ", the debit is " INT64_FORMAT
+					 errdetail("The balance is " INT64_FORMAT ", the %s is " INT64_FORMAT
 							   " and the floor is " INT64_FORMAT ".",
-							   from->balance, item->amount, from->min_balance)));
+							   from->balance, item->op == LEDGER_HOLD ? "hold" : "debit",
+							   item->amount, from->min_balance)));
 			break;
 		case LEDGER_REFUSE_RANGE:
 			if (item->op == LEDGER_CREDIT)
@@ -230,6 +367,19 @@ ledger_raise_refusal(const LedgerItem *item)
 														text_to_cstring(from->name)),
 											   "The account has no floor: it is a source of money,"
 											   " and taking money out of it creates money.");
+			break;
+		case LEDGER_REFUSE_HOLD_NOT_FOUND:
+			ereport(ERROR,
+					(errcode(ERRCODE_LEDGER_HOLD_NOT_FOUND),
+					 errmsg("hold " INT64_FORMAT " does not exist", item->hold_id)));
+			break;
+		case LEDGER_REFUSE_HOLD_NOT_PENDING:
+			ereport(ERROR,
+					(errcode(ERRCODE_LEDGER_HOLD_NOT_PENDING),
+					 errmsg("hold " INT64_FORMAT " is not pending", item->hold_id),
+					 item->hold.ended == NULL || strcmp(item->hold.ended, "expired") == 0
+					 ? errdetail("It expired at %s.", timestamptz_to_str(item->hold.expires_at))
+					 : errdetail("It was %s.", item->hold.ended)));
 			break;
 		case LEDGER_ACCEPTED:
 			break;

@@ -24,16 +24,201 @@
 
 #define MAX_STATEMENT_ARGS 8
 
+/*
+ * A statement, and (sql_1_1) its text for the tables of versions before
+ * 1.2, which have no holds: a new library keeps serving a database whose
+ * ALTER EXTENSION ledger UPDATE has not run yet.
+ */
 typedef struct StatementDefinition
 {
 	const char *sql;
 	int			expected;		/* SPI_OK_* code on success */
 	int			nargs;
 	Oid			argtypes[MAX_STATEMENT_ARGS];
+	const char *sql_1_1;		/* NULL: the same */
 } StatementDefinition;
 
 /* The columns of a stored idempotency key, as idempotency.c reads them. */
-#define KEY_COLUMNS "idempotency_key, operation, account, counter_account, amount, result"
+#define KEY_COLUMNS "idempotency_key, operation, account, counter_account, amount, result, expires_in"
+#define KEY_COLUMNS_1_1 "idempotency_key, operation, account, counter_account, amount, result, NULL::pg_catalog.interval"
+#define KEY_INSERT_1_1 "idempotency_key, operation, account, counter_account, amount, result"
+
+/*
+ * The audit (STMT_VERIFY): every balance equals the sum of its journal and
+ * the last running balance, no balance is below its floor, every journal
+ * row belongs to an existing account, every transfer has exactly two
+ * entries (amount out of its from account, amount into its to account),
+ * and every stored idempotency key is backed by the posting whose result
+ * it replays (and every keyed posting has its key).  With holds (1.2):
+ * held is the sum of the pending holds, no available balance is below its
+ * floor, every hold is pending or ended (not both), and every captured
+ * hold has exactly its one posting.  Problems of a vanished account are
+ * reported under its id.
+ */
+#define VERIFY_HEAD \
+	"SELECT COALESCE(a.name::pg_catalog.text," \
+	"                pg_catalog.format('<missing account %s>', p.account_id))," \
+	"       p.problem" \
+	" FROM ("
+
+#define VERIFY_CHECKS(HOLD_KEY_BACKED) \
+	"  SELECT a.account_id," \
+	"         pg_catalog.format('balance %s does not equal the sum of its journal entries %s'," \
+	"                           a.balance, COALESCE(j.total, 0)) AS problem" \
+	"    FROM ledger.accounts a" \
+	"    LEFT JOIN (SELECT account_id, pg_catalog.sum(amount) AS total" \
+	"                 FROM ledger.entries GROUP BY account_id) j" \
+	"           ON j.account_id OPERATOR(pg_catalog.=) a.account_id" \
+	"   WHERE a.balance::pg_catalog.numeric OPERATOR(pg_catalog.<>) COALESCE(j.total, 0)" \
+	"  UNION ALL" \
+	"  SELECT account_id," \
+	"         pg_catalog.format('balance %s is below its floor %s', balance, min_balance)" \
+	"    FROM ledger.accounts" \
+	"   WHERE balance OPERATOR(pg_catalog.<) min_balance" \
+	"  UNION ALL" \
+	"  SELECT account_id," \
+	"         pg_catalog.format('entry %s records balance_after %s but the running sum is %s'," \
+	"                           entry_id, balance_after, running)" \
+	"    FROM (SELECT account_id, entry_id, balance_after," \
+	"                 pg_catalog.sum(amount) OVER (PARTITION BY account_id ORDER BY entry_id) AS running" \
+	"            FROM ledger.entries) r" \
+	"   WHERE balance_after::pg_catalog.numeric OPERATOR(pg_catalog.<>) running" \
+	"  UNION ALL" \
+	"  SELECT e.account_id," \
+	"         pg_catalog.format('%s journal entries belong to no account', pg_catalog.count(*))" \
+	"    FROM ledger.entries e" \
+	"   WHERE NOT EXISTS (SELECT FROM ledger.accounts a" \
+	"                      WHERE a.account_id OPERATOR(pg_catalog.=) e.account_id)" \
+	"   GROUP BY e.account_id" \
+	"  UNION ALL" \
+	"  SELECT e.account_id," \
+	"         pg_catalog.format('entry %s belongs to transfer %s, which does not exist'," \
+	"                           e.entry_id, e.transfer_id)" \
+	"    FROM ledger.entries e" \
+	"   WHERE e.transfer_id IS NOT NULL" \
+	"     AND NOT EXISTS (SELECT FROM ledger.transfers t" \
+	"                      WHERE t.transfer_id OPERATOR(pg_catalog.=) e.transfer_id)" \
+	"  UNION ALL" \
+	"  SELECT t.from_account_id," \
+	"         pg_catalog.format('transfer %s of %s does not have one entry of -%s on its from account and one of +%s on its to account'," \
+	"                           t.transfer_id, t.amount, t.amount, t.amount)" \
+	"    FROM ledger.transfers t" \
+	"    LEFT JOIN ledger.entries e ON e.transfer_id OPERATOR(pg_catalog.=) t.transfer_id" \
+	"   GROUP BY t.transfer_id, t.from_account_id, t.to_account_id, t.amount" \
+	"  HAVING pg_catalog.count(e.entry_id) OPERATOR(pg_catalog.<>) 2" \
+	"      OR pg_catalog.count(e.entry_id) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.from_account_id" \
+	"                                              AND e.amount OPERATOR(pg_catalog.=) OPERATOR(pg_catalog.-) t.amount)" \
+	"         OPERATOR(pg_catalog.<>) 1" \
+	"      OR pg_catalog.count(e.entry_id) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.to_account_id" \
+	"                                              AND e.amount OPERATOR(pg_catalog.=) t.amount)" \
+	"         OPERATOR(pg_catalog.<>) 1" \
+	"  UNION ALL" \
+	"  SELECT (SELECT a.account_id FROM ledger.accounts a" \
+	"           WHERE a.name OPERATOR(pg_catalog.=) k.account)," \
+	"         pg_catalog.format('idempotency key %s replays %s %s of %s, which no posting backs'," \
+	"                           pg_catalog.quote_literal(k.idempotency_key), k.operation," \
+	"                           k.result, k.amount)" \
+	"    FROM ledger.idempotency_keys k" \
+	"   WHERE NOT (CASE k.operation" \
+	"      WHEN 'transfer' THEN EXISTS (" \
+	"        SELECT FROM ledger.transfers t" \
+	"          JOIN ledger.accounts f ON f.account_id OPERATOR(pg_catalog.=) t.from_account_id" \
+	"          JOIN ledger.accounts d ON d.account_id OPERATOR(pg_catalog.=) t.to_account_id" \
+	"         WHERE t.transfer_id OPERATOR(pg_catalog.=) k.result" \
+	"           AND t.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key" \
+	"           AND t.amount OPERATOR(pg_catalog.=) k.amount" \
+	"           AND f.name OPERATOR(pg_catalog.=) k.account" \
+	"           AND d.name OPERATOR(pg_catalog.=) k.counter_account)" \
+	"      WHEN 'credit' THEN EXISTS (" \
+	"        SELECT FROM ledger.entries e" \
+	"          JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) e.account_id" \
+	"         WHERE e.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key" \
+	"           AND e.transfer_id IS NULL AND a.name OPERATOR(pg_catalog.=) k.account" \
+	"           AND e.amount OPERATOR(pg_catalog.=) k.amount" \
+	"           AND e.balance_after OPERATOR(pg_catalog.=) k.result)" \
+	"      WHEN 'debit' THEN EXISTS (" \
+	"        SELECT FROM ledger.entries e" \
+	"          JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) e.account_id" \
+	"         WHERE e.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key" \
+	"           AND e.transfer_id IS NULL AND a.name OPERATOR(pg_catalog.=) k.account" \
+	"           AND e.amount OPERATOR(pg_catalog.=) OPERATOR(pg_catalog.-) k.amount" \
+	"           AND e.balance_after OPERATOR(pg_catalog.=) k.result)" \
+	"      WHEN 'hold' THEN " HOLD_KEY_BACKED \
+	"      ELSE false END)" \
+	"  UNION ALL" \
+	"  SELECT e.account_id," \
+	"         pg_catalog.format('entry %s carries idempotency key %s, which is not recorded'," \
+	"                           e.entry_id, pg_catalog.quote_literal(e.idempotency_key))" \
+	"    FROM ledger.entries e" \
+	"   WHERE e.idempotency_key IS NOT NULL" \
+	"     AND NOT EXISTS (SELECT FROM ledger.idempotency_keys k" \
+	"                      WHERE k.idempotency_key OPERATOR(pg_catalog.=) e.idempotency_key)"
+
+/* a hold's key is backed by the hold it made */
+#define VERIFY_HOLD_KEY \
+	"EXISTS (" \
+	"        SELECT FROM ledger.holds h" \
+	"          JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) h.account_id" \
+	"         WHERE h.hold_id OPERATOR(pg_catalog.=) k.result" \
+	"           AND h.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key" \
+	"           AND h.amount OPERATOR(pg_catalog.=) k.amount" \
+	"           AND a.name OPERATOR(pg_catalog.=) k.account)"
+
+#define VERIFY_HOLD_CHECKS \
+	"  UNION ALL" \
+	"  SELECT a.account_id," \
+	"         pg_catalog.format('held %s does not equal the sum of its pending holds %s'," \
+	"                           a.held, COALESCE(p.total, 0))" \
+	"    FROM ledger.accounts a" \
+	"    LEFT JOIN (SELECT account_id, pg_catalog.sum(amount) AS total" \
+	"                 FROM ledger.pending_holds GROUP BY account_id) p" \
+	"           ON p.account_id OPERATOR(pg_catalog.=) a.account_id" \
+	"   WHERE a.held::pg_catalog.numeric OPERATOR(pg_catalog.<>) COALESCE(p.total, 0)" \
+	"  UNION ALL" \
+	"  SELECT a.account_id," \
+	"         pg_catalog.format('available balance %s is below its floor %s'," \
+	"                           a.balance OPERATOR(pg_catalog.-) r.reserved, a.min_balance)" \
+	"    FROM ledger.accounts a" \
+	"    JOIN (SELECT account_id, pg_catalog.sum(amount) AS reserved" \
+	"            FROM ledger.pending_holds" \
+	"           WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()" \
+	"           GROUP BY account_id) r ON r.account_id OPERATOR(pg_catalog.=) a.account_id" \
+	"   WHERE (a.balance OPERATOR(pg_catalog.-) r.reserved) OPERATOR(pg_catalog.<) a.min_balance" \
+	"  UNION ALL" \
+	"  SELECT h.account_id," \
+	"         pg_catalog.format('hold %s is %s', h.hold_id," \
+	"                           CASE WHEN p.hold_id IS NULL THEN 'neither pending nor ended'" \
+	"                                ELSE 'both pending and ended' END)" \
+	"    FROM ledger.holds h" \
+	"    LEFT JOIN ledger.pending_holds p ON p.hold_id OPERATOR(pg_catalog.=) h.hold_id" \
+	"    LEFT JOIN ledger.hold_ends e ON e.hold_id OPERATOR(pg_catalog.=) h.hold_id" \
+	"   WHERE (p.hold_id IS NULL) OPERATOR(pg_catalog.=) (e.hold_id IS NULL)" \
+	"  UNION ALL" \
+	"  SELECT h.account_id," \
+	"         pg_catalog.format('hold %s was captured for %s but has %s postings of it'," \
+	"                           h.hold_id, e.captured, pg_catalog.count(x.entry_id))" \
+	"    FROM ledger.holds h" \
+	"    JOIN ledger.hold_ends e ON e.hold_id OPERATOR(pg_catalog.=) h.hold_id" \
+	"    LEFT JOIN ledger.entries x ON x.hold_id OPERATOR(pg_catalog.=) h.hold_id" \
+	"   WHERE e.status OPERATOR(pg_catalog.=) 'captured'" \
+	"   GROUP BY h.hold_id, h.account_id, e.captured" \
+	"  HAVING pg_catalog.count(x.entry_id) OPERATOR(pg_catalog.<>) 1" \
+	"      OR pg_catalog.count(x.entry_id) FILTER (WHERE x.account_id OPERATOR(pg_catalog.=) h.account_id" \
+	"                                              AND x.amount OPERATOR(pg_catalog.=) OPERATOR(pg_catalog.-) e.captured)" \
+	"         OPERATOR(pg_catalog.<>) 1" \
+	"  UNION ALL" \
+	"  SELECT x.account_id," \
+	"         pg_catalog.format('entry %s posts hold %s, which was not captured', x.entry_id, x.hold_id)" \
+	"    FROM ledger.entries x" \
+	"   WHERE x.hold_id IS NOT NULL" \
+	"     AND NOT EXISTS (SELECT FROM ledger.hold_ends e" \
+	"                      WHERE e.hold_id OPERATOR(pg_catalog.=) x.hold_id" \
+	"                        AND e.status OPERATOR(pg_catalog.=) 'captured')"
+
+#define VERIFY_TAIL \
+	" ) p" \
+	" LEFT JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) p.account_id" \
+	" ORDER BY 1, 2"
 
 static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	[STMT_OPEN_ACCOUNT] = {
@@ -57,24 +242,35 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	 * any order, queue on the same first lock instead of deadlocking.
 	 */
 	[STMT_LOCK_ACCOUNTS] = {
-		"SELECT account_id, balance, min_balance, currency, name, ctid"
+		"SELECT account_id, balance, min_balance, currency, name, ctid, held"
 		" FROM ledger.accounts"
 		" WHERE name OPERATOR(pg_catalog.=) ANY ($1)"
 		" ORDER BY account_id"
 		" FOR UPDATE",
-		SPI_OK_SELECT, 1, {TEXTARRAYOID}
+		SPI_OK_SELECT, 1, {TEXTARRAYOID},
+		"SELECT account_id, balance, min_balance, currency, name, ctid, 0::pg_catalog.int8"
+		" FROM ledger.accounts"
+		" WHERE name OPERATOR(pg_catalog.=) ANY ($1)"
+		" ORDER BY account_id"
+		" FOR UPDATE"
 	},
 	[STMT_FIND_KEY] = {
 		"SELECT " KEY_COLUMNS
 		" FROM ledger.idempotency_keys"
 		" WHERE idempotency_key OPERATOR(pg_catalog.=) $1",
-		SPI_OK_SELECT, 1, {TEXTOID}
+		SPI_OK_SELECT, 1, {TEXTOID},
+		"SELECT " KEY_COLUMNS_1_1
+		" FROM ledger.idempotency_keys"
+		" WHERE idempotency_key OPERATOR(pg_catalog.=) $1"
 	},
 	[STMT_FIND_KEYS] = {
 		"SELECT " KEY_COLUMNS
 		" FROM ledger.idempotency_keys"
 		" WHERE idempotency_key OPERATOR(pg_catalog.=) ANY ($1)",
-		SPI_OK_SELECT, 1, {TEXTARRAYOID}
+		SPI_OK_SELECT, 1, {TEXTARRAYOID},
+		"SELECT " KEY_COLUMNS_1_1
+		" FROM ledger.idempotency_keys"
+		" WHERE idempotency_key OPERATOR(pg_catalog.=) ANY ($1)"
 	},
 
 	/*
@@ -83,9 +279,12 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	 */
 	[STMT_CLAIM_KEY] = {
 		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ")"
-		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
 		" ON CONFLICT (idempotency_key) DO NOTHING",
-		SPI_OK_INSERT, 6, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID}
+		SPI_OK_INSERT, 7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INTERVALOID},
+		"INSERT INTO ledger.idempotency_keys (" KEY_INSERT_1_1 ")"
+		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT (idempotency_key) DO NOTHING"
 	},
 
 	/*
@@ -95,11 +294,17 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	 */
 	[STMT_CLAIM_KEYS] = {
 		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ")"
-		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))"
 		"      AS k(" KEY_COLUMNS ")"
 		" ORDER BY k.idempotency_key COLLATE pg_catalog.\"C\""
 		" ON CONFLICT (idempotency_key) DO NOTHING",
-		SPI_OK_INSERT, 6, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID}
+		SPI_OK_INSERT, 7, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALARRAYOID},
+		"INSERT INTO ledger.idempotency_keys (" KEY_INSERT_1_1 ")"
+		" SELECT k.idempotency_key, k.operation, k.account, k.counter_account, k.amount, k.result"
+		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))"
+		"      AS k(" KEY_COLUMNS ")"
+		" ORDER BY k.idempotency_key COLLATE pg_catalog.\"C\""
+		" ON CONFLICT (idempotency_key) DO NOTHING"
 	},
 
 	/*
@@ -108,16 +313,22 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	 * A TID scan per row instead of an index probe.
 	 */
 	[STMT_UPDATE_BALANCES] = {
-		"UPDATE ledger.accounts a SET balance = v.balance"
-		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS v(row_ctid, balance)"
+		"UPDATE ledger.accounts a SET balance = v.balance, held = v.held"
+		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS v(row_ctid, balance, held)"
 		" WHERE a.ctid OPERATOR(pg_catalog.=) v.row_ctid",
-		SPI_OK_UPDATE, 2, {TIDARRAYOID, INT8ARRAYOID}
+		SPI_OK_UPDATE, 3, {TIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+		"UPDATE ledger.accounts a SET balance = v.balance"
+		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS v(row_ctid, balance, held)"
+		" WHERE a.ctid OPERATOR(pg_catalog.=) v.row_ctid"
 	},
 	[STMT_INSERT_ENTRIES] = {
 		"INSERT INTO ledger.entries"
+		" (account_id, amount, balance_after, transfer_id, idempotency_key, hold_id, created_at)"
+		" SELECT e.*, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS e",
+		SPI_OK_INSERT, 7, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID},
+		"INSERT INTO ledger.entries"
 		" (account_id, amount, balance_after, transfer_id, idempotency_key, created_at)"
-		" SELECT e.*, $6 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS e",
-		SPI_OK_INSERT, 6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID}
+		" SELECT e.a, e.m, e.b, e.t, e.k, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS e(a, m, b, t, k, h)"
 	},
 	[STMT_INSERT_TRANSFERS] = {
 		"INSERT INTO ledger.transfers"
@@ -125,123 +336,101 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" SELECT t.*, $6 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS t",
 		SPI_OK_INSERT, 6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID}
 	},
+
+	/*
+	 * Holds (holds.c).  A hold's record and its place among the pending
+	 * ones are written together, and so are its end and its removal from
+	 * them.
+	 */
+	[STMT_FIND_HOLD] = {
+		"SELECT h.account_id, a.name, h.amount, h.expires_at,"
+		"       e.status, e.captured, t.name, e.result"
+		"  FROM ledger.holds h"
+		"  JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) h.account_id"
+		"  LEFT JOIN ledger.hold_ends e ON e.hold_id OPERATOR(pg_catalog.=) h.hold_id"
+		"  LEFT JOIN ledger.accounts t ON t.account_id OPERATOR(pg_catalog.=) e.to_account_id"
+		" WHERE h.hold_id OPERATOR(pg_catalog.=) $1",
+		SPI_OK_SELECT, 1, {INT8OID}
+	},
+	[STMT_RESERVED] = {
+		"SELECT COALESCE(pg_catalog.sum(amount), 0)::pg_catalog.int8"
+		"  FROM ledger.pending_holds"
+		" WHERE account_id OPERATOR(pg_catalog.=) $1"
+		"   AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $2)",
+		SPI_OK_SELECT, 2, {INT8OID, TIMESTAMPTZOID}
+	},
+	[STMT_INSERT_HOLDS] = {
+		"WITH h AS ("
+		"  INSERT INTO ledger.holds"
+		"   (hold_id, account_id, amount, expires_at, idempotency_key, created_at)"
+		"  SELECT h.*, $6 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5)) AS h"
+		"  RETURNING hold_id, account_id, amount, expires_at)"
+		" INSERT INTO ledger.pending_holds (hold_id, account_id, amount, expires_at)"
+		" SELECT * FROM h",
+		SPI_OK_INSERT, 6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID}
+	},
+	[STMT_END_HOLDS] = {
+		"WITH gone AS ("
+		"  DELETE FROM ledger.pending_holds"
+		"   WHERE hold_id OPERATOR(pg_catalog.=) ANY ($1))"
+		" INSERT INTO ledger.hold_ends"
+		"  (hold_id, status, captured, to_account_id, transfer_id, result, ended_at)"
+		" SELECT e.*, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS e",
+		SPI_OK_INSERT, 7, {INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID}
+	},
+
+	/* the sweep: pending holds due to expire, oldest first, a bounded number */
+	[STMT_DUE_HOLDS] = {
+		"SELECT hold_id FROM ledger.pending_holds"
+		" WHERE expires_at OPERATOR(pg_catalog.<=) $1"
+		" ORDER BY expires_at, hold_id"
+		" LIMIT $2",
+		SPI_OK_SELECT, 2, {TIMESTAMPTZOID, INT8OID}
+	},
+
+	/* a pending hold past its expiry reads "expired" before any sweep */
+	[STMT_HOLDS] = {
+		"SELECT h.hold_id, h.amount::pg_catalog.int8, e.captured::pg_catalog.int8,"
+		"       COALESCE(e.status, CASE WHEN h.expires_at OPERATOR(pg_catalog.<=) $3"
+		"                               THEN 'expired' ELSE 'pending' END)::pg_catalog.text,"
+		"       h.created_at, h.expires_at, h.idempotency_key::pg_catalog.text"
+		"  FROM ledger.holds h"
+		"  LEFT JOIN ledger.hold_ends e ON e.hold_id OPERATOR(pg_catalog.=) h.hold_id"
+		" WHERE h.account_id OPERATOR(pg_catalog.=) $1"
+		" ORDER BY h.hold_id DESC"
+		" LIMIT $2",
+		SPI_OK_SELECT, 3, {INT8OID, INT8OID, TIMESTAMPTZOID}
+	},
+
+	/* keyset paging: before_entry_id NULL is "from the newest" */
 	[STMT_HISTORY] = {
 		"SELECT entry_id, amount, balance_after, transfer_id, idempotency_key, created_at"
 		" FROM ledger.entries"
 		" WHERE account_id OPERATOR(pg_catalog.=) $1"
+		"   AND entry_id OPERATOR(pg_catalog.<) COALESCE($3, '9223372036854775807'::pg_catalog.int8)"
 		" ORDER BY entry_id DESC"
 		" LIMIT $2",
-		SPI_OK_SELECT, 2, {INT8OID, INT8OID}
+		SPI_OK_SELECT, 3, {INT8OID, INT8OID, INT8OID}
 	},
 
 	/*
-	 * The audit: every balance equals the sum of its journal and the last
-	 * running balance, no balance is below its floor, every journal row
-	 * belongs to an existing account, every transfer has exactly two
-	 * entries (amount out of its from account, amount into its to account),
-	 * and every stored idempotency key is backed by the posting whose
-	 * result it replays (and every keyed posting has its key).  Problems of
-	 * a vanished account are reported under its id.
+	 * created_at is read under the account's lock, so per account it never
+	 * decreases in entry_id order: the last entry at or before the time is
+	 * the newest such, found scanning back from the newest.
 	 */
+	[STMT_BALANCE_AT] = {
+		"SELECT balance_after FROM ledger.entries"
+		" WHERE account_id OPERATOR(pg_catalog.=) $1"
+		"   AND created_at OPERATOR(pg_catalog.<=) $2"
+		" ORDER BY entry_id DESC"
+		" LIMIT 1",
+		SPI_OK_SELECT, 2, {INT8OID, TIMESTAMPTZOID}
+	},
+
 	[STMT_VERIFY] = {
-		"SELECT COALESCE(a.name::pg_catalog.text,"
-		"                pg_catalog.format('<missing account %s>', p.account_id)),"
-		"       p.problem"
-		" FROM ("
-		"  SELECT a.account_id,"
-		"         pg_catalog.format('balance %s does not equal the sum of its journal entries %s',"
-		"                           a.balance, COALESCE(j.total, 0)) AS problem"
-		"    FROM ledger.accounts a"
-		"    LEFT JOIN (SELECT account_id, pg_catalog.sum(amount) AS total"
-		"                 FROM ledger.entries GROUP BY account_id) j"
-		"           ON j.account_id OPERATOR(pg_catalog.=) a.account_id"
-		"   WHERE a.balance::pg_catalog.numeric OPERATOR(pg_catalog.<>) COALESCE(j.total, 0)"
-		"  UNION ALL"
-		"  SELECT account_id,"
-		"         pg_catalog.format('balance %s is below its floor %s', balance, min_balance)"
-		"    FROM ledger.accounts"
-		"   WHERE balance OPERATOR(pg_catalog.<) min_balance"
-		"  UNION ALL"
-		"  SELECT account_id,"
-		"         pg_catalog.format('entry %s records balance_after %s but the running sum is %s',"
-		"                           entry_id, balance_after, running)"
-		"    FROM (SELECT account_id, entry_id, balance_after,"
-		"                 pg_catalog.sum(amount) OVER (PARTITION BY account_id ORDER BY entry_id) AS running"
-		"            FROM ledger.entries) r"
-		"   WHERE balance_after::pg_catalog.numeric OPERATOR(pg_catalog.<>) running"
-		"  UNION ALL"
-		"  SELECT e.account_id,"
-		"         pg_catalog.format('%s journal entries belong to no account', pg_catalog.count(*))"
-		"    FROM ledger.entries e"
-		"   WHERE NOT EXISTS (SELECT FROM ledger.accounts a"
-		"                      WHERE a.account_id OPERATOR(pg_catalog.=) e.account_id)"
-		"   GROUP BY e.account_id"
-		"  UNION ALL"
-		"  SELECT e.account_id,"
-		"         pg_catalog.format('entry %s belongs to transfer %s, which does not exist',"
-		"                           e.entry_id, e.transfer_id)"
-		"    FROM ledger.entries e"
-		"   WHERE e.transfer_id IS NOT NULL"
-		"     AND NOT EXISTS (SELECT FROM ledger.transfers t"
-		"                      WHERE t.transfer_id OPERATOR(pg_catalog.=) e.transfer_id)"
-		"  UNION ALL"
-		"  SELECT t.from_account_id,"
-		"         pg_catalog.format('transfer %s of %s does not have one entry of -%s on its from account and one of +%s on its to account',"
-		"                           t.transfer_id, t.amount, t.amount, t.amount)"
-		"    FROM ledger.transfers t"
-		"    LEFT JOIN ledger.entries e ON e.transfer_id OPERATOR(pg_catalog.=) t.transfer_id"
-		"   GROUP BY t.transfer_id, t.from_account_id, t.to_account_id, t.amount"
-		"  HAVING pg_catalog.count(e.entry_id) OPERATOR(pg_catalog.<>) 2"
-		"      OR pg_catalog.count(e.entry_id) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.from_account_id"
-		"                                              AND e.amount OPERATOR(pg_catalog.=) OPERATOR(pg_catalog.-) t.amount)"
-		"         OPERATOR(pg_catalog.<>) 1"
-		"      OR pg_catalog.count(e.entry_id) FILTER (WHERE e.account_id OPERATOR(pg_catalog.=) t.to_account_id"
-		"                                              AND e.amount OPERATOR(pg_catalog.=) t.amount)"
-		"         OPERATOR(pg_catalog.<>) 1"
-		"  UNION ALL"
-		"  SELECT (SELECT a.account_id FROM ledger.accounts a"
-		"           WHERE a.name OPERATOR(pg_catalog.=) k.account),"
-		"         pg_catalog.format('idempotency key %s replays %s %s of %s, which no posting backs',"
-		"                           pg_catalog.quote_literal(k.idempotency_key), k.operation,"
-		"                           k.result, k.amount)"
-		"    FROM ledger.idempotency_keys k"
-		"   WHERE NOT (CASE k.operation"
-		"      WHEN 'transfer' THEN EXISTS ("
-		"        SELECT FROM ledger.transfers t"
-		"          JOIN ledger.accounts f ON f.account_id OPERATOR(pg_catalog.=) t.from_account_id"
-		"          JOIN ledger.accounts d ON d.account_id OPERATOR(pg_catalog.=) t.to_account_id"
-		"         WHERE t.transfer_id OPERATOR(pg_catalog.=) k.result"
-		"           AND t.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key"
-		"           AND t.amount OPERATOR(pg_catalog.=) k.amount"
-		"           AND f.name OPERATOR(pg_catalog.=) k.account"
-		"           AND d.name OPERATOR(pg_catalog.=) k.counter_account)"
-		"      WHEN 'credit' THEN EXISTS ("
-		"        SELECT FROM ledger.entries e"
-		"          JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) e.account_id"
-		"         WHERE e.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key"
-		"           AND e.transfer_id IS NULL AND a.name OPERATOR(pg_catalog.=) k.account"
-		"           AND e.amount OPERATOR(pg_catalog.=) k.amount"
-		"           AND e.balance_after OPERATOR(pg_catalog.=) k.result)"
-		"      WHEN 'debit' THEN EXISTS ("
-		"        SELECT FROM ledger.entries e"
-		"          JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) e.account_id"
-		"         WHERE e.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key"
-		"           AND e.transfer_id IS NULL AND a.name OPERATOR(pg_catalog.=) k.account"
-		"           AND e.amount OPERATOR(pg_catalog.=) OPERATOR(pg_catalog.-) k.amount"
-		"           AND e.balance_after OPERATOR(pg_catalog.=) k.result)"
-		"      ELSE false END)"
-		"  UNION ALL"
-		"  SELECT e.account_id,"
-		"         pg_catalog.format('entry %s carries idempotency key %s, which is not recorded',"
-		"                           e.entry_id, pg_catalog.quote_literal(e.idempotency_key))"
-		"    FROM ledger.entries e"
-		"   WHERE e.idempotency_key IS NOT NULL"
-		"     AND NOT EXISTS (SELECT FROM ledger.idempotency_keys k"
-		"                      WHERE k.idempotency_key OPERATOR(pg_catalog.=) e.idempotency_key)"
-		" ) p"
-		" LEFT JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) p.account_id"
-		" ORDER BY 1, 2",
-		SPI_OK_SELECT, 0, {InvalidOid}
+		VERIFY_HEAD VERIFY_CHECKS(VERIFY_HOLD_KEY) VERIFY_HOLD_CHECKS VERIFY_TAIL,
+		SPI_OK_SELECT, 0, {InvalidOid},
+		VERIFY_HEAD VERIFY_CHECKS("false") VERIFY_TAIL
 	},
 };
 
@@ -257,6 +446,8 @@ statement_writes(LedgerStatement stmt)
 		case STMT_UPDATE_BALANCES:
 		case STMT_INSERT_ENTRIES:
 		case STMT_INSERT_TRANSFERS:
+		case STMT_INSERT_HOLDS:
+		case STMT_END_HOLDS:
 			return true;
 		default:
 			return false;
@@ -264,17 +455,31 @@ statement_writes(LedgerStatement stmt)
 }
 
 static SPIPlanPtr plans[LEDGER_STATEMENT_COUNT];
+static bool plans_have_holds = false;
 
 static SPIPlanPtr
 statement_plan(LedgerStatement stmt)
 {
 	const StatementDefinition *def = &statements[stmt];
+	bool		holds = OidIsValid(ledger_relations()->hold_sequence);
 	SPIPlanPtr	plan;
 
+	/* the extension was updated (or dropped) under us: prepare anew */
+	if (holds != plans_have_holds)
+	{
+		for (int s = 0; s < LEDGER_STATEMENT_COUNT; s++)
+			if (plans[s] != NULL)
+			{
+				SPI_freeplan(plans[s]);
+				plans[s] = NULL;
+			}
+		plans_have_holds = holds;
+	}
 	if (plans[stmt] != NULL)
 		return plans[stmt];
 
-	plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+	plan = SPI_prepare(!holds && def->sql_1_1 != NULL ? def->sql_1_1 : def->sql,
+					   def->nargs, (Oid *) def->argtypes);
 	if (plan == NULL)
 		elog(ERROR, "ledger: SPI_prepare failed for statement %d: %s",
 			 (int) stmt, SPI_result_code_string(SPI_result));

@@ -22,16 +22,17 @@ typedef enum TargetUse
 	APPEND_TRANSFERS
 } TargetUse;
 
+/* The columns of each use; those of holds (1.2) are absent before it. */
 enum
 {
 	ACCOUNT_ID, ACCOUNT_NAME, ACCOUNT_CURRENCY, ACCOUNT_FLOOR, ACCOUNT_BALANCE,
-	ACCOUNT_NCOLUMNS
+	ACCOUNT_HELD, ACCOUNT_NCOLUMNS
 };
 
 enum
 {
 	ENTRY_ID, ENTRY_ACCOUNT, ENTRY_AMOUNT, ENTRY_BALANCE, ENTRY_TRANSFER,
-	ENTRY_KEY, ENTRY_CREATED, ENTRY_NCOLUMNS
+	ENTRY_KEY, ENTRY_HOLD, ENTRY_CREATED, ENTRY_NCOLUMNS
 };
 
 enum
@@ -49,7 +50,8 @@ typedef struct DirectTarget
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;			/* NULL for LOCK_ACCOUNTS */
-	AttrNumber	attnum[MAX_COLUMNS];	/* of the columns above */
+	AttrNumber	attnum[MAX_COLUMNS];	/* of the columns above; an absent
+										 * one of holds: InvalidAttrNumber */
 	Relation	name_index;		/* accounts only: the unique index on name */
 	Oid			sequence;		/* entries: of their id */
 	LOCKMODE	lockmode;

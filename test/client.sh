@@ -66,7 +66,7 @@ for db in clientc clientv clientcli clientex; do
 	psql_q -d "$db" -c 'CREATE EXTENSION ledger' -c "GRANT EXECUTE ON FUNCTION
 		ledger_open_account(text, text, bigint), ledger_credit(text, bigint, text),
 		ledger_debit(text, bigint, text), ledger_transfer(text, text, bigint, text),
-		ledger_balance(text), ledger_history(text, int), ledger_verify(),
+		ledger_balance(text), ledger_history(text, int, bigint), ledger_verify(),
 		ledger_debit_batch(text[], bigint[], text[]),
 		ledger_transfer_batch(text[], text[], bigint[], text[])
 		TO ledger_app"

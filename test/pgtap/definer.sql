@@ -18,7 +18,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(60);
+SELECT plan(81);
 
 /* Every function that belongs to the extension and lives in its schema. */
 CREATE TEMP VIEW extension_function AS
@@ -39,7 +39,7 @@ SELECT p.oid AS fn_oid,
    AND e.extnamespace = p.pronamespace
  WHERE e.extname = 'ledger';
 
-/* ---- which functions: the nine of the API, no more, no fewer ----------- */
+/* ---- which functions: the sixteen of the API, no more, no fewer -------- */
 
 SELECT set_eq(
 	$$SELECT signature FROM extension_function$$,
@@ -48,11 +48,18 @@ SELECT set_eq(
 		  'ledger_debit(text,bigint,text)',
 		  'ledger_transfer(text,text,bigint,text)',
 		  'ledger_balance(text)',
-		  'ledger_history(text,integer)',
+		  'ledger_history(text,integer,bigint)',
 		  'ledger_verify()',
 		  'ledger_debit_batch(text[],bigint[],text[])',
-		  'ledger_transfer_batch(text[],text[],bigint[],text[])'],
-	'the extension''s schema holds exactly the nine API functions');
+		  'ledger_transfer_batch(text[],text[],bigint[],text[])',
+		  'ledger_hold(text,bigint,interval,text)',
+		  'ledger_capture(bigint,bigint,text)',
+		  'ledger_release(bigint)',
+		  'ledger_available(text)',
+		  'ledger_holds(text,integer)',
+		  'ledger_expire_holds()',
+		  'ledger_balance_at(text,timestamp with time zone)'],
+	'the extension''s schema holds exactly the sixteen API functions');
 
 /* ---- SECURITY DEFINER, pinned search_path, not STRICT ------------------- */
 

@@ -35,7 +35,7 @@ GRANT EXECUTE ON FUNCTION
 	ledger_debit(text, bigint, text),
 	ledger_transfer(text, text, bigint, text),
 	ledger_balance(text),
-	ledger_history(text, int),
+	ledger_history(text, int, bigint),
 	ledger_verify(),
 	ledger_debit_batch(text[], bigint[], text[]),
 	ledger_transfer_batch(text[], text[], bigint[], text[])

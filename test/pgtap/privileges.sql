@@ -32,7 +32,7 @@ GRANT EXECUTE ON FUNCTION
 	ledger_debit(text, bigint, text),
 	ledger_transfer(text, text, bigint, text),
 	ledger_balance(text),
-	ledger_history(text, int),
+	ledger_history(text, int, bigint),
 	ledger_verify(),
 	ledger_debit_batch(text[], bigint[], text[]),
 	ledger_transfer_batch(text[], text[], bigint[], text[])
@@ -50,7 +50,7 @@ INSERT INTO api (fn, args) VALUES
 	('ledger_debit', '{text,bigint,text}'),
 	('ledger_transfer', '{text,text,bigint,text}'),
 	('ledger_balance', '{text}'),
-	('ledger_history', '{text,integer}'),
+	('ledger_history', '{text,integer,bigint}'),
 	('ledger_verify', '{}'),
 	('ledger_debit_batch', '{text[],bigint[],text[]}'),
 	('ledger_transfer_batch', '{text[],text[],bigint[],text[]}');
