@@ -4,7 +4,7 @@
  * run, interleaved rounds.
  *
  *   bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]
- *         [-W uniform|hot|zipf|transfer|batch] [-s zipf_s] [-b batch_size] [-u]
+ *         [-W uniform|hot|zipf|transfer|batch|hold] [-s zipf_s] [-b batch_size] [-u]
  *
  * Connection: the PG* environment variables, as in libpq.  The database must
  * have CREATE EXTENSION ledger and bench/naive.sql loaded, and accounts
@@ -13,8 +13,9 @@
  * Each client is a thread with its own connection.  A round runs one
  * implementation for -d seconds; rounds alternate ledger, naive, ledger,
  * naive ... so drift in the machine affects both alike.  Latency is per
- * call (per batch call for -W batch), from send to reply.  The ratio is
- * printed with the range of the single round pairs' ratios.
+ * call (per batch call for -W batch; per hold and capture, two calls and
+ * two commits, for -W hold), from the first send to the last reply.  The
+ * ratio is printed with the range of the single round pairs' ratios.
  *
  * Each connection prepares its statements once and executes them, as
  * libledger does and as any pooled application would; -u sends every call
@@ -39,7 +40,7 @@
 
 typedef enum Workload
 {
-	WL_UNIFORM, WL_HOT, WL_ZIPF, WL_TRANSFER, WL_BATCH
+	WL_UNIFORM, WL_HOT, WL_ZIPF, WL_TRANSFER, WL_BATCH, WL_HOLD
 } Workload;
 
 typedef enum Impl
@@ -47,7 +48,7 @@ typedef enum Impl
 	IMPL_LEDGER, IMPL_NAIVE
 } Impl;
 
-static const char *workload_names[] = {"uniform", "hot", "zipf", "transfer", "batch"};
+static const char *workload_names[] = {"uniform", "hot", "zipf", "transfer", "batch", "hold"};
 static const char *impl_names[] = {"ledger", "naive"};
 
 /* settings */
@@ -180,9 +181,29 @@ workload_sql(Impl impl)
 			return ours ?
 				"SELECT count(*) FROM ledger_debit_batch($1::text[], $2::bigint[]) WHERE status = 'ok'" :
 				"SELECT count(naive_debit(a, x)) FROM unnest($1::text[], $2::bigint[]) AS t(a, x)";
+		case WL_HOLD:
+			return ours ? "SELECT ledger_hold($1, $2)" : "SELECT naive_hold($1, $2)";
 		default:
 			return ours ? "SELECT ledger_debit($1, $2)" : "SELECT naive_debit($1, $2)";
 	}
+}
+
+/* The second call of a hold workload's pair: the capture of the hold. */
+static const char *
+capture_sql(Impl impl)
+{
+	return impl == IMPL_LEDGER ? "SELECT ledger_capture($1)" : "SELECT naive_capture($1)";
+}
+
+static const char *const capture_names[] = {"ledger_capture", "naive_capture"};
+
+/* Run a statement of this client, prepared or not; one parameter set. */
+static PGresult *
+execute(Client *c, const char *name, const char *sql, int nparams, const char *const *params)
+{
+	if (prepared)
+		return PQexecPrepared(c->conn, name, nparams, params, NULL, NULL, 0);
+	return PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 }
 
 /* One call of the workload; returns the number of postings it made, -1 on error. */
@@ -246,11 +267,17 @@ one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
 			break;
 	}
 
-	if (prepared)
-		res = PQexecPrepared(c->conn, impl_names[c->impl], nparams, params, NULL, NULL, 0);
-	else
-		res = PQexecParams(c->conn, workload_sql(c->impl), nparams, NULL, params,
-						   NULL, NULL, 0);
+	res = execute(c, impl_names[c->impl], workload_sql(c->impl), nparams, params);
+	if (workload == WL_HOLD && PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		/* the capture of the hold just made, in a transaction of its own */
+		char		hold_id[32];
+		const char *capture_params[1] = {hold_id};
+
+		snprintf(hold_id, sizeof(hold_id), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = execute(c, capture_names[c->impl], capture_sql(c->impl), 1, capture_params);
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -381,7 +408,7 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]\n"
-			"             [-W uniform|hot|zipf|transfer|batch] [-s zipf_s] [-b batch_size] [-u]\n");
+			"             [-W uniform|hot|zipf|transfer|batch|hold] [-s zipf_s] [-b batch_size] [-u]\n");
 	exit(2);
 }
 
@@ -413,10 +440,10 @@ main(int argc, char **argv)
 				{
 					int			w;
 
-					for (w = 0; w <= WL_BATCH; w++)
+					for (w = 0; w <= WL_HOLD; w++)
 						if (strcmp(optarg, workload_names[w]) == 0)
 							break;
-					if (w > WL_BATCH)
+					if (w > WL_HOLD)
 						usage();
 					workload = (Workload) w;
 					break;
@@ -444,6 +471,12 @@ main(int argc, char **argv)
 			PGresult   *res = PQprepare(clients[i].conn, impl_names[impl],
 										workload_sql((Impl) impl), 0, NULL);
 
+			if (PQresultStatus(res) == PGRES_COMMAND_OK && workload == WL_HOLD)
+			{
+				PQclear(res);
+				res = PQprepare(clients[i].conn, capture_names[impl],
+								capture_sql((Impl) impl), 0, NULL);
+			}
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			{
 				fprintf(stderr, "bench: cannot prepare: %s", PQerrorMessage(clients[i].conn));

@@ -1,8 +1,9 @@
 -- bench/naive.sql: the ledger a team would write by hand, as the baseline
 -- the benchmark compares the extension with.  PL/pgSQL, the textbook
--- pattern: SELECT ... FOR UPDATE, check, UPDATE, journal INSERT.
--- It has no idempotency keys, no forced synchronous commit and no
--- SECURITY DEFINER; the benchmark runs both with synchronous_commit = on.
+-- pattern: SELECT ... FOR UPDATE, check, UPDATE, journal INSERT; holds as
+-- a table of pending reservations and a held total per account.
+-- It has no idempotency keys, no expiry, no forced synchronous commit and
+-- no SECURITY DEFINER; the benchmark runs both with synchronous_commit = on.
 
 DROP SCHEMA IF EXISTS naive CASCADE;
 CREATE SCHEMA naive;
@@ -11,6 +12,7 @@ CREATE TABLE naive.accounts (
 	name		text PRIMARY KEY,
 	balance		bigint NOT NULL DEFAULT 0,
 	min_balance	bigint,
+	held		bigint NOT NULL DEFAULT 0,
 	CHECK (min_balance IS NULL OR balance >= min_balance)
 );
 
@@ -28,13 +30,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	v_balance bigint;
 	v_floor bigint;
+	v_held bigint;
 BEGIN
-	SELECT balance, min_balance INTO v_balance, v_floor
+	SELECT balance, min_balance, held INTO v_balance, v_floor, v_held
 	  FROM naive.accounts WHERE name = p_account FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'account % not found', p_account;
 	END IF;
-	IF v_floor IS NOT NULL AND v_balance - p_amount < v_floor THEN
+	IF v_floor IS NOT NULL AND v_balance - v_held - p_amount < v_floor THEN
 		RAISE EXCEPTION 'insufficient funds in %', p_account;
 	END IF;
 	UPDATE naive.accounts SET balance = v_balance - p_amount WHERE name = p_account;
@@ -63,5 +66,63 @@ BEGIN
 	INSERT INTO naive.journal (account, amount, balance_after)
 	VALUES (p_from, -p_amount, v_from - p_amount), (p_to, p_amount, v_to + p_amount);
 	RETURN v_from - p_amount;
+END
+$$;
+
+CREATE TABLE naive.holds (
+	hold_id		bigserial PRIMARY KEY,
+	account		text NOT NULL REFERENCES naive.accounts,
+	amount		bigint NOT NULL,
+	status		text NOT NULL DEFAULT 'pending',
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION naive_hold(p_account text, p_amount bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_balance bigint;
+	v_floor bigint;
+	v_held bigint;
+	v_hold bigint;
+BEGIN
+	SELECT balance, min_balance, held INTO v_balance, v_floor, v_held
+	  FROM naive.accounts WHERE name = p_account FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'account % not found', p_account;
+	END IF;
+	IF v_floor IS NOT NULL AND v_balance - v_held - p_amount < v_floor THEN
+		RAISE EXCEPTION 'insufficient funds in %', p_account;
+	END IF;
+	UPDATE naive.accounts SET held = v_held + p_amount WHERE name = p_account;
+	INSERT INTO naive.holds (account, amount) VALUES (p_account, p_amount)
+	RETURNING hold_id INTO v_hold;
+	RETURN v_hold;
+END
+$$;
+
+CREATE FUNCTION naive_capture(p_hold bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_account text;
+	v_amount bigint;
+	v_status text;
+	v_balance bigint;
+BEGIN
+	SELECT account, amount, status INTO v_account, v_amount, v_status
+	  FROM naive.holds WHERE hold_id = p_hold;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'hold % not found', p_hold;
+	END IF;
+	SELECT balance INTO v_balance FROM naive.accounts WHERE name = v_account FOR UPDATE;
+	SELECT status INTO v_status FROM naive.holds WHERE hold_id = p_hold;
+	IF v_status <> 'pending' THEN
+		RAISE EXCEPTION 'hold % is %', p_hold, v_status;
+	END IF;
+	UPDATE naive.accounts SET balance = v_balance - v_amount, held = held - v_amount
+	 WHERE name = v_account;
+	INSERT INTO naive.journal (account, amount, balance_after)
+	VALUES (v_account, -v_amount, v_balance - v_amount);
+	UPDATE naive.holds SET status = 'captured' WHERE hold_id = p_hold;
+	RETURN v_balance - v_amount;
 END
 $$;

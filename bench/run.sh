@@ -65,6 +65,7 @@ run -c "$CLIENTS" -W uniform -u
 run -c "$CLIENTS" -W hot
 run -c "$CLIENTS" -W zipf -s 2
 run -c "$CLIENTS" -W transfer
+run -c "$CLIENTS" -W hold
 if $smoke; then
 	run -c 2 -W batch -b 100
 else
