@@ -15,26 +15,13 @@ source "$(dirname "$0")/lib.sh"
 
 fail() { echo "dump_restore: FAILED: $*" >&2; exit 1; }
 
-TABLES="accounts:account_id entries:entry_id transfers:transfer_id
-idempotency_keys:idempotency_key holds:hold_id hold_ends:hold_id pending_holds:hold_id"
-
-# tables_of DB FILE: every ledger table's rows, in key order, into FILE
-tables_of() {
-	local db=$1 file=$2 table
-	: >"$file"
-	for table in $TABLES; do
-		echo "-- ${table%%:*}" >>"$file"
-		psql_q -d "$db" -c "COPY (SELECT * FROM ledger.${table%%:*} ORDER BY ${table##*:}) TO STDOUT" >>"$file"
-	done
-}
-
 ledger_build_install
 cluster_start source
 psql_q -c 'CREATE DATABASE books'
 psql_q -d books -c 'CREATE EXTENSION ledger' >/dev/null
 psql_q -d books -v round=1 -f "$LEDGER_ROOT/test/fill_ledger.sql" >/dev/null
 [ -z "$(psql_q -d books -c 'SELECT * FROM ledger_verify()')" ] || fail "the source's audit is not clean"
-tables_of books "$LEDGER_TMP/source.tables"
+ledger_table_rows books "$LEDGER_TMP/source.tables"
 version=$(psql_q -d books -c "SELECT extversion FROM pg_extension WHERE extname = 'ledger'")
 triggers=$(psql_q -d books -c "SELECT string_agg(tgrelid::regclass || '.' || tgname || ':' || tgenabled::text, ' ' ORDER BY 1)
                                  FROM pg_trigger WHERE NOT tgisinternal")
@@ -57,7 +44,7 @@ psql_q -d from_plain -v ON_ERROR_STOP=1 -f "$LEDGER_TMP/books.sql" >/dev/null 2>
 	{ cat "$LEDGER_TMP/custom.err" >&2; fail "the custom dump did not restore"; }
 
 for db in from_plain from_custom; do
-	tables_of "$db" "$LEDGER_TMP/$db.tables"
+	ledger_table_rows "$db" "$LEDGER_TMP/$db.tables"
 	diff -q "$LEDGER_TMP/source.tables" "$LEDGER_TMP/$db.tables" >/dev/null ||
 		{ diff "$LEDGER_TMP/source.tables" "$LEDGER_TMP/$db.tables" | head -20 >&2; fail "$db: rows differ"; }
 	[ "$(psql_q -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'ledger'")" = "$version" ] ||

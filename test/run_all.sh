@@ -11,6 +11,7 @@
 #   bank            test/bank.sh         Jepsen bank workload, short run
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
 #   dump-restore    test/dump_restore.sh pg_dump plain+custom, restore into another cluster, identical
+#   logical         test/logical.sh      logical replication of every posting path, whole and in commit order
 #   fuzz            test/fuzz.sh         20 000 seeded random calls, only documented SQLSTATEs
 #   client          test/client.sh       libledger + CLI: statuses, lost reply, threads, batches, valgrind
 #   demo            test/demo.sh         the README's first command still works
@@ -92,6 +93,7 @@ restart     test/restart.sh
 bank        test/bank.sh
 failover    test/failover.sh
 dump-restore test/dump_restore.sh
+logical     test/logical.sh
 fuzz        test/fuzz.sh
 client      test/client.sh
 demo        test/demo.sh
