@@ -29,6 +29,8 @@ OBJS = \
 	src/audit.o
 
 DATA = $(wildcard sql/ledger--*.sql)
+# installed under $(pg_config --docdir)/extension, as pgvector and pgTAP do
+DOCS = README.md $(wildcard doc/*.md)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
 REGRESS = account posting transfer idempotency history verify durability batch direct_write holds upgrade
