@@ -29,8 +29,6 @@ OBJS = \
 	src/audit.o
 
 DATA = $(wildcard sql/ledger--*.sql)
-# installed under $(pg_config --docdir)/extension, as pgvector and pgTAP do
-DOCS = README.md $(wildcard doc/*.md)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
 REGRESS = account posting transfer idempotency history verify durability batch direct_write holds upgrade
@@ -45,6 +43,19 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# README and doc/ go to $(pg_config --docdir)/extension/ledger/: PGXS's DOCS
+# would put them straight into extension/, where every extension's
+# README.md meets.
+LEDGER_DOCS = README.md $(wildcard doc/*.md)
+install: install-ledger-docs
+uninstall: uninstall-ledger-docs
+.PHONY: install-ledger-docs uninstall-ledger-docs
+install-ledger-docs:
+	$(MKDIR_P) '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger'
+	$(INSTALL_DATA) $(LEDGER_DOCS) '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger/'
+uninstall-ledger-docs:
+	rm -rf '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger'
 
 # every object depends on the shared headers (PGXS tracks no header changes)
 $(OBJS): src/ledger.h src/errors.h
