@@ -84,7 +84,7 @@ SELECT pg_sleep(0.05);
 SELECT ledger_expire_holds() AS swept;
 SELECT ledger_expire_holds() AS swept_again;
 SELECT hold_id, amount, captured, status, created_at <= now() AS made,
-       expires_at IS NULL AS never_expires
+       expires_at IS NULL AS never_expires, expires_at - created_at AS expires_after
   FROM ledger_holds('alice');
 SELECT ledger_available('alice') AS available, ledger_balance('alice') AS balance;
 SELECT ledger_release(8) AS released;

@@ -262,7 +262,7 @@ extern ArrayType *ledger_column_array(LedgerColumn *column, Oid elmtype);
 extern int64 *ledger_next_ids(Oid sequence, int count);
 extern void ledger_write(LedgerAccount *accounts, int naccounts,
 						 LedgerWrites *writes, const int64 *transfer_ids,
-						 const int64 *hold_ids);
+						 const int64 *hold_ids, TimestampTz now);
 
 /* relations.c: the ledger's relations and what a direct write may do */
 typedef struct LedgerRelations

@@ -467,7 +467,7 @@ ledger_post_items(LedgerItem *items, int nitems, bool single)
 			if (items[i].hold_index >= 0)
 				items[i].result = hold_ids[items[i].hold_index];
 		}
-		ledger_write(accounts.accounts, accounts.count, &writes, transfer_ids, hold_ids);
+		ledger_write(accounts.accounts, accounts.count, &writes, transfer_ids, hold_ids, now);
 	}
 
 	/* the refusal's message names accounts that live until SPI_finish */

@@ -187,14 +187,14 @@ write_hold_ends(LedgerWrites *writes, const int64 *transfer_ids, TimestampTz now
  * Write a decided posting: the balances of the touched accounts (whose
  * rows the caller holds locked), the transfers, the entries, the holds and
  * the holds' ends.  Entries and ends of transfers carry the transfer's
- * index until here.
+ * index until here.  Every row is stamped with now, the clock the posting
+ * was decided by, so that a hold's expiry is exactly its expires_in after
+ * its created_at.
  */
 void
 ledger_write(LedgerAccount *accounts, int naccounts, LedgerWrites *writes,
-			 const int64 *transfer_ids, const int64 *hold_ids)
+			 const int64 *transfer_ids, const int64 *hold_ids, TimestampTz now)
 {
-	TimestampTz now = GetCurrentTimestamp();
-
 	for (int e = 0; e < writes->entry_transfer.count; e++)
 		if (!writes->entry_transfer.nulls[e])
 			writes->entry_transfer.values[e] =
