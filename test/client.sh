@@ -7,7 +7,9 @@
 #                server batches (ledger_post_batch);
 #                client/test/test_outcomes.c: commit failures, a lost reply
 #                then a statement timeout, SERIALIZABLE batches beside
-#                audits, cancelled standby waits, ledger_set_timeout
+#                audits, cancelled standby waits, ledger_set_timeout;
+#                client/test/test_holds.c: holds, capture, release, every
+#                status, lost replies, balance_at, history paging
 #   valgrind     the C tests and the CLI, --leak-check=full
 #   install      make install into a temp prefix; the exported symbols and
 #                their version nodes; a program needing 1.2 refuses to
@@ -68,7 +70,10 @@ for db in clientc clientv clientcli clientex; do
 		ledger_debit(text, bigint, text), ledger_transfer(text, text, bigint, text),
 		ledger_balance(text), ledger_history(text, int, bigint), ledger_verify(),
 		ledger_debit_batch(text[], bigint[], text[]),
-		ledger_transfer_batch(text[], text[], bigint[], text[])
+		ledger_transfer_batch(text[], text[], bigint[], text[]),
+		ledger_hold(text, bigint, interval, text), ledger_capture(bigint, bigint, text),
+		ledger_release(bigint), ledger_available(text), ledger_holds(text, int),
+		ledger_balance_at(text, timestamptz)
 		TO ledger_app"
 done
 
