@@ -85,7 +85,8 @@ done
 psql_q -c 'CREATE ROLE hostile_owner LOGIN' -c 'CREATE DATABASE clienthostile OWNER hostile_owner'
 psql_q -d clienthostile -c 'CREATE EXTENSION ledger' -c "GRANT EXECUTE ON FUNCTION
 		ledger_debit(text, bigint, text), ledger_balance(text),
-		ledger_debit_batch(text[], bigint[], text[]) TO ledger_app" \
+		ledger_debit_batch(text[], bigint[], text[]), ledger_available(text),
+		ledger_balance_at(text, timestamptz) TO ledger_app" \
 	-c "SELECT ledger_open_account('victim', 'EUR'), ledger_open_account('src', 'EUR', NULL)" \
 	-c "SELECT ledger_transfer('src', 'victim', 100)" >/dev/null
 for schema in evil ledger_app; do
@@ -94,6 +95,10 @@ for schema in evil ledger_app; do
 		-c "CREATE FUNCTION $schema.ledger_debit(text, bigint, text DEFAULT NULL) RETURNS bigint
 			LANGUAGE sql AS 'SELECT 424242::bigint'" \
 		-c "CREATE FUNCTION $schema.ledger_balance(text) RETURNS bigint
+			LANGUAGE sql AS 'SELECT 424242::bigint'" \
+		-c "CREATE FUNCTION $schema.ledger_available(text) RETURNS bigint
+			LANGUAGE sql AS 'SELECT 424242::bigint'" \
+		-c "CREATE FUNCTION $schema.ledger_balance_at(text, timestamptz) RETURNS bigint
 			LANGUAGE sql AS 'SELECT 424242::bigint'" \
 		-c "CREATE FUNCTION $schema.ledger_debit_batch(text[], bigint[], text[] DEFAULT NULL)
 			RETURNS TABLE(ordinal int, status text, result bigint)
