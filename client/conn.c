@@ -52,6 +52,43 @@ static const struct
 	[LEDGER_STMT_TRANSFER_BATCH] = {"libledger_transfer_batch", 4,
 		"SELECT ordinal, status, result FROM %s.ledger_transfer_batch("
 	"$1::pg_catalog.text[], $2::pg_catalog.text[], $3::bigint[], $4::pg_catalog.text[])"},
+	/* $3 NULL: from the newest */
+	[LEDGER_STMT_HISTORY_BEFORE] = {"libledger_history_before", 3,
+		"SELECT entry_id, amount, balance_after, transfer_id, idempotency_key,"
+		" (extract(epoch FROM created_at) OPERATOR(pg_catalog.*) 1000000)::bigint"
+	" FROM %s.ledger_history($1::pg_catalog.text, $2::integer, $3::bigint)"},
+
+	/*
+	 * Microseconds since 1970 as a timestamptz, exactly: whole seconds
+	 * through to_timestamp (a float8, exact for any whole number of seconds
+	 * in PostgreSQL's range), plus the remainder in microseconds (an exact
+	 * interval).  Division truncates, so a negative time adds a negative
+	 * remainder.  (All OPERATOR() forms share one precedence: the
+	 * parentheses are needed.)
+	 */
+	[LEDGER_STMT_BALANCE_AT] = {"libledger_balance_at", 2,
+		"SELECT %s.ledger_balance_at($1::pg_catalog.text,"
+		" pg_catalog.to_timestamp(($2::bigint OPERATOR(pg_catalog./) 1000000::bigint)::double precision)"
+		" OPERATOR(pg_catalog.+) (($2::bigint OPERATOR(pg_catalog.%) 1000000::bigint)"
+	" OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval))"},
+	/* $3 NULL: the hold never expires */
+	[LEDGER_STMT_HOLD] = {"libledger_hold", 4,
+		"SELECT %s.ledger_hold($1::pg_catalog.text, $2::bigint,"
+		" $3::bigint OPERATOR(pg_catalog.*) '1 millisecond'::pg_catalog.interval,"
+	" $4::pg_catalog.text)"},
+	/* $2 NULL: the whole hold; $3 NULL: a debit of the held account */
+	[LEDGER_STMT_CAPTURE] = {"libledger_capture", 3,
+	"SELECT %s.ledger_capture($1::bigint, $2::bigint, $3::pg_catalog.text)"},
+	[LEDGER_STMT_RELEASE] = {"libledger_release", 1,
+	"SELECT %s.ledger_release($1::bigint)"},
+	[LEDGER_STMT_AVAILABLE] = {"libledger_available", 1,
+	"SELECT %s.ledger_available($1::pg_catalog.text)"},
+	[LEDGER_STMT_HOLDS] = {"libledger_holds", 2,
+		"SELECT hold_id, amount, captured, status,"
+		" (extract(epoch FROM created_at) OPERATOR(pg_catalog.*) 1000000)::bigint,"
+		" (extract(epoch FROM expires_at) OPERATOR(pg_catalog.*) 1000000)::bigint,"
+		" idempotency_key"
+	" FROM %s.ledger_holds($1::pg_catalog.text, $2::integer)"},
 };
 
 /* The schema of the extension, quoted as an identifier; one row or none. */
@@ -78,6 +115,8 @@ static const char *const status_names[] = {
 	[LEDGER_CONNECTION_FAILED] = "connection_failed",
 	[LEDGER_UNKNOWN_OUTCOME] = "unknown_outcome",
 	[LEDGER_CLIENT_ERROR] = "client_error",
+	[LEDGER_HOLD_NOT_FOUND] = "hold_not_found",
+	[LEDGER_HOLD_NOT_PENDING] = "hold_not_pending",
 };
 
 /* The SQLSTATEs with a status of their own; anything else is SERVER_ERROR. */
@@ -92,6 +131,8 @@ static const struct
 	{"LG003", LEDGER_IDEMPOTENCY_CONFLICT},
 	{"LG004", LEDGER_CURRENCY_MISMATCH},
 	{"LG005", LEDGER_ACCOUNT_EXISTS},
+	{"LG006", LEDGER_HOLD_NOT_FOUND},
+	{"LG007", LEDGER_HOLD_NOT_PENDING},
 	{"22023", LEDGER_INVALID_PARAMETER_VALUE},
 	{"22004", LEDGER_NULL_VALUE_NOT_ALLOWED},
 	{"22003", LEDGER_NUMERIC_VALUE_OUT_OF_RANGE},

@@ -15,9 +15,10 @@
  * succeeded and was confirmed: the server answered, the commit raised no
  * error, and no WARNING came with it (PostgreSQL warns when a wait for a
  * synchronous standby is cancelled: the posting is then committed locally
- * but maybe not replicated).  A refusal (LG001-LG005, 22xxx) is definite
+ * but maybe not replicated).  A refusal (LG001-LG007, 22xxx) is definite
  * even after earlier attempts whose answer was lost, because the retry
- * carried the same key and would have replayed a committed attempt.  Any
+ * carried the same key (a capture or release: the same hold id) and would
+ * have replayed a committed attempt.  Any
  * other failure after an attempt that may have committed (lost connection,
  * unconfirmed commit, the deadline of ledger_set_timeout) is retried while
  * attempts and time remain and otherwise ends in LEDGER_UNKNOWN_OUTCOME:
@@ -38,8 +39,9 @@
  * batch items, are owned by the connection and stay valid until the next
  * call on that connection returns (or ledger_finish): they may be passed as
  * arguments of that next call, e.g. items resent with their reported keys.
- * Copy them to keep them longer.  History and audit results are owned by
- * the caller and freed with ledger_history_free / ledger_audit_free.
+ * Copy them to keep them longer.  History, holds and audit results are
+ * owned by the caller and freed with ledger_history_free /
+ * ledger_holds_free / ledger_audit_free.
  *
  *-------------------------------------------------------------------------
  */
@@ -79,6 +81,14 @@ extern "C"
 #define LEDGER_HAS_GENERATE_KEY 1
 
 /*
+ * Feature macro (since 1.2.0): holds -- ledger_hold, ledger_capture,
+ * ledger_release, ledger_available, ledger_holds -- with the statuses
+ * LEDGER_HOLD_NOT_FOUND and LEDGER_HOLD_NOT_PENDING, and ledger_balance_at
+ * and ledger_history_before (extension 1.2 or later).
+ */
+#define LEDGER_HAS_HOLDS 1
+
+/*
  * The verbs' status must be looked at: ignoring it is how a posting that
  * failed, or whose outcome is unknown, passes for done.
  */
@@ -90,8 +100,9 @@ extern "C"
 
 /*
  * The outcome of every call.  The numeric values are part of the ABI: they
- * are never renumbered, new values are only appended.  Values 1-10 mirror
- * the SQLSTATEs raised by the extension (src/errors.h on the server side).
+ * are never renumbered, new values are only appended.  Values 1-10 and
+ * 15-16 mirror the SQLSTATEs raised by the extension (src/errors.h on the
+ * server side).
  */
 typedef enum LedgerStatus
 {
@@ -109,7 +120,10 @@ typedef enum LedgerStatus
 	LEDGER_SERVER_ERROR = 11,	/* any other SQLSTATE; read ledger_error_sqlstate() */
 	LEDGER_CONNECTION_FAILED = 12,	/* no connection; the request was never executed */
 	LEDGER_UNKNOWN_OUTCOME = 13,	/* a write was sent, no answer: it may have applied */
-	LEDGER_CLIENT_ERROR = 14	/* misuse or out of memory; nothing was sent */
+	LEDGER_CLIENT_ERROR = 14,	/* misuse or out of memory; nothing was sent */
+	LEDGER_HOLD_NOT_FOUND = 15, /* LG006 no hold has that id (since 1.2.0) */
+	LEDGER_HOLD_NOT_PENDING = 16	/* LG007 the hold was captured, released or
+									 * expired (since 1.2.0) */
 } LedgerStatus;
 
 /*
@@ -160,6 +174,27 @@ typedef struct LedgerHistory
 	size_t		n_entries;
 	LedgerEntry *entries;		/* newest first */
 } LedgerHistory;
+
+/* One hold of ledger_holds(); see ledger_holds.  Since 1.2.0. */
+typedef struct LedgerHold
+{
+	int64_t		hold_id;
+	int64_t		amount;			/* what it reserves (or reserved) */
+	int64_t		captured;		/* the amount posted; 0 unless captured */
+	const char *status;			/* "pending", "captured", "released" or
+								 * "expired" (a pending hold past its expiry
+								 * reads "expired" before any sweep) */
+	int64_t		created_at_us;	/* microseconds since 1970-01-01 00:00 UTC */
+	int64_t		expires_at_us;	/* the same; meaningful when has_expiry */
+	int			has_expiry;		/* 0: the hold never expires */
+	const char *idempotency_key;	/* NULL when the hold had none */
+} LedgerHold;
+
+typedef struct LedgerHolds
+{
+	size_t		n_holds;
+	LedgerHold *holds;			/* newest first */
+} LedgerHolds;
 
 /* One row of ledger_verify(). */
 typedef struct LedgerProblem
@@ -265,9 +300,9 @@ extern LedgerStatus ledger_set_timeout(LedgerConn *conn, int timeout_ms);
  *                         own; "" after LEDGER_OK
  *   ledger_error_sqlstate, _detail, _hint: the server's fields; NULL when
  *                         the server sent none (or the call succeeded)
- *   ledger_last_key:      the idempotency key of the last credit, debit
- *                         or transfer (the caller's or a generated one);
- *                         reset at the start of each of them, so it is
+ *   ledger_last_key:      the idempotency key of the last credit, debit,
+ *                         transfer or hold (the caller's or a generated
+ *                         one); reset at the start of each of them, so it is
  *                         NULL only if that posting failed before choosing
  *                         a key (LEDGER_CLIENT_ERROR); other calls leave
  *                         it unchanged; NULL before the first posting
@@ -318,6 +353,110 @@ extern LEDGER_MUST_CHECK LedgerStatus ledger_balance(LedgerConn *conn, const cha
 extern LEDGER_MUST_CHECK LedgerStatus ledger_history(LedgerConn *conn, const char *account,
 								   int max_rows, LedgerHistory **history);
 extern void ledger_history_free(LedgerHistory *history);
+
+/*
+ * Keyset paging of the history: like ledger_history, but only the entries
+ * older than before_entry_id (entry_id < before_entry_id); 0 starts from
+ * the newest.  The next page starts before the last entry_id of this one;
+ * a page with fewer than max_rows entries is the last.  Free the result
+ * with ledger_history_free.  Since 1.2.0.
+ */
+extern LEDGER_MUST_CHECK LedgerStatus ledger_history_before(LedgerConn *conn, const char *account,
+										  int max_rows, int64_t before_entry_id,
+										  LedgerHistory **history);
+
+/*
+ * The balance of an account at a point in time: the running balance after
+ * its last journal entry created at or before at_us (microseconds since
+ * 1970-01-01 00:00 UTC, exact to the microsecond); 0 before its first
+ * entry.  Holds do not count: they change no balance until captured.
+ * Statuses: LEDGER_ACCOUNT_NOT_FOUND, _NULL_VALUE_NOT_ALLOWED (account
+ * NULL), LEDGER_SERVER_ERROR 22008 for a time outside PostgreSQL's range.
+ * Since 1.2.0.
+ */
+extern LEDGER_MUST_CHECK LedgerStatus ledger_balance_at(LedgerConn *conn, const char *account,
+									  int64_t at_us, int64_t *balance);
+
+/* ---- holds (since 1.2.0) --------------------------------------------------- */
+
+/*
+ * A hold reserves money now and posts it later (ledger_capture) or never
+ * (ledger_release, or its expiry).  It changes no balance; it lowers what
+ * is available (ledger_available): balance minus the pending holds not yet
+ * expired, which no debit, transfer or other hold may take below the floor.
+ * Each call is one transaction, like every verb; hold, capture and release
+ * are writes: retried, confirmed and reported by the OUTCOMES rules above.
+ */
+
+/*
+ * Reserve amount of account's available balance; *hold_id is the new hold.
+ * expires_in_ms 0: the hold never expires; otherwise it stops reserving,
+ * exactly, that many milliseconds after it is made, whether or not anything
+ * records it (a negative value is sent, and refused by the server).  Keyed
+ * like ledger_debit: idempotency_key NULL generates one (ledger_last_key),
+ * one key for all attempts; the same key and arguments again return the
+ * same hold id, even after the hold ended.
+ * Statuses: LEDGER_INSUFFICIENT_FUNDS (available - amount would be below
+ * the floor), _ACCOUNT_NOT_FOUND, _IDEMPOTENCY_CONFLICT (the key was used
+ * for another request), _INVALID_PARAMETER_VALUE (amount <= 0, a negative
+ * expiry, a bad name or key), _NULL_VALUE_NOT_ALLOWED (account NULL),
+ * _INSUFFICIENT_PRIVILEGE (a hold on an account without a floor needs the
+ * right to create money), _UNKNOWN_OUTCOME (call again with the same key).
+ */
+extern LEDGER_MUST_CHECK LedgerStatus ledger_hold(LedgerConn *conn, const char *account,
+								int64_t amount, int64_t expires_in_ms,
+								const char *idempotency_key, int64_t *hold_id);
+
+/*
+ * Post amount of a pending hold (0: the whole hold) and end it; the rest of
+ * the hold is released.  to_account NULL: a debit of the held account;
+ * otherwise a transfer to to_account, by the rules of ledger_transfer.
+ * *new_balance is the held account's balance afterwards.  There is no
+ * idempotency key: the hold id is one.  The same hold id and arguments
+ * again return the first result and post nothing, so the call is retried
+ * like a keyed posting, and after LEDGER_UNKNOWN_OUTCOME calling it again
+ * with the same arguments is safe.
+ * Statuses: LEDGER_HOLD_NOT_FOUND, _HOLD_NOT_PENDING (released or
+ * expired), _IDEMPOTENCY_CONFLICT (captured before with other arguments),
+ * _INVALID_PARAMETER_VALUE (a negative amount, more than the hold, a
+ * capture to the held account itself, a bad name), _ACCOUNT_NOT_FOUND and
+ * _CURRENCY_MISMATCH (to_account), _NUMERIC_VALUE_OUT_OF_RANGE,
+ * _INSUFFICIENT_PRIVILEGE (a hold on an account without a floor needs the
+ * right to create money), _UNKNOWN_OUTCOME.
+ */
+extern LEDGER_MUST_CHECK LedgerStatus ledger_capture(LedgerConn *conn, int64_t hold_id,
+								   int64_t amount, const char *to_account,
+								   int64_t *new_balance);
+
+/*
+ * End a pending hold without posting: *released is 1.  A hold already
+ * released or expired is left as it is: *released is 0.  Retried by hold
+ * id like ledger_capture, so *released 0 can also mean that an earlier
+ * attempt of this same call released the hold and its answer was lost
+ * (ledger_last_attempts > 1); either way the hold no longer reserves.
+ * Statuses: LEDGER_HOLD_NOT_FOUND, _HOLD_NOT_PENDING (it was captured),
+ * _UNKNOWN_OUTCOME (calling it again is safe).
+ */
+extern LEDGER_MUST_CHECK LedgerStatus ledger_release(LedgerConn *conn, int64_t hold_id,
+								   int *released);
+
+/*
+ * What an account can spend now: its balance minus its pending holds not
+ * yet expired.  Statuses: LEDGER_ACCOUNT_NOT_FOUND, _NULL_VALUE_NOT_ALLOWED.
+ */
+extern LEDGER_MUST_CHECK LedgerStatus ledger_available(LedgerConn *conn, const char *account,
+									 int64_t *available);
+
+/*
+ * The newest max_rows holds of an account, newest first (by hold id),
+ * whatever their status.  On LEDGER_OK *holds is a new result (possibly
+ * with 0 holds) that the caller frees with ledger_holds_free; otherwise
+ * *holds is NULL.  Statuses: LEDGER_ACCOUNT_NOT_FOUND,
+ * _INVALID_PARAMETER_VALUE (max_rows negative), _NULL_VALUE_NOT_ALLOWED.
+ */
+extern LEDGER_MUST_CHECK LedgerStatus ledger_holds(LedgerConn *conn, const char *account,
+								 int max_rows, LedgerHolds **holds);
+extern void ledger_holds_free(LedgerHolds *holds);
 
 /* The audit.  On LEDGER_OK *audit is freed with ledger_audit_free. */
 extern LEDGER_MUST_CHECK LedgerStatus ledger_verify(LedgerConn *conn, LedgerAudit **audit);

@@ -7,6 +7,9 @@
  *
  * (batch-debit is the one command with many postings: ledger_post_batch.)
  *
+ * A hold is a posting with a key like a debit.  capture and release have
+ * no key: the hold id is one, and the same command again is safe.
+ *
  * The exit status tells what happened (see exit_help below): 0 ok, 1 an
  * internal error, 2 a usage error, 3 verify found problems, and 10 + the
  * LedgerStatus value for every refusal or failure, so scripts can branch
@@ -52,52 +55,64 @@ typedef enum Command
 	CMD_BALANCE,
 	CMD_HISTORY,
 	CMD_VERIFY,
-	CMD_BATCH_DEBIT
+	CMD_BATCH_DEBIT,
+	CMD_HOLD,
+	CMD_CAPTURE,
+	CMD_RELEASE,
+	CMD_AVAILABLE,
+	CMD_HOLDS
 } Command;
+
+/* The last LedgerStatus: exit codes run up to 10 + this. */
+#define LAST_STATUS LEDGER_HOLD_NOT_PENDING
 
 static const struct
 {
 	const char *name;
 	Command		cmd;
-	int			nargs;			/* positional arguments after the name;
-								 * -1: one or more */
+	int			min_args;		/* positional arguments after the name */
+	int			max_args;		/* -1: no limit */
 	const char *synopsis;
 	const char *description;
 }			commands[] =
 {
-	{"open", CMD_OPEN, 1,
+	{"open", CMD_OPEN, 1, 1,
 		"ledger open ACCOUNT [--currency CUR] [--min-balance N | --no-floor]",
 		"Open ACCOUNT (currency default XXX, floor default 0) and print its id.\n"
 		"Opening again with identical parameters prints the same id."},
-	{"credit", CMD_CREDIT, 2,
+	{"credit", CMD_CREDIT, 2, 2,
 		"ledger credit ACCOUNT AMOUNT [--key KEY]",
 		"Add AMOUNT (minor units, digits only, > 0) to ACCOUNT and print the new\n"
 		"balance."},
-	{"debit", CMD_DEBIT, 2,
+	{"debit", CMD_DEBIT, 2, 2,
 		"ledger debit ACCOUNT AMOUNT [--key KEY]",
 		"Take AMOUNT (minor units, digits only, > 0) from ACCOUNT and print the new\n"
 		"balance.  Refused (exit 11) if the balance would go below the account's\n"
 		"floor."},
-	{"transfer", CMD_TRANSFER, 3,
+	{"transfer", CMD_TRANSFER, 3, 3,
 		"ledger transfer FROM TO AMOUNT [--key KEY]",
 		"Move AMOUNT (minor units, digits only, > 0) from FROM to TO (same\n"
 		"currency) and print the transfer id."},
-	{"balance", CMD_BALANCE, 1,
-		"ledger balance ACCOUNT",
-		"Print the balance of ACCOUNT."},
-	{"history", CMD_HISTORY, 1,
-		"ledger history ACCOUNT [--limit N]",
+	{"balance", CMD_BALANCE, 1, 1,
+		"ledger balance ACCOUNT [--at TIMESTAMP]",
+		"Print the balance of ACCOUNT.  With --at, its balance at that time: the\n"
+		"running balance after its last journal entry created at or before\n"
+		"TIMESTAMP, 0 before its first (holds change no balance)."},
+	{"history", CMD_HISTORY, 1, 1,
+		"ledger history ACCOUNT [--limit N] [--before ENTRY_ID]",
 		"Print the newest N (default 100) journal entries of ACCOUNT, newest\n"
 		"first, one per line, tab-separated: entry_id, amount (debits negative),\n"
 		"balance_after, transfer_id, idempotency_key, created_at (UTC);\n"
 		"an empty field is NULL.  In the key, \\ prints as \\\\, tab, newline and\n"
-		"carriage return as \\t, \\n and \\r, other control bytes as \\xHH."},
-	{"verify", CMD_VERIFY, 0,
+		"carriage return as \\t, \\n and \\r, other control bytes as \\xHH.\n"
+		"With --before, only the entries older than ENTRY_ID: the next page\n"
+		"starts before the last entry_id printed."},
+	{"verify", CMD_VERIFY, 0, 0,
 		"ledger verify",
 		"Audit the whole ledger.  Prints \"ok\" and exits 0 when it is\n"
 		"consistent; otherwise prints one \"account<TAB>problem\" line per\n"
 		"problem and exits 3 (both fields escaped as in history)."},
-	{"batch-debit", CMD_BATCH_DEBIT, -1,
+	{"batch-debit", CMD_BATCH_DEBIT, 1, -1,
 		"ledger batch-debit ACCOUNT:AMOUNT... [--key KEY]",
 		"Debit each ACCOUNT by its AMOUNT (digits only), in order, in one\n"
 		"transaction and one commit (ledger_post_batch); the last ':' of an item\n"
@@ -107,6 +122,38 @@ static const struct
 		"Exits 0 when every item is ok, otherwise with the status of the first\n"
 		"item that is not (its lines are printed all the same: the ok items were\n"
 		"applied)."},
+	{"hold", CMD_HOLD, 2, 2,
+		"ledger hold ACCOUNT AMOUNT [--expires-in SECONDS] [--key KEY]",
+		"Reserve AMOUNT (minor units, digits only, > 0) of what ACCOUNT has\n"
+		"available and print the hold id.  The balance stays until the hold is\n"
+		"captured; what is available (ledger available) shrinks at once.  Refused\n"
+		"(exit 11) if the available balance would go below the account's floor."},
+	{"capture", CMD_CAPTURE, 1, 2,
+		"ledger capture HOLD_ID [AMOUNT] [--to ACCOUNT]",
+		"Post AMOUNT (digits only, > 0; default: the whole hold) of a pending hold\n"
+		"and end it; the rest of the hold is released.  Without --to it is a debit\n"
+		"of the held account, with --to a transfer to ACCOUNT (same currency).\n"
+		"Prints the held account's new balance.  The same command again prints\n"
+		"the same balance and posts nothing; other arguments: exit 13.  Exit 25:\n"
+		"no such hold; 26: it was released or expired."},
+	{"release", CMD_RELEASE, 1, 1,
+		"ledger release HOLD_ID",
+		"End a pending hold without posting and print true.  Prints false when\n"
+		"it was already released or expired -- also when an earlier attempt of\n"
+		"this same command released it and its answer was lost.  Exit 25: no such\n"
+		"hold; 26: it was captured."},
+	{"available", CMD_AVAILABLE, 1, 1,
+		"ledger available ACCOUNT",
+		"Print what ACCOUNT can spend now: its balance minus its pending holds\n"
+		"that have not expired."},
+	{"holds", CMD_HOLDS, 1, 1,
+		"ledger holds ACCOUNT [--limit N]",
+		"Print the newest N (default 100) holds of ACCOUNT, newest first, one per\n"
+		"line, tab-separated: hold_id, amount, captured (the amount posted, empty\n"
+		"unless captured), status (pending, captured, released or expired; a\n"
+		"pending hold past its expiry reads expired), created_at, expires_at\n"
+		"(empty: never), idempotency_key (empty: none; escaped as in history).\n"
+		"Times are UTC."},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -129,14 +176,23 @@ typedef struct Args
 	const char *limit;
 	const char *retries;
 	const char *timeout;
+	const char *expires_in;
+	const char *to;
+	const char *at;
+	const char *before;
 
 	/* checked and converted by check_args, before anything is sent */
 	int			retry_attempts; /* 0: the library's default */
 	int			timeout_s;
-	int64_t		amount;			/* credit, debit, transfer */
+	int64_t		amount;			/* credit, debit, transfer, hold, capture
+								 * (0: the whole hold) */
 	int64_t		floor;			/* open */
-	int			max_rows;		/* history */
+	int			max_rows;		/* history, holds */
 	LedgerPosting *items;		/* batch-debit */
+	int64_t		hold_id;		/* capture, release */
+	int64_t		expires_in_ms;	/* hold; 0: never */
+	int64_t		at_us;			/* balance --at */
+	int64_t		before_id;		/* history --before; 0: from the newest */
 
 	/* chosen by choose_key, before anything is sent */
 	char		generated_key[LEDGER_KEY_BUFSIZE];
@@ -164,6 +220,10 @@ static const struct
 	{"--limit", offsetof(Args, limit)},
 	{"--retries", offsetof(Args, retries)},
 	{"--timeout", offsetof(Args, timeout)},
+	{"--expires-in", offsetof(Args, expires_in)},
+	{"--to", offsetof(Args, to)},
+	{"--at", offsetof(Args, at)},
+	{"--before", offsetof(Args, before)},
 };
 
 #define N_VALUE_OPTIONS (sizeof(value_options) / sizeof(value_options[0]))
@@ -386,14 +446,15 @@ exit_help(FILE *out)
 			"   1  internal error of the command itself (e.g. out of memory)\n"
 			"   2  usage error (nothing was sent)\n"
 			"   3  verify: the audit found problems\n");
-	for (s = LEDGER_INSUFFICIENT_FUNDS; s <= LEDGER_CLIENT_ERROR; s++)
+	for (s = LEDGER_INSUFFICIENT_FUNDS; s <= LAST_STATUS; s++)
 		fprintf(out, "  %2d  %s\n", EXIT_STATUS_BASE + s, ledger_status_name((LedgerStatus) s));
 	fprintf(out,
 			"  (10 + the LedgerStatus value.)  After 23 unknown_outcome the posting\n"
 			"  may or may not have been applied: run the same command again with\n"
 			"  --key KEY, KEY as printed; it cannot apply twice (a retry without that\n"
-			"  key may post twice).  With --json every outcome, 1 and 2 included,\n"
-			"  is one JSON object on stdout.\n");
+			"  key may post twice).  capture and release need no key: the same\n"
+			"  command again cannot apply twice.  With --json every outcome, 1 and 2\n"
+			"  included, is one JSON object on stdout.\n");
 }
 
 static void
@@ -435,10 +496,23 @@ usage_command(FILE *out, int i)
 {
 	fprintf(out, "Usage: %s\n\n%s\n", commands[i].synopsis, commands[i].description);
 	if (commands[i].cmd == CMD_CREDIT || commands[i].cmd == CMD_DEBIT ||
-		commands[i].cmd == CMD_TRANSFER)
+		commands[i].cmd == CMD_TRANSFER || commands[i].cmd == CMD_HOLD)
 		fprintf(out, "\n  --key KEY   idempotency key (1-255 bytes); the same KEY again returns\n"
 				"              the original result and changes nothing (default: a\n"
 				"              random KEY, printed after exit 23)\n");
+	if (commands[i].cmd == CMD_HOLD)
+		fprintf(out, "  --expires-in SECONDS\n"
+				"              the hold stops reserving SECONDS (digits, > 0) after it is\n"
+				"              made, exactly, whether or not anything records it (default:\n"
+				"              never)\n");
+	if (commands[i].cmd == CMD_CAPTURE)
+		fprintf(out, "\n  --to ACCOUNT   capture as a transfer to ACCOUNT, not a debit\n");
+	if (commands[i].cmd == CMD_BALANCE)
+		fprintf(out, "\n  --at TIMESTAMP  ISO 8601 with a zone: YYYY-MM-DDTHH:MM:SS, then\n"
+				"                  optionally '.' and 1 to 6 digits of fraction, then Z or\n"
+				"                  +HH:MM or -HH:MM; T may also be t or one space, Z may\n"
+				"                  be z; years 0001-9999, seconds 00-59.  E.g.\n"
+				"                  2026-11-29T12:00:00Z, 2026-11-29T13:00:00.25+01:00\n");
 	if (commands[i].cmd == CMD_BATCH_DEBIT)
 		fprintf(out, "\n  --key KEY   item N gets the idempotency key KEY.N (default: a random\n"
 				"              KEY, printed after exit 23); the same command with the same\n"
@@ -449,7 +523,11 @@ usage_command(FILE *out, int i)
 				"                   0: never negative)\n"
 				"  --no-floor       no floor at all (a source of money)\n");
 	if (commands[i].cmd == CMD_HISTORY)
-		fprintf(out, "\n  --limit N   at most N entries, an optional '-' and digits (default 100)\n");
+		fprintf(out, "\n  --limit N   at most N entries, an optional '-' and digits (default 100)\n"
+				"  --before ENTRY_ID\n"
+				"              only entries with a smaller entry_id (digits, > 0)\n");
+	if (commands[i].cmd == CMD_HOLDS)
+		fprintf(out, "\n  --limit N   at most N holds, an optional '-' and digits (default 100)\n");
 	common_help(out);
 	exit_help(out);
 }
@@ -636,11 +714,19 @@ parse_args(int argc, char **argv, Args *a)
 	return 0;
 }
 
+/* The commands with an idempotency key: --key, or one generated here. */
 static bool
 is_posting(Command cmd)
 {
 	return cmd == CMD_CREDIT || cmd == CMD_DEBIT || cmd == CMD_TRANSFER ||
-		cmd == CMD_BATCH_DEBIT;
+		cmd == CMD_BATCH_DEBIT || cmd == CMD_HOLD;
+}
+
+/* The commands that name a hold by its id (their first argument). */
+static bool
+takes_hold_id(Command cmd)
+{
+	return cmd == CMD_CAPTURE || cmd == CMD_RELEASE;
 }
 
 static int
@@ -650,6 +736,125 @@ check_amount(const Args *a, const char *text, int64_t *amount)
 		return usage_error(a, "AMOUNT must be ASCII digits only (minor units, at most %" PRId64
 						   "), not \"%s\"", INT64_MAX, text);
 	return 0;
+}
+
+/* --limit of history and holds (default 100). */
+static int
+check_limit(Args *a)
+{
+	int64_t		n;
+
+	a->max_rows = 100;
+	if (a->limit == NULL)
+		return 0;
+	if (!parse_integer(a->limit, true, &n) || n < INT32_MIN || n > INT32_MAX)
+		return usage_error(a, "--limit must be an integer ('-' and digits), not \"%s\"",
+						   a->limit);
+	a->max_rows = (int) n;
+	return 0;
+}
+
+/* An option that only one command takes: a usage error elsewhere. */
+static int
+check_option_applies(const Args *a, const char *value, const char *option, Command cmd)
+{
+	size_t		c;
+
+	if (value == NULL || a->cmd == cmd)
+		return 0;
+	for (c = 0; c < N_COMMANDS && commands[c].cmd != cmd; c++)
+		;
+	return usage_error(a, "%s applies to %s only, not %s", option, commands[c].name,
+					   commands[a->cmd_index].name);
+}
+
+/* Exactly n ASCII digits at s, as a number. */
+static bool
+digits(const char *s, int n, int *out)
+{
+	int			v = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t
+days_from_civil(int y, int m, int d)
+{
+	int64_t		era;
+	int			yoe;
+	int			doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (int) (y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/*
+ * --at: ISO 8601 with a zone, as balance --help documents it, to
+ * microseconds since 1970 UTC.  Nothing else is taken (no date alone, no
+ * time without a zone: which zone would be a guess).
+ */
+static bool
+parse_timestamp(const char *s, int64_t *us)
+{
+	static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int			year,
+				month,
+				day,
+				hour,
+				minute,
+				second,
+				frac = 0,
+				frac_digits = 0,
+				offset_h = 0,
+				offset_m = 0,
+				sign = 0,
+				max_day;
+
+	if (!digits(s, 4, &year) || s[4] != '-' || !digits(s + 5, 2, &month) || s[7] != '-' ||
+		!digits(s + 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+		!digits(s + 11, 2, &hour) || s[13] != ':' || !digits(s + 14, 2, &minute) ||
+		s[16] != ':' || !digits(s + 17, 2, &second))
+		return false;
+	s += 19;
+	if (*s == '.')
+	{
+		for (s++; *s >= '0' && *s <= '9' && frac_digits < 7; s++, frac_digits++)
+			frac = frac * 10 + (*s - '0');
+		if (frac_digits == 0 || frac_digits > 6)
+			return false;
+		for (; frac_digits < 6; frac_digits++)
+			frac *= 10;
+	}
+	if ((s[0] == 'Z' || s[0] == 'z') && s[1] == '\0')
+		sign = 0;
+	else if ((s[0] == '+' || s[0] == '-') && digits(s + 1, 2, &offset_h) && s[3] == ':' &&
+			 digits(s + 4, 2, &offset_m) && s[6] == '\0' && offset_h <= 23 && offset_m <= 59)
+		sign = s[0] == '+' ? 1 : -1;
+	else
+		return false;
+
+	if (year < 1 || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59)
+		return false;
+	max_day = month_days[month - 1] +
+		(month == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0));
+	if (day < 1 || day > max_day)
+		return false;
+	*us = ((days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second;
+	*us -= (int64_t) sign * (offset_h * 3600 + offset_m * 60);
+	*us = *us * 1000000 + frac;
+	return true;
 }
 
 /* batch-debit: the items, each ACCOUNT:AMOUNT split at its last ':'. */
@@ -687,8 +892,10 @@ static int
 check_args(Args *a)
 {
 	const char *name;
-	int			nargs;
+	int			min_args;
+	int			max_args;
 	int64_t		n;
+	int			rc;
 
 	if (a->cmd == CMD_NONE)
 	{
@@ -700,26 +907,40 @@ check_args(Args *a)
 		return usage_error(a, "no command given");
 	}
 	name = commands[a->cmd_index].name;
-	nargs = commands[a->cmd_index].nargs;
-	if ((nargs < 0 && a->npos < 1) || (nargs >= 0 && a->npos != nargs))
+	min_args = commands[a->cmd_index].min_args;
+	max_args = commands[a->cmd_index].max_args;
+	if (a->npos < min_args || (max_args >= 0 && a->npos > max_args))
 	{
+		char		how_many[64];
+
+		if (max_args < 0)
+			snprintf(how_many, sizeof(how_many), "%s takes %d or more arguments", name, min_args);
+		else if (max_args > min_args)
+			snprintf(how_many, sizeof(how_many), "%s takes %d to %d arguments", name, min_args,
+					 max_args);
+		else
+			snprintf(how_many, sizeof(how_many), "%s takes %d argument%s", name, min_args,
+					 min_args == 1 ? "" : "s");
 		if (!a->json)
 		{
-			if (nargs < 0)
-				fprintf(stderr, "ledger: %s takes one or more arguments\n", name);
-			else
-				fprintf(stderr, "ledger: %s takes %d argument%s\n", name, nargs,
-						nargs == 1 ? "" : "s");
+			fprintf(stderr, "ledger: %s\n", how_many);
 			usage_command(stderr, a->cmd_index);
 			return EXIT_USAGE;
 		}
-		if (nargs < 0)
-			return usage_error(a, "%s takes one or more arguments", name);
-		return usage_error(a, "%s takes %d argument%s", name, nargs, nargs == 1 ? "" : "s");
+		return usage_error(a, "%s", how_many);
 	}
 	if (a->key != NULL && !is_posting(a->cmd))
-		return usage_error(a, "--key applies to credit, debit, transfer and batch-debit, not %s",
-						   name);
+		return usage_error(a, "--key applies to credit, debit, transfer, batch-debit and hold,"
+						   " not %s", name);
+	if ((rc = check_option_applies(a, a->expires_in, "--expires-in", CMD_HOLD)) != 0 ||
+		(rc = check_option_applies(a, a->to, "--to", CMD_CAPTURE)) != 0 ||
+		(rc = check_option_applies(a, a->at, "--at", CMD_BALANCE)) != 0 ||
+		(rc = check_option_applies(a, a->before, "--before", CMD_HISTORY)) != 0)
+		return rc;
+	if (takes_hold_id(a->cmd) &&
+		(!parse_integer(a->pos[0], false, &a->hold_id) || a->hold_id == 0))
+		return usage_error(a, "HOLD_ID must be a hold id (ASCII digits, > 0), not \"%s\"",
+						   a->pos[0]);
 
 	if (a->retries != NULL)
 	{
@@ -754,14 +975,37 @@ check_args(Args *a)
 		case CMD_TRANSFER:
 			return check_amount(a, a->pos[2], &a->amount);
 		case CMD_HISTORY:
-			a->max_rows = 100;
-			if (a->limit != NULL)
+			if (a->before != NULL &&
+				(!parse_integer(a->before, false, &a->before_id) || a->before_id == 0))
+				return usage_error(a, "--before must be an entry id (ASCII digits, > 0), not \"%s\"",
+								   a->before);
+			return check_limit(a);
+		case CMD_HOLDS:
+			return check_limit(a);
+		case CMD_HOLD:
+			if (a->expires_in != NULL &&
+				(!parse_integer(a->expires_in, false, &n) || n == 0 || n > INT64_MAX / 1000))
+				return usage_error(a, "--expires-in must be a number of seconds (ASCII digits,"
+								   " 1 to %" PRId64 "), not \"%s\"", INT64_MAX / 1000,
+								   a->expires_in);
+			a->expires_in_ms = a->expires_in != NULL ? n * 1000 : 0;
+			return check_amount(a, a->pos[1], &a->amount);
+		case CMD_CAPTURE:
+			a->amount = 0;
+			if (a->npos == 2)
 			{
-				if (!parse_integer(a->limit, true, &n) || n < INT32_MIN || n > INT32_MAX)
-					return usage_error(a, "--limit must be an integer ('-' and digits), not \"%s\"",
-									   a->limit);
-				a->max_rows = (int) n;
+				if ((rc = check_amount(a, a->pos[1], &a->amount)) != 0)
+					return rc;
+				if (a->amount == 0)
+					return usage_error(a, "%s", "AMOUNT must be > 0; leave it out to capture the"
+									   " whole hold");
 			}
+			return 0;
+		case CMD_BALANCE:
+			if (a->at != NULL && !parse_timestamp(a->at, &a->at_us))
+				return usage_error(a, "--at must be a time like 2026-11-29T12:00:00Z or"
+								   " 2026-11-29T13:00:00.123456+01:00 (see ledger balance"
+								   " --help), not \"%s\"", a->at);
 			return 0;
 		case CMD_BATCH_DEBIT:
 			return check_items(a);
@@ -806,15 +1050,17 @@ choose_key(Args *a)
 
 /* ---- results ---------------------------------------------------------------- */
 
-/* ISO 8601 in UTC with microseconds. */
+/* Room for format_time's text, whatever the fields hold. */
+#define TIME_BUFSIZE 128
+
+/* ISO 8601 in UTC with microseconds; buf holds TIME_BUFSIZE bytes. */
 static void
-format_time(int64_t us, char *buf, size_t size)
+format_time(int64_t us, char *buf)
 {
 	int64_t		secs = us / 1000000;
 	int64_t		frac = us % 1000000;
 	time_t		t;
 	struct tm	tm;
-	char		date[32];
 
 	if (frac < 0)
 	{
@@ -822,13 +1068,14 @@ format_time(int64_t us, char *buf, size_t size)
 		secs -= 1;
 	}
 	t = (time_t) secs;
-	if (gmtime_r(&t, &tm) == NULL ||
-		strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+	if (gmtime_r(&t, &tm) == NULL)
 	{
-		snprintf(buf, size, "%" PRId64, us);
+		snprintf(buf, TIME_BUFSIZE, "%" PRId64, us);
 		return;
 	}
-	snprintf(buf, size, "%s.%06dZ", date, (int) frac);
+	/* not strftime's %Y: years before 1000 need their four digits */
+	snprintf(buf, TIME_BUFSIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) frac);
 }
 
 /* Report a failed call; returns the exit status. */
@@ -855,6 +1102,8 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 			json_field_string("from", a->pos[0]);
 			json_field_string("to", a->pos[1]);
 		}
+		else if (takes_hold_id(a->cmd))
+			json_field_int("hold_id", a->hold_id);
 		else if (a->cmd != CMD_VERIFY && a->cmd != CMD_BATCH_DEBIT)
 			json_field_string("account", a->pos[0]);
 		if (is_posting(a->cmd))
@@ -879,6 +1128,14 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 		put_field(stderr, a->posting_key);
 		fprintf(stderr, " (a retry without that key may post twice)\n");
 	}
+	if (status == LEDGER_UNKNOWN_OUTCOME && a->cmd == CMD_CAPTURE)
+		fprintf(stderr, "ledger: the capture may or may not have been applied; run the same"
+				" command again: with the same hold id and arguments it prints the first"
+				" result and cannot post twice\n");
+	if (status == LEDGER_UNKNOWN_OUTCOME && a->cmd == CMD_RELEASE)
+		fprintf(stderr, "ledger: the release may or may not have been applied; run the same"
+				" command again: it cannot release twice (it prints false if the first"
+				" attempt released the hold)\n");
 	return code;
 }
 
@@ -907,7 +1164,22 @@ run_number(const Args *a, LedgerConn *conn)
 									 &result);
 			break;
 		case CMD_BALANCE:
-			status = ledger_balance(conn, a->pos[0], &result);
+			if (a->at != NULL)
+				status = ledger_balance_at(conn, a->pos[0], a->at_us, &result);
+			else
+				status = ledger_balance(conn, a->pos[0], &result);
+			break;
+		case CMD_HOLD:
+			label = "hold_id";
+			status = ledger_hold(conn, a->pos[0], a->amount, a->expires_in_ms, a->posting_key,
+								 &result);
+			break;
+		case CMD_CAPTURE:
+			status = ledger_capture(conn, a->hold_id, a->amount, a->to, &result);
+			break;
+		case CMD_AVAILABLE:
+			label = "available";
+			status = ledger_available(conn, a->pos[0], &result);
 			break;
 		default:
 			break;
@@ -921,15 +1193,33 @@ run_number(const Args *a, LedgerConn *conn)
 		return 0;
 	}
 	printf("{\"status\":\"ok\"");
-	if (a->cmd != CMD_TRANSFER)
-		json_field_string("account", a->pos[0]);
-	else
+	if (a->cmd == CMD_TRANSFER)
 	{
 		json_field_string("from", a->pos[0]);
 		json_field_string("to", a->pos[1]);
 	}
-	if (a->cmd != CMD_BALANCE && a->cmd != CMD_OPEN)
+	else if (a->cmd == CMD_CAPTURE)
+	{
+		json_field_int("hold_id", a->hold_id);
+		json_field_string("to", a->to);
+	}
+	else
+		json_field_string("account", a->pos[0]);
+	if (a->cmd == CMD_CAPTURE && a->amount == 0)
+		printf(",\"amount\":null");	/* the whole hold */
+	else if (a->cmd != CMD_BALANCE && a->cmd != CMD_OPEN && a->cmd != CMD_AVAILABLE)
 		json_field_int("amount", a->amount);
+	if (a->cmd == CMD_HOLD && a->expires_in_ms != 0)
+		json_field_int("expires_in", a->expires_in_ms / 1000);
+	else if (a->cmd == CMD_HOLD)
+		printf(",\"expires_in\":null");
+	if (a->cmd == CMD_BALANCE && a->at != NULL)
+	{
+		char		when[TIME_BUFSIZE];
+
+		format_time(a->at_us, when);
+		json_field_string("at", when);
+	}
 	json_field_int(label, result);
 	if (is_posting(a->cmd))
 		json_field_string("key", a->posting_key);
@@ -945,7 +1235,10 @@ run_history(const Args *a, LedgerConn *conn)
 	LedgerStatus status;
 	size_t		i;
 
-	status = ledger_history(conn, a->pos[0], a->max_rows, &h);
+	if (a->before_id != 0)
+		status = ledger_history_before(conn, a->pos[0], a->max_rows, a->before_id, &h);
+	else
+		status = ledger_history(conn, a->pos[0], a->max_rows, &h);
 	if (status != LEDGER_OK)
 		return report_failure(a, conn, status);
 
@@ -953,15 +1246,17 @@ run_history(const Args *a, LedgerConn *conn)
 	{
 		printf("{\"status\":\"ok\"");
 		json_field_string("account", a->pos[0]);
+		if (a->before_id != 0)
+			json_field_int("before", a->before_id);
 		printf(",\"entries\":[");
 	}
 	for (i = 0; i < h->n_entries; i++)
 	{
 		const LedgerEntry *e = &h->entries[i];
-		char		when[64];
+		char		when[TIME_BUFSIZE];
 		char		transfer[32] = "";
 
-		format_time(e->created_at_us, when, sizeof(when));
+		format_time(e->created_at_us, when);
 		if (e->transfer_id != 0)
 			snprintf(transfer, sizeof(transfer), "%" PRId64, e->transfer_id);
 		if (a->json)
@@ -988,6 +1283,88 @@ run_history(const Args *a, LedgerConn *conn)
 	if (a->json)
 		printf("]}\n");
 	ledger_history_free(h);
+	return 0;
+}
+
+static int
+run_release(const Args *a, LedgerConn *conn)
+{
+	LedgerStatus status;
+	int			released = 0;
+
+	status = ledger_release(conn, a->hold_id, &released);
+	if (status != LEDGER_OK)
+		return report_failure(a, conn, status);
+	if (!a->json)
+	{
+		printf("%s\n", released ? "true" : "false");
+		return 0;
+	}
+	printf("{\"status\":\"ok\"");
+	json_field_int("hold_id", a->hold_id);
+	printf(",\"released\":%s", released ? "true" : "false");
+	json_field_int("attempts", ledger_last_attempts(conn));
+	printf("}\n");
+	return 0;
+}
+
+static int
+run_holds(const Args *a, LedgerConn *conn)
+{
+	LedgerHolds *h;
+	LedgerStatus status;
+	size_t		i;
+
+	status = ledger_holds(conn, a->pos[0], a->max_rows, &h);
+	if (status != LEDGER_OK)
+		return report_failure(a, conn, status);
+
+	if (a->json)
+	{
+		printf("{\"status\":\"ok\"");
+		json_field_string("account", a->pos[0]);
+		printf(",\"holds\":[");
+	}
+	for (i = 0; i < h->n_holds; i++)
+	{
+		const LedgerHold *hold = &h->holds[i];
+		bool		captured = strcmp(hold->status, "captured") == 0;
+		char		created[TIME_BUFSIZE];
+		char		expires[TIME_BUFSIZE] = "";
+		char		amount_captured[32] = "";
+
+		format_time(hold->created_at_us, created);
+		if (hold->has_expiry)
+			format_time(hold->expires_at_us, expires);
+		if (captured)
+			snprintf(amount_captured, sizeof(amount_captured), "%" PRId64, hold->captured);
+		if (a->json)
+		{
+			printf("%s{\"hold_id\":%" PRId64, i ? "," : "", hold->hold_id);
+			json_field_int("amount", hold->amount);
+			if (captured)
+				json_field_int("captured", hold->captured);
+			else
+				printf(",\"captured\":null");
+			json_field_string("status", hold->status);
+			json_field_string("created_at", created);
+			json_field_string("expires_at", hold->has_expiry ? expires : NULL);
+			json_field_string("idempotency_key", hold->idempotency_key);
+			printf("}");
+		}
+		else
+		{
+			printf("%" PRId64 "\t%" PRId64 "\t%s\t", hold->hold_id, hold->amount,
+				   amount_captured);
+			put_field(stdout, hold->status);
+			printf("\t%s\t%s\t", created, expires);
+			put_field(stdout, hold->idempotency_key ? hold->idempotency_key : "");
+			putchar('\n');
+		}
+	}
+	if (a->json)
+		printf("]}\n");
+	ledger_holds_free(h);
 	return 0;
 }
 
@@ -1178,6 +1555,12 @@ run_command(int argc, char **argv, Args *a)
 			break;
 		case CMD_BATCH_DEBIT:
 			rc = run_batch_debit(a, conn);
+			break;
+		case CMD_RELEASE:
+			rc = run_release(a, conn);
+			break;
+		case CMD_HOLDS:
+			rc = run_holds(a, conn);
 			break;
 		default:
 			rc = run_number(a, conn);

@@ -29,6 +29,13 @@ typedef enum LedgerStmt
 	LEDGER_STMT_VERIFY,
 	LEDGER_STMT_DEBIT_BATCH,
 	LEDGER_STMT_TRANSFER_BATCH,
+	LEDGER_STMT_HISTORY_BEFORE,
+	LEDGER_STMT_BALANCE_AT,
+	LEDGER_STMT_HOLD,
+	LEDGER_STMT_CAPTURE,
+	LEDGER_STMT_RELEASE,
+	LEDGER_STMT_AVAILABLE,
+	LEDGER_STMT_HOLDS,
 	LEDGER_N_STMTS
 } LedgerStmt;
 
@@ -157,6 +164,16 @@ extern LedgerStatus ledger__call_params(LedgerConn *conn, LedgerStmt stmt,
 										const char *const *values,
 										const int *lengths, const int *formats,
 										bool is_write, PGresult **result);
+
+/* verbs.c: what every verb shares */
+extern bool ledger__begin(LedgerConn *conn);
+extern LedgerStatus ledger__client_error(LedgerConn *conn, const char *message);
+extern bool ledger__parse_int64(LedgerConn *conn, const PGresult *res, int row, int col,
+								int64_t *out);
+extern LedgerStatus ledger__single_int64(LedgerConn *conn, PGresult *res, bool is_write,
+										 const char *advice, int64_t *out);
+extern size_t ledger__strings_size(const PGresult *res, int col);
+extern const char *ledger__copy_string(const PGresult *res, int row, int col, char **pool);
 
 /* batch.c */
 extern void ledger__item_take_error(LedgerConn *conn, LedgerPosting *item,

@@ -15,9 +15,13 @@
  *     connection was lost, a WARNING came, or the deadline passed) may
  *     have committed: from then on the request "may be applied".
  *   - 40001 and 40P01 were rolled back by the server: retried.
- *   - A refusal (LG001-LG005, class 22) is final even when the request
+ *   - A refusal (LG001-LG007, class 22) is final even when the request
  *     may be applied, because the retry carried the same key: had an
- *     earlier attempt committed, the key would have replayed it.
+ *     earlier attempt committed, the key would have replayed it.  A
+ *     capture or release carries its hold id instead, which does the same:
+ *     a committed capture replays for the same arguments, a committed
+ *     release makes the next one answer false, and a hold never ceases to
+ *     exist (LG006).
  *   - Any other failure of a request that may be applied proves nothing:
  *     passing conditions (57014, 55P03, 53xxx, 25006, ...) are retried,
  *     the rest end the call as LEDGER_UNKNOWN_OUTCOME, and so does a
@@ -144,14 +148,15 @@ ledger__classify(LedgerConn *conn, const PGresult *res, bool is_write,
 
 /*
  * Whether a refusal answers the request itself, whatever an earlier lost
- * attempt did: a business rule (LG001-LG005) or a bad argument (class 22),
- * decided after the key was looked up.
+ * attempt did: a business rule (LG001-LG007) or a bad argument (class 22),
+ * decided after the key (or the hold's end) was looked up.
  */
 static bool
 is_refusal(LedgerStatus status, const char *sqlstate)
 {
 	return (status >= LEDGER_INSUFFICIENT_FUNDS &&
 			status <= LEDGER_NUMERIC_VALUE_OUT_OF_RANGE) ||
+		status == LEDGER_HOLD_NOT_FOUND || status == LEDGER_HOLD_NOT_PENDING ||
 		(sqlstate != NULL && strncmp(sqlstate, "22", 2) == 0);
 }
 

@@ -124,9 +124,16 @@ ledger__advice(LedgerConn *conn, LedgerStmt stmt, char *buf, size_t size)
 			" with the keys of this call (each item's key)";
 	if (stmt == LEDGER_STMT_OPEN)
 		return "opening again with the same parameters is safe";
+	if (stmt == LEDGER_STMT_CAPTURE)
+		return "capturing the same hold again with the same arguments is safe: it"
+			" returns the first result and never posts twice";
+	if (stmt == LEDGER_STMT_RELEASE)
+		return "releasing the same hold again is safe (it answers false if this"
+			" call released it)";
 	snprintf(buf, size, "retry with the same idempotency key (%s) and the same"
-			 " arguments; a retry without it may post twice",
-			 conn->last_key != NULL ? conn->last_key : "none");
+			 " arguments; a retry without it may %s twice",
+			 conn->last_key != NULL ? conn->last_key : "none",
+			 stmt == LEDGER_STMT_HOLD ? "hold" : "post");
 	return buf;
 }
 

@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * verbs.c
- *	  The seven verbs of the SQL API, one call each, and their results.
+ *	  The seven verbs of the SQL API, one call each, and their results;
+ *	  the point-in-time balance and history paging of 1.2.  (Holds are in
+ *	  holds.c.)
  *
  *-------------------------------------------------------------------------
  */
@@ -16,8 +18,9 @@
 /* Room for an int64 in decimal: sign, 19 digits, NUL. */
 #define INT64_BUFSIZE 24
 
-static bool
-begin(LedgerConn *conn)
+/* Every verb starts here; false for a NULL handle (LEDGER_CLIENT_ERROR). */
+bool
+ledger__begin(LedgerConn *conn)
 {
 	if (conn == NULL)
 		return false;
@@ -25,16 +28,17 @@ begin(LedgerConn *conn)
 	return true;
 }
 
-static LedgerStatus
-client_error(LedgerConn *conn, const char *message)
+LedgerStatus
+ledger__client_error(LedgerConn *conn, const char *message)
 {
 	ledger__set_error(conn, message, NULL, NULL, NULL);
 	return LEDGER_CLIENT_ERROR;
 }
 
 /* Parse one int64 column; false (and a message) if it is not one. */
-static bool
-parse_int64(LedgerConn *conn, const PGresult *res, int row, int col, int64_t *out)
+bool
+ledger__parse_int64(LedgerConn *conn, const PGresult *res, int row, int col,
+					int64_t *out)
 {
 	const char *text;
 	char	   *end;
@@ -62,9 +66,9 @@ parse_int64(LedgerConn *conn, const PGresult *res, int row, int col, int64_t *ou
  * The single bigint a posting or balance returns.  A write's reply that
  * cannot be read leaves its outcome unknown: it did commit, or not.
  */
-static LedgerStatus
-single_int64(LedgerConn *conn, PGresult *res, bool is_write, const char *advice,
-			 int64_t *out)
+LedgerStatus
+ledger__single_int64(LedgerConn *conn, PGresult *res, bool is_write,
+					 const char *advice, int64_t *out)
 {
 	int64_t		v;
 	bool		ok = PQntuples(res) == 1 && PQnfields(res) == 1 && !PQgetisnull(res, 0, 0);
@@ -72,7 +76,7 @@ single_int64(LedgerConn *conn, PGresult *res, bool is_write, const char *advice,
 	if (!ok)
 		ledger__set_error(conn, "unexpected reply from the server: expected one value",
 						  NULL, NULL, NULL);
-	ok = ok && parse_int64(conn, res, 0, 0, &v);
+	ok = ok && ledger__parse_int64(conn, res, 0, 0, &v);
 	PQclear(res);
 	if (!ok)
 		return is_write ? ledger__unknown_outcome(conn, "the request", advice)
@@ -92,7 +96,7 @@ ledger_open_account(LedgerConn *conn, const char *account, const char *currency,
 	LedgerStatus status;
 	char		advice[512];
 
-	if (!begin(conn))
+	if (!ledger__begin(conn))
 		return LEDGER_CLIENT_ERROR;
 	snprintf(floor, sizeof(floor), "%" PRId64, min_balance);
 	values[0] = account;
@@ -105,9 +109,9 @@ ledger_open_account(LedgerConn *conn, const char *account, const char *currency,
 	 */
 	status = ledger__call(conn, LEDGER_STMT_OPEN, values, true, &res);
 	return status == LEDGER_OK
-		? single_int64(conn, res, true,
-					   ledger__advice(conn, LEDGER_STMT_OPEN, advice, sizeof(advice)),
-					   account_id)
+		? ledger__single_int64(conn, res, true,
+							   ledger__advice(conn, LEDGER_STMT_OPEN, advice, sizeof(advice)),
+							   account_id)
 		: status;
 }
 
@@ -121,7 +125,7 @@ posting(LedgerConn *conn, LedgerStmt stmt, const char *account, int64_t amount,
 	LedgerStatus status;
 	char		advice[512];
 
-	if (!begin(conn))
+	if (!ledger__begin(conn))
 		return LEDGER_CLIENT_ERROR;
 	if (!ledger__choose_key(conn, key))
 		return LEDGER_CLIENT_ERROR;
@@ -131,7 +135,8 @@ posting(LedgerConn *conn, LedgerStmt stmt, const char *account, int64_t amount,
 	values[2] = conn->last_key;
 	status = ledger__call(conn, stmt, values, true, &res);
 	return status == LEDGER_OK
-		? single_int64(conn, res, true, ledger__advice(conn, stmt, advice, sizeof(advice)), out)
+		? ledger__single_int64(conn, res, true,
+							   ledger__advice(conn, stmt, advice, sizeof(advice)), out)
 		: status;
 }
 
@@ -161,7 +166,7 @@ ledger_transfer(LedgerConn *conn, const char *from_account, const char *to_accou
 	LedgerStatus status;
 	char		advice[512];
 
-	if (!begin(conn))
+	if (!ledger__begin(conn))
 		return LEDGER_CLIENT_ERROR;
 	if (!ledger__choose_key(conn, idempotency_key))
 		return LEDGER_CLIENT_ERROR;
@@ -172,8 +177,9 @@ ledger_transfer(LedgerConn *conn, const char *from_account, const char *to_accou
 	values[3] = conn->last_key;
 	status = ledger__call(conn, LEDGER_STMT_TRANSFER, values, true, &res);
 	return status == LEDGER_OK
-		? single_int64(conn, res, true, ledger__advice(conn, LEDGER_STMT_TRANSFER, advice, sizeof(advice)),
-					   transfer_id)
+		? ledger__single_int64(conn, res, true,
+							   ledger__advice(conn, LEDGER_STMT_TRANSFER, advice, sizeof(advice)),
+							   transfer_id)
 		: status;
 }
 
@@ -184,19 +190,38 @@ ledger_balance(LedgerConn *conn, const char *account, int64_t *balance)
 	PGresult   *res;
 	LedgerStatus status;
 
-	if (!begin(conn))
+	if (!ledger__begin(conn))
 		return LEDGER_CLIENT_ERROR;
 	values[0] = account;
 	status = ledger__call(conn, LEDGER_STMT_BALANCE, values, false, &res);
-	return status == LEDGER_OK ? single_int64(conn, res, false, NULL, balance) : status;
+	return status == LEDGER_OK ? ledger__single_int64(conn, res, false, NULL, balance) : status;
+}
+
+LedgerStatus
+ledger_balance_at(LedgerConn *conn, const char *account, int64_t at_us, int64_t *balance)
+{
+	char		at_text[INT64_BUFSIZE];
+	const char *values[2];
+	PGresult   *res;
+	LedgerStatus status;
+
+	if (!ledger__begin(conn))
+		return LEDGER_CLIENT_ERROR;
+	snprintf(at_text, sizeof(at_text), "%" PRId64, at_us);
+	values[0] = account;
+	values[1] = at_text;
+	status = ledger__call(conn, LEDGER_STMT_BALANCE_AT, values, false, &res);
+	return status == LEDGER_OK ? ledger__single_int64(conn, res, false, NULL, balance) : status;
 }
 
 /*
  * Results are one allocation each: the struct, its array, then the strings,
- * so that one free() in ledger_history_free releases everything.
+ * so that one free() in ledger_history_free (ledger_holds_free,
+ * ledger_audit_free) releases everything.  The bytes the strings of column
+ * col need, NULs included.
  */
-static size_t
-strings_size(const PGresult *res, int col)
+size_t
+ledger__strings_size(const PGresult *res, int col)
 {
 	size_t		size = 0;
 	int			row;
@@ -207,8 +232,9 @@ strings_size(const PGresult *res, int col)
 	return size;
 }
 
-static const char *
-copy_string(const PGresult *res, int row, int col, char **pool)
+/* Copy a text column into *pool and advance it; NULL for SQL NULL. */
+const char *
+ledger__copy_string(const PGresult *res, int row, int col, char **pool)
 {
 	char	   *s = *pool;
 	size_t		len;
@@ -222,12 +248,15 @@ copy_string(const PGresult *res, int row, int col, char **pool)
 	return s;
 }
 
-LedgerStatus
-ledger_history(LedgerConn *conn, const char *account, int max_rows,
-			   LedgerHistory **history)
+/*
+ * ledger_history and ledger_history_before: the statement's rows as one
+ * allocation -- the struct, its array, then the strings -- so that one
+ * free() in ledger_history_free releases everything.
+ */
+static LedgerStatus
+history(LedgerConn *conn, LedgerStmt stmt, const char *const *values,
+		LedgerHistory **history_out)
 {
-	char		max_text[INT64_BUFSIZE];
-	const char *values[2];
 	PGresult   *res;
 	LedgerStatus status;
 	LedgerHistory *h;
@@ -235,15 +264,7 @@ ledger_history(LedgerConn *conn, const char *account, int max_rows,
 	char	   *pool;
 	int			row;
 
-	if (!begin(conn))
-		return LEDGER_CLIENT_ERROR;
-	if (history == NULL)
-		return client_error(conn, "ledger_history: history must not be NULL");
-	*history = NULL;
-	snprintf(max_text, sizeof(max_text), "%d", max_rows);
-	values[0] = account;
-	values[1] = max_text;
-	status = ledger__call(conn, LEDGER_STMT_HISTORY, values, false, &res);
+	status = ledger__call(conn, stmt, values, false, &res);
 	if (status != LEDGER_OK)
 		return status;
 	if (PQnfields(res) != 6)
@@ -255,11 +276,11 @@ ledger_history(LedgerConn *conn, const char *account, int max_rows,
 	}
 
 	n = (size_t) PQntuples(res);
-	h = malloc(sizeof(LedgerHistory) + n * sizeof(LedgerEntry) + strings_size(res, 4));
+	h = malloc(sizeof(LedgerHistory) + n * sizeof(LedgerEntry) + ledger__strings_size(res, 4));
 	if (h == NULL)
 	{
 		PQclear(res);
-		return client_error(conn, "out of memory");
+		return ledger__client_error(conn, "out of memory");
 	}
 	h->n_entries = n;
 	h->entries = (LedgerEntry *) (h + 1);
@@ -268,21 +289,60 @@ ledger_history(LedgerConn *conn, const char *account, int max_rows,
 	{
 		LedgerEntry *e = &h->entries[row];
 
-		if (!parse_int64(conn, res, row, 0, &e->entry_id) ||
-			!parse_int64(conn, res, row, 1, &e->amount) ||
-			!parse_int64(conn, res, row, 2, &e->balance_after) ||
-			!parse_int64(conn, res, row, 3, &e->transfer_id) ||
-			!parse_int64(conn, res, row, 5, &e->created_at_us))
+		if (!ledger__parse_int64(conn, res, row, 0, &e->entry_id) ||
+			!ledger__parse_int64(conn, res, row, 1, &e->amount) ||
+			!ledger__parse_int64(conn, res, row, 2, &e->balance_after) ||
+			!ledger__parse_int64(conn, res, row, 3, &e->transfer_id) ||
+			!ledger__parse_int64(conn, res, row, 5, &e->created_at_us))
 		{
 			free(h);
 			PQclear(res);
 			return LEDGER_SERVER_ERROR;
 		}
-		e->idempotency_key = copy_string(res, row, 4, &pool);
+		e->idempotency_key = ledger__copy_string(res, row, 4, &pool);
 	}
 	PQclear(res);
-	*history = h;
+	*history_out = h;
 	return LEDGER_OK;
+}
+
+LedgerStatus
+ledger_history(LedgerConn *conn, const char *account, int max_rows,
+			   LedgerHistory **history_out)
+{
+	char		max_text[INT64_BUFSIZE];
+	const char *values[2];
+
+	if (!ledger__begin(conn))
+		return LEDGER_CLIENT_ERROR;
+	if (history_out == NULL)
+		return ledger__client_error(conn, "ledger_history: history must not be NULL");
+	*history_out = NULL;
+	snprintf(max_text, sizeof(max_text), "%d", max_rows);
+	values[0] = account;
+	values[1] = max_text;
+	return history(conn, LEDGER_STMT_HISTORY, values, history_out);
+}
+
+LedgerStatus
+ledger_history_before(LedgerConn *conn, const char *account, int max_rows,
+					  int64_t before_entry_id, LedgerHistory **history_out)
+{
+	char		max_text[INT64_BUFSIZE];
+	char		before_text[INT64_BUFSIZE];
+	const char *values[3];
+
+	if (!ledger__begin(conn))
+		return LEDGER_CLIENT_ERROR;
+	if (history_out == NULL)
+		return ledger__client_error(conn, "ledger_history_before: history must not be NULL");
+	*history_out = NULL;
+	snprintf(max_text, sizeof(max_text), "%d", max_rows);
+	snprintf(before_text, sizeof(before_text), "%" PRId64, before_entry_id);
+	values[0] = account;
+	values[1] = max_text;
+	values[2] = before_entry_id != 0 ? before_text : NULL;
+	return history(conn, LEDGER_STMT_HISTORY_BEFORE, values, history_out);
 }
 
 void
@@ -301,10 +361,10 @@ ledger_verify(LedgerConn *conn, LedgerAudit **audit)
 	char	   *pool;
 	int			row;
 
-	if (!begin(conn))
+	if (!ledger__begin(conn))
 		return LEDGER_CLIENT_ERROR;
 	if (audit == NULL)
-		return client_error(conn, "ledger_verify: audit must not be NULL");
+		return ledger__client_error(conn, "ledger_verify: audit must not be NULL");
 	*audit = NULL;
 	status = ledger__call(conn, LEDGER_STMT_VERIFY, NULL, false, &res);
 	if (status != LEDGER_OK)
@@ -319,19 +379,19 @@ ledger_verify(LedgerConn *conn, LedgerAudit **audit)
 
 	n = (size_t) PQntuples(res);
 	a = malloc(sizeof(LedgerAudit) + n * sizeof(LedgerProblem) +
-			   strings_size(res, 0) + strings_size(res, 1));
+			   ledger__strings_size(res, 0) + ledger__strings_size(res, 1));
 	if (a == NULL)
 	{
 		PQclear(res);
-		return client_error(conn, "out of memory");
+		return ledger__client_error(conn, "out of memory");
 	}
 	a->n_problems = n;
 	a->problems = (LedgerProblem *) (a + 1);
 	pool = (char *) (a->problems + n);
 	for (row = 0; row < (int) n; row++)
 	{
-		a->problems[row].account = copy_string(res, row, 0, &pool);
-		a->problems[row].problem = copy_string(res, row, 1, &pool);
+		a->problems[row].account = ledger__copy_string(res, row, 0, &pool);
+		a->problems[row].problem = ledger__copy_string(res, row, 1, &pool);
 		if (a->problems[row].problem == NULL)
 			a->problems[row].problem = "";
 	}

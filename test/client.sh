@@ -7,14 +7,18 @@
 #                server batches (ledger_post_batch);
 #                client/test/test_outcomes.c: commit failures, a lost reply
 #                then a statement timeout, SERIALIZABLE batches beside
-#                audits, cancelled standby waits, ledger_set_timeout
+#                audits, cancelled standby waits, ledger_set_timeout;
+#                client/test/test_holds.c: holds, capture, release, every
+#                status, lost replies, balance_at, history paging
 #   valgrind     the C tests and the CLI, --leak-check=full
 #   install      make install into a temp prefix; the exported symbols and
 #                their version nodes; a program needing 1.2 refuses to
 #                start on a 1.0 library; the README's example compiled
 #                with pkg-config and run
 #   CLI          every subcommand, --help, --json, --key replay, every
-#                reachable exit status
+#                reachable exit status; holds: authorise, capture, release,
+#                expiry, holds (escaped), balance --at, history --before,
+#                a lost reply to a hold and to a capture
 #
 # Needs the extension installed (builds and installs it if it is not).
 # Ends with one line "client: N passed, N failed"; exits non-zero on failure.
@@ -68,7 +72,10 @@ for db in clientc clientv clientcli clientex; do
 		ledger_debit(text, bigint, text), ledger_transfer(text, text, bigint, text),
 		ledger_balance(text), ledger_history(text, int, bigint), ledger_verify(),
 		ledger_debit_batch(text[], bigint[], text[]),
-		ledger_transfer_batch(text[], text[], bigint[], text[])
+		ledger_transfer_batch(text[], text[], bigint[], text[]),
+		ledger_hold(text, bigint, interval, text), ledger_capture(bigint, bigint, text),
+		ledger_release(bigint), ledger_available(text), ledger_holds(text, int),
+		ledger_balance_at(text, timestamptz)
 		TO ledger_app"
 done
 
@@ -78,7 +85,8 @@ done
 psql_q -c 'CREATE ROLE hostile_owner LOGIN' -c 'CREATE DATABASE clienthostile OWNER hostile_owner'
 psql_q -d clienthostile -c 'CREATE EXTENSION ledger' -c "GRANT EXECUTE ON FUNCTION
 		ledger_debit(text, bigint, text), ledger_balance(text),
-		ledger_debit_batch(text[], bigint[], text[]) TO ledger_app" \
+		ledger_debit_batch(text[], bigint[], text[]), ledger_available(text),
+		ledger_balance_at(text, timestamptz) TO ledger_app" \
 	-c "SELECT ledger_open_account('victim', 'EUR'), ledger_open_account('src', 'EUR', NULL)" \
 	-c "SELECT ledger_transfer('src', 'victim', 100)" >/dev/null
 for schema in evil ledger_app; do
@@ -87,6 +95,10 @@ for schema in evil ledger_app; do
 		-c "CREATE FUNCTION $schema.ledger_debit(text, bigint, text DEFAULT NULL) RETURNS bigint
 			LANGUAGE sql AS 'SELECT 424242::bigint'" \
 		-c "CREATE FUNCTION $schema.ledger_balance(text) RETURNS bigint
+			LANGUAGE sql AS 'SELECT 424242::bigint'" \
+		-c "CREATE FUNCTION $schema.ledger_available(text) RETURNS bigint
+			LANGUAGE sql AS 'SELECT 424242::bigint'" \
+		-c "CREATE FUNCTION $schema.ledger_balance_at(text, timestamptz) RETURNS bigint
 			LANGUAGE sql AS 'SELECT 424242::bigint'" \
 		-c "CREATE FUNCTION $schema.ledger_debit_batch(text[], bigint[], text[] DEFAULT NULL)
 			RETURNS TABLE(ordinal int, status text, result bigint)
@@ -281,7 +293,10 @@ expect "--help: amounts are digits" "ASCII digits only" "$OUT"
 expect "--help: the retry advice" "may post twice" "$OUT"
 cli 0 "debit --help" debit --help && expect "debit --help: digits" "digits only" "$OUT"
 expect "debit --help: --timeout" "--timeout SECONDS" "$OUT"
-for cmd in open credit debit transfer balance history verify batch-debit; do
+expect "--help lists exit 25" "25  hold_not_found" "$OUT"
+expect "--help lists exit 26" "26  hold_not_pending" "$OUT"
+for cmd in open credit debit transfer balance history verify batch-debit hold capture release \
+	available holds; do
 	cli 0 "$cmd --help" "$cmd" --help && expect "$cmd --help" "Usage: ledger $cmd" "$OUT"
 done
 cli 0 "--version" --version
@@ -515,6 +530,150 @@ cli 0 "batch-debit again with that --key" batch-debit alice:7 alice:8 --key "$ke
 	expect "original result" "alice${tab}8${tab}ok${tab}$((before - 15))" "$OUT"
 cli 0 "balance moved once" balance alice && expect "once" "$((before - 15))" "$OUT"
 
+# --- holds, balance --at, history --before ------------------------------------
+cli 0 "hold --help: --expires-in" hold --help && expect "hold --help" "--expires-in SECONDS" "$OUT"
+cli 0 "balance --help: what --at takes" balance --help &&
+	expect "balance --help: the format" "YYYY-MM-DDTHH:MM:SS" "$OUT"
+cli 2 "capture: HOLD_ID not digits" capture x
+cli 2 "capture: HOLD_ID 0" capture 0
+cli 2 "capture: AMOUNT 0 (leave it out for the whole hold)" capture 1 0
+cli 2 "capture: AMOUNT +5" capture 1 +5
+cli 2 "capture: three arguments" capture 1 2 3
+cli 2 "release: --to is capture's" release 1 --to shop
+cli 2 "hold: --expires-in 0" hold alice 1 --expires-in 0
+cli 2 "hold: --expires-in 1.5" hold alice 1 --expires-in 1.5
+cli 2 "available: --key" available alice --key k
+cli 2 "history --before 0" history alice --before 0
+cli 2 "holds --before" holds alice --before 5
+usage_json "--json: capture x" --json capture x
+for at in 2026-11-29T12:00:00 2026-11-29 2026-02-29T00:00:00Z 2026-11-29T24:00:00Z \
+	2026-11-29T12:00:60Z 2026-11-29T12:00:00.1234567Z 2026-11-29T12:00:00.Z \
+	'2026-11-29T12:00:00+1:00' 2026-11-29T12:00:00+01 now; do
+	cli 2 "balance --at \"$at\"" balance alice --at "$at"
+done
+
+cli 0 "open ha" open ha --currency EUR
+cli 0 "open hs" open hs --currency EUR
+cli 0 "fund ha" transfer bank ha 1000 --key ha-fund
+cli 0 "hold" hold ha 300 --key ha-hold-1 && hid=$OUT
+check "cli: hold prints the hold id ($hid)" test -n "$hid" -a "$hid" -gt 0
+cli 0 "hold replayed with its key" hold ha 300 --key ha-hold-1 && expect "the same hold id" "$hid" "$OUT"
+cli 13 "hold: the key with another amount" hold ha 301 --key ha-hold-1
+cli 0 "available" available ha && check "cli: available 700 ($OUT)" test "$OUT" = 700
+cli 0 "the balance stays" balance ha && check "cli: balance 1000 ($OUT)" test "$OUT" = 1000
+cli 11 "hold beyond what is available" hold ha 701 && expect "stderr names LG001" "(LG001)" "$ERR"
+cli 0 "--json hold" --json hold ha 100 --expires-in 3600 --key ha-hold-2 &&
+	expect "json hold" '{"status":"ok","account":"ha","amount":100,"expires_in":3600,"hold_id":' "$OUT"
+expect "json hold: its key" '"key":"ha-hold-2","attempts":1}' "$OUT"
+json_one "--json hold" "$OUT"
+hid2=$(printf '%s' "$OUT" | sed -n 's/.*"hold_id":\([0-9]*\).*/\1/p')
+cli 0 "--json available" --json available ha &&
+	expect "json available" '{"status":"ok","account":"ha","available":600,"attempts":1}' "$OUT"
+
+cli 0 "capture 200 of 300 to hs" capture "$hid" 200 --to hs && check "cli: ha's balance 800 ($OUT)" test "$OUT" = 800
+cli 0 "the same capture again" capture "$hid" 200 --to hs && check "cli: 800 again ($OUT)" test "$OUT" = 800
+cli 0 "hs got 200, once" balance hs && check "cli: hs 200 ($OUT)" test "$OUT" = 200
+cli 0 "--json capture replayed" --json capture "$hid" 200 --to hs &&
+	expect "json capture" "{\"status\":\"ok\",\"hold_id\":$hid,\"to\":\"hs\",\"amount\":200,\"balance\":800,\"attempts\":1}" "$OUT"
+cli 13 "capture again with another amount" capture "$hid" 100 --to hs
+cli 26 "release a captured hold" release "$hid" && expect "stderr names LG007" "hold_not_pending (LG007)" "$ERR"
+cli 26 "--json release a captured hold" --json release "$hid" &&
+	expect "json LG007" '"status":"hold_not_pending","status_code":16,"exit_code":26,"sqlstate":"LG007"' "$OUT"
+expect "json LG007 names the hold" "\"hold_id\":$hid," "$OUT"
+cli 0 "release" release "$hid2" && check "cli: release prints true ($OUT)" test "$OUT" = true
+cli 0 "release again" release "$hid2" && check "cli: then false ($OUT)" test "$OUT" = false
+cli 0 "--json release" --json release "$hid2" &&
+	expect "json release" "{\"status\":\"ok\",\"hold_id\":$hid2,\"released\":false,\"attempts\":1}" "$OUT"
+cli 26 "capture a released hold" capture "$hid2"
+cli 25 "capture no hold" capture 999999999 && expect "stderr names LG006" "hold_not_found (LG006)" "$ERR"
+cli 25 "--json capture no hold" --json capture 999999999 &&
+	expect "json LG006" '"status":"hold_not_found","status_code":15,"exit_code":25,"sqlstate":"LG006"' "$OUT"
+json_one "--json capture no hold" "$OUT"
+cli 25 "release no hold" release 999999999
+cli 0 "hold 5" hold ha 5 && hid3=$OUT
+cli 14 "capture to another currency" capture "$hid3" --to usd
+cli 16 "capture more than held" capture "$hid3" 6
+cli 12 "capture to no account" capture "$hid3" --to nobody
+cli 16 "capture to the held account" capture "$hid3" --to ha
+cli 0 "capture the whole hold as a debit" capture "$hid3" && check "cli: 795 ($OUT)" test "$OUT" = 795
+
+# holds: one line of seven fields per hold, the key escaped
+cli 0 "hold with a key holding a tab and a newline" hold ha 7 --key $'tab\there\nnl\\bs' && hid_tab=$OUT
+cli 0 "holds" holds ha &&
+	check "cli: holds: one line per hold (4)" test "$(printf '%s\n' "$OUT" | wc -l)" -eq 4
+check "cli: holds: seven fields on every line" \
+	test -z "$(printf '%s\n' "$OUT" | awk -F'\t' 'NF != 7')"
+expect "holds: the newest first, pending" "$hid_tab${tab}7${tab}${tab}pending${tab}" "$(printf '%s\n' "$OUT" | head -n 1)"
+expect "holds escapes the key" "${tab}"'tab\there\nnl\\bs' "$OUT"
+expect "holds: the captured hold" "$hid${tab}300${tab}200${tab}captured${tab}" "$OUT"
+expect "holds: the released hold" "$hid2${tab}100${tab}${tab}released${tab}" "$OUT"
+check "cli: holds: a hold without expiry has an empty expires_at" \
+	test "$(printf '%s\n' "$OUT" | awk -F'\t' -v id="$hid" '$1 == id {print $6}')" = ""
+cli 0 "holds --limit 1" holds ha --limit 1 &&
+	check "cli: holds --limit 1: one line" test "$(printf '%s\n' "$OUT" | wc -l)" -eq 1
+cli 0 "--json holds" --json holds ha --limit 1 &&
+	expect "json holds" '{"status":"ok","account":"ha","holds":[{"hold_id":' "$OUT"
+expect "json holds: not captured is null" '"captured":null,"status":"pending"' "$OUT"
+expect "json holds: the key escaped" '"expires_at":null,"idempotency_key":"tab\there\nnl\\bs"}]}' "$OUT"
+json_one "--json holds" "$OUT"
+cli 12 "holds of no account" holds nobody
+cli 16 "holds --limit -1" holds ha --limit -1
+cli 0 "release that hold" release "$hid_tab" && check "cli: true ($OUT)" test "$OUT" = true
+
+# expiry is data: no sweep needed
+before=$("$LEDGER_CLI" available ha)
+cli 0 "hold expiring in 1 s" hold ha 50 --expires-in 1 && hid4=$OUT
+cli 0 "available while it holds" available ha && check "cli: $((before - 50)) ($OUT)" test "$OUT" = "$((before - 50))"
+sleep 2
+cli 0 "holds after 2 s" holds ha --limit 1 && expect "the hold reads expired" "$hid4${tab}50${tab}${tab}expired${tab}" "$OUT"
+cli 0 "available after it expired" available ha && check "cli: $before again ($OUT)" test "$OUT" = "$before"
+cli 26 "capture an expired hold" capture "$hid4"
+cli 0 "release an expired hold" release "$hid4" && check "cli: false ($OUT)" test "$OUT" = false
+
+# balance --at: the balance after the last entry at or before that instant
+line=$("$LEDGER_CLI" history ha --limit 2 | tail -n 1)
+at=$(printf '%s' "$line" | cut -f 6)
+cli 0 "balance --at an entry's created_at ($at)" balance ha --at "$at" &&
+	check "cli: its balance_after ($OUT)" test "$OUT" = "$(printf '%s' "$line" | cut -f 3)"
+cli 0 "balance --at the same instant as +00:00" balance ha --at "${at%Z}+00:00" &&
+	check "cli: the same ($OUT)" test "$OUT" = "$(printf '%s' "$line" | cut -f 3)"
+cli 0 "balance --at the same instant with a space for T" balance ha \
+	--at "$(printf '%s' "$at" | sed 's/^\(.\{10\}\)T\([0-9][0-9]\)/\1 \2/')" &&
+	check "cli: the same again ($OUT)" test "$OUT" = "$(printf '%s' "$line" | cut -f 3)"
+cli 0 "balance --at before the account existed" balance ha --at 2000-01-01T00:00:00Z &&
+	check "cli: 0 ($OUT)" test "$OUT" = 0
+cli 0 "--json balance --at" --json balance ha --at 2000-01-01T01:30:00.5+01:30 &&
+	expect "json balance --at: normalised to UTC" '{"status":"ok","account":"ha","at":"2000-01-01T00:00:00.500000Z","balance":0,"attempts":1}' "$OUT"
+cli 12 "balance --at of no account" balance nobody --at 2026-11-29T12:00:00Z
+
+# history --before: keyset paging
+full=$("$LEDGER_CLI" history ha)
+first=$(printf '%s\n' "$full" | head -n 1 | cut -f 1)
+cli 0 "history --before the newest" history ha --before "$first" --limit 2 &&
+	check "cli: the next two entries" test "$OUT" = "$(printf '%s\n' "$full" | sed -n '2,3p')"
+cli 0 "--json history --before" --json history ha --before "$first" --limit 1 &&
+	expect "json history --before" "{\"status\":\"ok\",\"account\":\"ha\",\"before\":$first,\"entries\":[{\"entry_id\":" "$OUT"
+cli 12 "history --before of no account" history nobody --before 5
+
+# a lost reply to a hold: the same command with the printed --key replays it
+start_proxy
+cli 23 "hold: unknown outcome" -d "$proxy_ci" --retries 3 --json hold ha 9
+stop_proxy
+key=$(printf '%s' "$OUT" | sed -n 's/.*"key":"\([0-9a-f]*\)".*/\1/p')
+check "cli: the hold's unknown outcome reports its key ($key)" test "${#key}" -eq 32
+cli 0 "hold again with that --key" hold ha 9 --key "$key" && hid5=$OUT
+check "cli: one hold with that key, the id printed ($hid5)" \
+	test "$(psql_q -c "SELECT count(*) || ':' || min(hold_id) FROM ledger.holds WHERE idempotency_key = '$key'")" = "1:$hid5"
+
+# a lost reply to a capture: the same command again replays it
+before=$("$LEDGER_CLI" balance ha)
+start_proxy
+cli 23 "capture: unknown outcome" -d "$proxy_ci" --retries 3 capture "$hid5"
+stop_proxy
+expect "capture: what to do" "ledger: the capture may or may not have been applied; run the same command again" "$ERR"
+cli 0 "the same capture again" capture "$hid5" && check "cli: the first result ($OUT)" test "$OUT" = "$((before - 9))"
+check "cli: posted once" test "$(psql_q -c "SELECT count(*) FROM ledger.entries WHERE hold_id = $hid5")" = 1
+
 # 3: the audit finds a tampered balance
 cli 0 "open an account with a tab and a newline in its name" open $'ta\tb\nc' --currency EUR
 psql_q -c "UPDATE ledger.accounts SET balance = balance + 1 WHERE name IN ('over', E'ta\\tb\\nc')"
@@ -529,7 +688,8 @@ json_one "--json verify" "$OUT"
 # valgrind over the CLI: a success with output, and a refusal (exit 11);
 # 99 is valgrind's own verdict
 for args in "--json history alice" "debit alice 1000000" "batch-debit alice:1 alice:1000000" \
-	"--json debit alice +5" "--json --help"; do
+	"--json debit alice +5" "--json --help" "--json holds ha" "hold ha 1000000" \
+	"balance ha --at 2026-11-29T12:00:00.5+01:00" "capture 999999999"; do
 	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
 		--error-exitcode=99 "$LEDGER_CLI" $args >/dev/null 2>"$LEDGER_TMP/cli.valgrind"
 	status=$?

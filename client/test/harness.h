@@ -56,5 +56,6 @@ extern bool is_generated_key(const char *key);
 /* the suites */
 extern void test_outcomes(void);
 extern void test_trust(void);
+extern void test_holds(void);
 
 #endif

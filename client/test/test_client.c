@@ -4,7 +4,8 @@
  *	  libledger against a real server: every status, the lost reply, a
  *	  terminated backend, 40001 retries, 16 threads on one account,
  *	  pipeline batches with failures in the middle, and server batches
- *	  (ledger_post_batch: one commit, key replay, odd names, lost reply).
+ *	  (ledger_post_batch: one commit, key replay, odd names, lost reply);
+ *	  the other suites: test_outcomes.c, test_trust.c, test_holds.c.
  *
  * Run by test/client.sh, which prepares the cluster(s) and passes:
  *
@@ -232,10 +233,10 @@ test_statuses(void)
 	ledger_audit_free(NULL);
 	ledger_finish(c);
 
-	for (i = 0; i <= LEDGER_CLIENT_ERROR; i++)
+	for (i = 0; i <= LEDGER_HOLD_NOT_PENDING; i++)
 		if (strcmp(ledger_status_name((LedgerStatus) i), "unknown_status") == 0)
 			break;
-	check(i == LEDGER_CLIENT_ERROR + 1 &&
+	check(i == LEDGER_HOLD_NOT_PENDING + 1 &&
 		  strcmp(ledger_status_name((LedgerStatus) 99), "unknown_status") == 0 &&
 		  strcmp(ledger_status_name(LEDGER_UNKNOWN_OUTCOME), "unknown_outcome") == 0,
 		  "every status has a name");
@@ -1235,6 +1236,7 @@ main(int argc, char **argv)
 	test_server_batches();
 	test_outcomes();
 	test_trust();
+	test_holds();
 
 	PQfinish(admin);
 	printf("1..%d\n# test_client: %d passed, %d failed\n", n_checks,

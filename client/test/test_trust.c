@@ -10,6 +10,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,10 @@ test_trust(void)
 		  ledger_status_name(s), (long long) v);
 	s = ledger_balance(c, "victim", &v);
 	check(s == LEDGER_OK && v == before - 1, "and reads the real balance (%lld)", (long long) v);
+	s = ledger_available(c, "victim", &v);
+	check(s == LEDGER_OK && v == before - 1, "the real available balance (%lld)", (long long) v);
+	s = ledger_balance_at(c, "victim", INT64_MAX, &v);
+	check(s == LEDGER_OK && v == before - 1, "the real balance at a time (%lld)", (long long) v);
 	posting(&items[0], LEDGER_OP_DEBIT, "victim", NULL, 1, NULL);
 	s = ledger_post_batch(c, items, 1);
 	check(s == LEDGER_OK && items[0].result == before - 2, "server batches too (%lld)",
