@@ -4,7 +4,7 @@
  * run, interleaved rounds.
  *
  *   bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]
- *         [-W uniform|hot|zipf|transfer|batch|hold] [-s zipf_s] [-b batch_size] [-u]
+ *         [-W uniform|hot|zipf|transfer|batch|hold] [-s zipf_s] [-b batch_size] [-u] [-M]
  *
  * Connection: the PG* environment variables, as in libpq.  The database must
  * have CREATE EXTENSION ledger and bench/naive.sql loaded, and accounts
@@ -21,6 +21,11 @@
  * libledger does and as any pooled application would; -u sends every call
  * as an unprepared statement instead (parsed and planned per call).  Both
  * implementations are always called the same way.
+ *
+ * -M compares the ledger with itself instead: prepared statements against
+ * unnamed ones (what libledger sends behind a transaction pooler), in the
+ * same alternating rounds; the "naive" side of the output is the ledger
+ * called unnamed.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -50,6 +55,7 @@ typedef enum Impl
 
 static const char *workload_names[] = {"uniform", "hot", "zipf", "transfer", "batch", "hold"};
 static const char *impl_names[] = {"ledger", "naive"};
+static const char *mode_names[] = {"prepared", "unnamed"};	/* -M */
 
 /* settings */
 static int	nclients = 32;
@@ -61,6 +67,7 @@ static Workload workload = WL_UNIFORM;
 static double zipf_s = 2.0;
 static int	batch_size = 1000;
 static bool prepared = true;
+static bool compare_modes = false;	/* -M */
 
 static double *zipf_cdf;		/* cumulative weights of accounts 1..N */
 
@@ -170,7 +177,7 @@ record_latency(Client *c, double latency)
 static const char *
 workload_sql(Impl impl)
 {
-	bool		ours = (impl == IMPL_LEDGER);
+	bool		ours = (impl == IMPL_LEDGER || compare_modes);
 
 	switch (workload)
 	{
@@ -192,16 +199,24 @@ workload_sql(Impl impl)
 static const char *
 capture_sql(Impl impl)
 {
-	return impl == IMPL_LEDGER ? "SELECT ledger_capture($1)" : "SELECT naive_capture($1)";
+	return impl == IMPL_LEDGER || compare_modes ? "SELECT ledger_capture($1)"
+		: "SELECT naive_capture($1)";
 }
 
 static const char *const capture_names[] = {"ledger_capture", "naive_capture"};
+
+/* Whether impl's statements are prepared and executed by name. */
+static bool
+by_name(Impl impl)
+{
+	return prepared && !(compare_modes && impl == IMPL_NAIVE);
+}
 
 /* Run a statement of this client, prepared or not; one parameter set. */
 static PGresult *
 execute(Client *c, const char *name, const char *sql, int nparams, const char *const *params)
 {
-	if (prepared)
+	if (by_name(c->impl))
 		return PQexecPrepared(c->conn, name, nparams, params, NULL, NULL, 0);
 	return PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 }
@@ -408,7 +423,7 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]\n"
-			"             [-W uniform|hot|zipf|transfer|batch|hold] [-s zipf_s] [-b batch_size] [-u]\n");
+			"             [-W uniform|hot|zipf|transfer|batch|hold] [-s zipf_s] [-b batch_size] [-u] [-M]\n");
 	exit(2);
 }
 
@@ -424,7 +439,7 @@ main(int argc, char **argv)
 	double		low_ratio = INFINITY,
 				high_ratio = 0;
 
-	while ((opt = getopt(argc, argv, "c:d:w:r:n:W:s:b:u")) != -1)
+	while ((opt = getopt(argc, argv, "c:d:w:r:n:W:s:b:uM")) != -1)
 	{
 		switch (opt)
 		{
@@ -436,6 +451,7 @@ main(int argc, char **argv)
 			case 's': zipf_s = atof(optarg); break;
 			case 'b': batch_size = atoi(optarg); break;
 			case 'u': prepared = false; break;
+			case 'M': compare_modes = true; break;
 			case 'W':
 				{
 					int			w;
@@ -466,9 +482,13 @@ main(int argc, char **argv)
 			fprintf(stderr, "bench: cannot connect: %s", PQerrorMessage(clients[i].conn));
 			return 1;
 		}
-		for (int impl = 0; prepared && impl < 2; impl++)
+		for (int impl = 0; impl < 2; impl++)
 		{
-			PGresult   *res = PQprepare(clients[i].conn, impl_names[impl],
+			PGresult   *res;
+
+			if (!by_name((Impl) impl))
+				continue;
+			res = PQprepare(clients[i].conn, impl_names[impl],
 										workload_sql((Impl) impl), 0, NULL);
 
 			if (PQresultStatus(res) == PGRES_COMMAND_OK && workload == WL_HOLD)
@@ -516,21 +536,22 @@ main(int argc, char **argv)
 	else
 		printf("%s", workload_names[workload]);
 	printf(" N=%d clients=%d rounds=%dx%gs%s\n", naccounts, nclients, rounds, seconds,
-		   prepared ? "" : " unprepared");
+		   compare_modes ? " prepared vs unnamed" : prepared ? "" : " unprepared");
 	for (int impl = 0; impl < 2; impl++)
 	{
 		Totals	   *t = &totals[impl];
 
 		qsort(t->latencies, t->nlat, sizeof(double), compare_double);
 		rate[impl] = t->ops / t->elapsed;
-		printf("  %-7s %12.0f postings/s   p50 %8.3f ms   p99 %8.3f ms   p99.9 %8.3f ms",
-			   impl_names[impl], rate[impl],
+		printf("  %-8s %11.0f postings/s   p50 %8.3f ms   p99 %8.3f ms   p99.9 %8.3f ms",
+			   compare_modes ? mode_names[impl] : impl_names[impl], rate[impl],
 			   percentile(t, 0.50), percentile(t, 0.99), percentile(t, 0.999));
 		if (t->aborted > 0)
 			printf("   (%ld calls aborted by deadlock/serialization failure)", t->aborted);
 		printf("\n");
 	}
-	printf("  ratio   %.2fx (ledger / naive)", rate[IMPL_NAIVE] > 0 ? rate[IMPL_LEDGER] / rate[IMPL_NAIVE] : 0);
+	printf("  ratio   %.2fx (%s)", rate[IMPL_NAIVE] > 0 ? rate[IMPL_LEDGER] / rate[IMPL_NAIVE] : 0,
+		   compare_modes ? "prepared / unnamed" : "ledger / naive");
 	if (pairs > 1)
 		printf(", round pairs %.2fx to %.2fx", low_ratio, high_ratio);
 	printf("\n");

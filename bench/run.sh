@@ -62,6 +62,13 @@ echo "ledger benchmark: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2
 	"PostgreSQL $($LEDGER_PG_BIN/postgres --version | awk '{print $3}'), fsync=on, synchronous_commit=on, $(date -u +%Y-%m-%d)"
 run -c "$CLIENTS" -W uniform -r "$UNIFORM_ROUNDS"
 run -c "$CLIENTS" -W uniform -u
+# what libledger's unnamed statements (behind a transaction pooler) cost the ledger
+run -c "$CLIENTS" -W uniform -M
+# both through pgbouncer, transaction pooling over 8 server connections
+pgbouncer_start bench-bouncer transaction 8
+echo "through pgbouncer $(pgbouncer --version | head -n 1 | awk '{print $2}'), pool_mode = transaction, 8 server connections:"
+PGPORT=$BOUNCER_PORT run -c "$CLIENTS" -W uniform -u
+pgbouncer_stop bench-bouncer
 run -c "$CLIENTS" -W hot
 run -c "$CLIENTS" -W zipf -s 2
 run -c "$CLIENTS" -W transfer

@@ -150,8 +150,7 @@ send_item(LedgerConn *conn, const LedgerPosting *item)
 	values[n++] = amount;
 	values[n++] = item->key;
 	/* libpq copies the parameters into its output buffer right here */
-	return PQsendQueryPrepared(conn->pg, ledger__stmt_name(stmt), n, values,
-							   NULL, NULL, 0) == 1;
+	return ledger__send(conn, stmt, n, values, NULL, NULL);
 }
 
 /* Results other than the Sync's that one item may produce, at most. */

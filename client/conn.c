@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * conn.c
- *	  Connections: options, connect and reconnect, the prepared statements,
- *	  the error fields of the last call, status names.
+ *	  Connections: options, connect and reconnect, the error fields of the
+ *	  last call, status names.  (What is sent on them: statements.c.)
  *
  *-------------------------------------------------------------------------
  */
@@ -12,91 +12,6 @@
 #include <time.h>
 
 #include "ledger_int.h"
-
-/*
- * The statements, prepared once per connection on first use and again after
- * every reconnect.  %s is the extension's schema, read from pg_extension
- * (find_schema): nothing is looked up on the session's search_path, which a
- * database owner can set to reach look-alike functions.  Types and
- * operators are named in pg_catalog for the same reason ("bigint" and
- * "integer" are keywords that always mean pg_catalog's), and the casts pin
- * the signatures.
- */
-static const struct
-{
-	const char *name;
-	int			nparams;
-	const char *sql;
-}			statements[LEDGER_N_STMTS] =
-{
-	[LEDGER_STMT_OPEN] = {"libledger_open", 3,
-	"SELECT %s.ledger_open_account($1::pg_catalog.text, $2::pg_catalog.text, $3::bigint)"},
-	[LEDGER_STMT_CREDIT] = {"libledger_credit", 3,
-	"SELECT %s.ledger_credit($1::pg_catalog.text, $2::bigint, $3::pg_catalog.text)"},
-	[LEDGER_STMT_DEBIT] = {"libledger_debit", 3,
-	"SELECT %s.ledger_debit($1::pg_catalog.text, $2::bigint, $3::pg_catalog.text)"},
-	[LEDGER_STMT_TRANSFER] = {"libledger_transfer", 4,
-		"SELECT %s.ledger_transfer($1::pg_catalog.text, $2::pg_catalog.text, $3::bigint,"
-	" $4::pg_catalog.text)"},
-	[LEDGER_STMT_BALANCE] = {"libledger_balance", 1,
-	"SELECT %s.ledger_balance($1::pg_catalog.text)"},
-	[LEDGER_STMT_HISTORY] = {"libledger_history", 2,
-		"SELECT entry_id, amount, balance_after, transfer_id, idempotency_key,"
-		" (extract(epoch FROM created_at) OPERATOR(pg_catalog.*) 1000000)::bigint"
-	" FROM %s.ledger_history($1::pg_catalog.text, $2::integer)"},
-	[LEDGER_STMT_VERIFY] = {"libledger_verify", 0,
-	"SELECT account, problem FROM %s.ledger_verify()"},
-	[LEDGER_STMT_DEBIT_BATCH] = {"libledger_debit_batch", 3,
-		"SELECT ordinal, status, result FROM %s.ledger_debit_batch("
-	"$1::pg_catalog.text[], $2::bigint[], $3::pg_catalog.text[])"},
-	[LEDGER_STMT_TRANSFER_BATCH] = {"libledger_transfer_batch", 4,
-		"SELECT ordinal, status, result FROM %s.ledger_transfer_batch("
-	"$1::pg_catalog.text[], $2::pg_catalog.text[], $3::bigint[], $4::pg_catalog.text[])"},
-	/* $3 NULL: from the newest */
-	[LEDGER_STMT_HISTORY_BEFORE] = {"libledger_history_before", 3,
-		"SELECT entry_id, amount, balance_after, transfer_id, idempotency_key,"
-		" (extract(epoch FROM created_at) OPERATOR(pg_catalog.*) 1000000)::bigint"
-	" FROM %s.ledger_history($1::pg_catalog.text, $2::integer, $3::bigint)"},
-
-	/*
-	 * Microseconds since 1970 as a timestamptz, exactly: whole seconds
-	 * through to_timestamp (a float8, exact for any whole number of seconds
-	 * in PostgreSQL's range), plus the remainder in microseconds (an exact
-	 * interval).  Division truncates, so a negative time adds a negative
-	 * remainder.  (All OPERATOR() forms share one precedence: the
-	 * parentheses are needed.)
-	 */
-	[LEDGER_STMT_BALANCE_AT] = {"libledger_balance_at", 2,
-		"SELECT %s.ledger_balance_at($1::pg_catalog.text,"
-		" pg_catalog.to_timestamp(($2::bigint OPERATOR(pg_catalog./) 1000000::bigint)::double precision)"
-		" OPERATOR(pg_catalog.+) (($2::bigint OPERATOR(pg_catalog.%) 1000000::bigint)"
-	" OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval))"},
-	/* $3 NULL: the hold never expires */
-	[LEDGER_STMT_HOLD] = {"libledger_hold", 4,
-		"SELECT %s.ledger_hold($1::pg_catalog.text, $2::bigint,"
-		" $3::bigint OPERATOR(pg_catalog.*) '1 millisecond'::pg_catalog.interval,"
-	" $4::pg_catalog.text)"},
-	/* $2 NULL: the whole hold; $3 NULL: a debit of the held account */
-	[LEDGER_STMT_CAPTURE] = {"libledger_capture", 3,
-	"SELECT %s.ledger_capture($1::bigint, $2::bigint, $3::pg_catalog.text)"},
-	[LEDGER_STMT_RELEASE] = {"libledger_release", 1,
-	"SELECT %s.ledger_release($1::bigint)"},
-	[LEDGER_STMT_AVAILABLE] = {"libledger_available", 1,
-	"SELECT %s.ledger_available($1::pg_catalog.text)"},
-	[LEDGER_STMT_HOLDS] = {"libledger_holds", 2,
-		"SELECT hold_id, amount, captured, status,"
-		" (extract(epoch FROM created_at) OPERATOR(pg_catalog.*) 1000000)::bigint,"
-		" (extract(epoch FROM expires_at) OPERATOR(pg_catalog.*) 1000000)::bigint,"
-		" idempotency_key"
-	" FROM %s.ledger_holds($1::pg_catalog.text, $2::integer)"},
-};
-
-/* The schema of the extension, quoted as an identifier; one row or none. */
-static const char *const find_schema_sql =
-"SELECT pg_catalog.quote_ident(n.nspname)"
-" FROM pg_catalog.pg_extension e"
-" JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-" WHERE e.extname OPERATOR(pg_catalog.=) 'ledger'";
 
 /* Names of the statuses, indexed by value: the Postgres condition names. */
 static const char *const status_names[] = {
@@ -178,18 +93,6 @@ ledger__sqlstate_of_status(LedgerStatus status)
 		if (sqlstate_map[i].status == status)
 			return sqlstate_map[i].sqlstate;
 	return NULL;
-}
-
-const char *
-ledger__stmt_name(LedgerStmt stmt)
-{
-	return statements[stmt].name;
-}
-
-int
-ledger__stmt_nparams(LedgerStmt stmt)
-{
-	return statements[stmt].nparams;
 }
 
 void
@@ -399,9 +302,7 @@ ledger__drop_connection(LedgerConn *conn)
 	if (conn->pg != NULL)
 		PQfinish(conn->pg);
 	conn->pg = NULL;
-	conn->prepared = 0;
-	free(conn->schema);
-	conn->schema = NULL;
+	ledger__forget_session(conn);
 }
 
 /*
@@ -473,102 +374,6 @@ ledger__ensure_connected(LedgerConn *conn)
 		ledger__drop_connection(conn);
 	}
 	return connect_once(conn);
-}
-
-/*
- * Run one query with no parameters and wait for its last result, within
- * the call's deadline; NULL when nothing came back.
- */
-static PGresult *
-run_query(LedgerConn *conn, bool prepare, LedgerStmt stmt, const char *sql)
-{
-	PGresult   *res;
-	PGresult   *last = NULL;
-	bool		sent = prepare
-		? PQsendPrepare(conn->pg, statements[stmt].name, sql, statements[stmt].nparams, NULL)
-		: PQsendQueryParams(conn->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
-
-	while (sent && ledger__next_result(conn, &res) && res != NULL)
-	{
-		PQclear(last);
-		last = res;
-	}
-	return last;
-}
-
-/*
- * Learn the extension's schema on this connection (once).  A database
- * without the extension is reported as the call of a missing function
- * would be: 42883.
- */
-static LedgerAttempt
-find_schema(LedgerConn *conn, LedgerStatus *status)
-{
-	PGresult   *res = run_query(conn, false, LEDGER_N_STMTS, find_schema_sql);
-	LedgerAttempt kind;
-
-	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-	{
-		conn->schema = strdup(PQgetvalue(res, 0, 0));
-		PQclear(res);
-		if (conn->schema != NULL)
-			return ATTEMPT_DONE;
-		ledger__set_error(conn, "out of memory", NULL, NULL, NULL);
-		*status = LEDGER_CLIENT_ERROR;
-		return ATTEMPT_DONE;
-	}
-	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
-	{
-		PQclear(res);
-		ledger__set_error(conn, "the ledger extension is not installed in this database",
-						  "42883", NULL, "Run CREATE EXTENSION ledger as a superuser.");
-		*status = LEDGER_SERVER_ERROR;
-		return ATTEMPT_DONE;
-	}
-	kind = ledger__classify(conn, res, false, status);
-	PQclear(res);
-	return kind;
-}
-
-/*
- * Prepare stmt on this connection unless it already is.  Whatever goes
- * wrong here, the posting itself was not sent: ATTEMPT_RETRY_NOT_SENT, or
- * ATTEMPT_DONE with the server's refusal (e.g. the extension is missing).
- */
-LedgerAttempt
-ledger__ensure_prepared(LedgerConn *conn, LedgerStmt stmt, LedgerStatus *status)
-{
-	PGresult   *res;
-	LedgerAttempt kind = ATTEMPT_DONE;
-	char		sql[1024];
-	const char *at = strstr(statements[stmt].sql, "%s");
-
-	*status = LEDGER_OK;
-	if (conn->prepared & (1u << stmt))
-		return ATTEMPT_DONE;
-	if (conn->schema == NULL)
-		kind = find_schema(conn, status);
-	if (kind == ATTEMPT_DONE && *status == LEDGER_OK)
-	{
-		/* the statement with the schema in place of its one %s */
-		snprintf(sql, sizeof(sql), "%.*s%s%s", (int) (at - statements[stmt].sql),
-				 statements[stmt].sql, conn->schema, at + 2);
-		res = run_query(conn, true, stmt, sql);
-		if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
-		{
-			PQclear(res);
-			conn->prepared |= 1u << stmt;
-			return ATTEMPT_DONE;
-		}
-		kind = ledger__classify(conn, res, false, status);
-		PQclear(res);
-	}
-	if (kind != ATTEMPT_DONE)
-	{
-		*status = LEDGER_CONNECTION_FAILED;
-		kind = ATTEMPT_RETRY_NOT_SENT;
-	}
-	return kind;
 }
 
 LedgerStatus

@@ -243,7 +243,7 @@ ledger__next_result(LedgerConn *conn, PGresult **res)
 }
 
 /*
- * Run a prepared statement once, as PQexecPrepared would, and classify the
+ * Run a statement once (statements.c sends it), and classify the
  * attempt (outcome.c).  Every result up to the end is read; an error wins
  * over the rows before it, because a failure at commit comes after them.
  * On ATTEMPT_DONE with LEDGER_OK *result is the tuples result, which the
@@ -260,8 +260,7 @@ ledger__exec(LedgerConn *conn, LedgerStmt stmt, const char *const *values,
 
 	*result = NULL;
 	conn->warned = false;
-	if (!PQsendQueryPrepared(conn->pg, ledger__stmt_name(stmt), ledger__stmt_nparams(stmt),
-							 values, lengths, formats, 0))
+	if (!ledger__send(conn, stmt, ledger__stmt_nparams(stmt), values, lengths, formats))
 	{
 		/* libpq did not queue it: nothing went out */
 		ledger__set_connection_error(conn, "could not send the request");

@@ -89,6 +89,12 @@ extern "C"
 #define LEDGER_HAS_HOLDS 1
 
 /*
+ * Feature macro (since 1.2.0): ledger_set_statements, for connections
+ * through a pooler such as pgbouncer.
+ */
+#define LEDGER_HAS_STATEMENTS 1
+
+/*
  * The verbs' status must be looked at: ignoring it is how a posting that
  * failed, or whose outcome is unknown, passes for done.
  */
@@ -292,6 +298,46 @@ extern void ledger_finish(LedgerConn *conn);
  * which detect a dead server or network; the conninfo overrides each.
  */
 extern LedgerStatus ledger_set_timeout(LedgerConn *conn, int timeout_ms);
+
+/*
+ * How calls reach the server; see ledger_set_statements.  Since 1.2.0.
+ */
+typedef enum LedgerStatements
+{
+	/*
+	 * The default.  Each statement is prepared once per server session,
+	 * under a name derived from its text, and then executed by name.  At
+	 * the first sign that server sessions are shared or change under the
+	 * connection -- a transaction pooler such as pgbouncer with
+	 * pool_mode = transaction -- the connection switches to
+	 * LEDGER_STATEMENTS_UNNAMED for good.  The sign is the server refusing
+	 * the name (26000 "does not exist", 42P05 "already exists"), which it
+	 * does before running anything, so the call is simply sent again.
+	 */
+	LEDGER_STATEMENTS_AUTO = 0,
+	/*
+	 * Always prepared and executed by name, never switching: for direct
+	 * connections, session pooling, and poolers that keep prepared
+	 * statements per client (pgbouncer >= 1.21 with max_prepared_statements).
+	 * Behind a transaction pooler without that, calls fail with
+	 * LEDGER_CONNECTION_FAILED (SQLSTATE 26000).
+	 */
+	LEDGER_STATEMENTS_PREPARED = 1,
+	/*
+	 * Every call is parsed and planned by the server (Parse, Bind and
+	 * Execute of the unnamed statement in one round trip): works behind
+	 * any pooler; costs the server a parse and plan per call.  The ledger
+	 * CLI uses it: it makes one call per connection.
+	 */
+	LEDGER_STATEMENTS_UNNAMED = 2
+} LedgerStatements;
+
+/*
+ * Choose how later calls on this connection reach the server.  LEDGER_OK,
+ * or LEDGER_CLIENT_ERROR for a value outside LedgerStatements.  Since
+ * 1.2.0.
+ */
+extern LedgerStatus ledger_set_statements(LedgerConn *conn, LedgerStatements how);
 
 /*
  * About the last call on this connection.  Strings are owned by the

@@ -17,7 +17,7 @@
 #include "libpq-fe.h"
 #include "ledger.h"
 
-/* The statements a connection prepares, each once, on first use. */
+/* The statements of the calls (conn.c), prepared or sent unnamed. */
 typedef enum LedgerStmt
 {
 	LEDGER_STMT_OPEN,
@@ -57,8 +57,16 @@ struct LedgerConn
 	int			backoff_base_ms;
 	int			backoff_max_ms;
 	int			timeout_ms;		/* ledger_set_timeout; 0: none */
+	LedgerStatements statements;	/* ledger_set_statements */
+	bool		unnamed;		/* send unnamed statements (chosen, or AUTO
+								 * switched after a pooler's sign) */
+	bool		sent_named;		/* the last send executed a statement by name */
+
+	/* about the server session of pg; reset with it */
 	unsigned int prepared;		/* bit per LedgerStmt prepared on pg */
 	char	   *schema;			/* the extension's, quoted; NULL: not known yet */
+	char	   *texts[LEDGER_N_STMTS];	/* each statement's SQL in that schema */
+	char		names[LEDGER_N_STMTS][64];	/* and its name, from its text */
 	uint64_t	rng;			/* xorshift state for backoff jitter */
 
 	/* the call in progress */
@@ -110,10 +118,6 @@ typedef enum LedgerNext
 extern void ledger__begin_call(LedgerConn *conn);
 extern bool ledger__ensure_connected(LedgerConn *conn);
 extern void ledger__drop_connection(LedgerConn *conn);
-extern LedgerAttempt ledger__ensure_prepared(LedgerConn *conn, LedgerStmt stmt,
-											 LedgerStatus *status);
-extern const char *ledger__stmt_name(LedgerStmt stmt);
-extern int	ledger__stmt_nparams(LedgerStmt stmt);
 extern bool ledger__set_error(LedgerConn *conn, const char *message,
 							  const char *sqlstate, const char *detail,
 							  const char *hint);
@@ -123,6 +127,16 @@ extern const char *ledger__own(LedgerConn *conn, const char *s);
 extern bool ledger__choose_key(LedgerConn *conn, const char *key);
 extern LedgerStatus ledger__status_of_sqlstate(const char *sqlstate);
 extern const char *ledger__sqlstate_of_status(LedgerStatus status);
+
+/* statements.c: what a call sends */
+extern LedgerAttempt ledger__ensure_prepared(LedgerConn *conn, LedgerStmt stmt,
+											 LedgerStatus *status);
+extern int	ledger__stmt_nparams(LedgerStmt stmt);
+extern bool ledger__send(LedgerConn *conn, LedgerStmt stmt, int nparams,
+						 const char *const *values, const int *lengths,
+						 const int *formats);
+extern bool ledger__statement_lost(LedgerConn *conn, const char *sqlstate);
+extern void ledger__forget_session(LedgerConn *conn);
 
 /* io.c: libpq without blocking past the call's deadline */
 extern void ledger__start_clock(LedgerConn *conn);

@@ -15,6 +15,9 @@
  *     connection was lost, a WARNING came, or the deadline passed) may
  *     have committed: from then on the request "may be applied".
  *   - 40001 and 40P01 were rolled back by the server: retried.
+ *   - 26000 for a statement sent by name: this server session does not
+ *     have it (a transaction pooler); Bind refused it, nothing ran: sent
+ *     again (statements.c).
  *   - A refusal (LG001-LG007, class 22) is final even when the request
  *     may be applied, because the retry carried the same key: had an
  *     earlier attempt committed, the key would have replayed it.  A
@@ -137,6 +140,12 @@ ledger__classify(LedgerConn *conn, const PGresult *res, bool is_write,
 	}
 
 	ledger__set_error_from_result(conn, res);
+	if (ledger__statement_lost(conn, sqlstate))
+	{
+		/* refused at Bind: nothing ran (statements.c) */
+		*status = LEDGER_CONNECTION_FAILED;
+		return ATTEMPT_RETRY_NOT_SENT;
+	}
 	*status = ledger__status_of_sqlstate(sqlstate);
 	if (sqlstate != NULL &&
 		(strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0))

@@ -10,8 +10,10 @@
 #   cluster_ghost_standby NAME
 #                             every commit that writes waits for a synchronous
 #                             standby that never comes
+#   pgbouncer_start NAME MODE SIZE USER...
+#                             pgbouncer in front of the current cluster
 #
-# Every cluster started here is stopped when the calling script exits, also
+# Every cluster and pgbouncer started here is stopped when the calling script exits, also
 # on failure.  Servers are always stopped by pid, never by process name.
 
 set -euo pipefail
@@ -22,10 +24,11 @@ LEDGER_PG_BIN=/usr/lib/postgresql/$LEDGER_PG_MAJOR/bin
 LEDGER_TEST_USER=${LEDGER_TEST_USER:-ledgertest}
 LEDGER_PACKAGES="postgresql-$LEDGER_PG_MAJOR postgresql-server-dev-$LEDGER_PG_MAJOR libpq-dev \
 postgresql-$LEDGER_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc libc6-dev \
-valgrind pkgconf"
+valgrind pkgconf pgbouncer"
 
 LEDGER_TMP=""
 LEDGER_CLUSTERS=""
+LEDGER_BOUNCERS=""
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -257,8 +260,73 @@ reap_lost_client() {
 	fi
 }
 
+# pgbouncer_start NAME MODE SIZE USER...: pgbouncer in front of the cluster
+# PGPORT points at, as the server user, on a free loopback port: every
+# database, pool_mode MODE, SIZE server connections per database and user,
+# the USERs may log in without a password (trust, like the cluster), and
+# postgres may use its console (database pgbouncer).  Sets BOUNCER_PORT;
+# stopped by its pid when the calling script exits.
+pgbouncer_start() {
+	local name=$1 mode=$2 size=$3 dir attempt user
+	shift 3
+	dir=$LEDGER_TMP/$name
+	mkdir -p "$dir"
+	: >"$dir/users.txt"
+	for user in postgres "$@"; do
+		echo "\"$user\" \"\"" >>"$dir/users.txt"
+	done
+	[ "$(id -u)" -eq 0 ] && chown -R "$LEDGER_TEST_USER" "$dir"
+	for attempt in $(seq 1 20); do
+		BOUNCER_PORT=$(( 20000 + (RANDOM % 20000) ))
+		port_is_free "$BOUNCER_PORT" || continue
+		cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$PGPORT
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/users.txt
+admin_users = postgres
+pool_mode = $mode
+default_pool_size = $size
+max_client_conn = 200
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+		if as_server_user pgbouncer -d "$dir/pgbouncer.ini" 2>>"$dir/start.err"; then
+			LEDGER_BOUNCERS="$LEDGER_BOUNCERS $name"
+			for _ in $(seq 1 100); do
+				"$LEDGER_PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$BOUNCER_PORT" -d pgbouncer &&
+					break
+				sleep 0.05
+			done
+			log "pgbouncer $name ($mode, $size per pool) on 127.0.0.1:$BOUNCER_PORT"
+			return 0
+		fi
+	done
+	cat "$dir/start.err" "$dir/pgbouncer.log" >&2 2>/dev/null || true
+	return 1
+}
+
+# Stop pgbouncer NAME by the pid in its pidfile.
+pgbouncer_stop() {
+	local pid i
+	pid=$(cat "$LEDGER_TMP/$1/pgbouncer.pid" 2>/dev/null) || return 0
+	kill -INT "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
 ledger_cleanup() {
 	local name
+	for name in $LEDGER_BOUNCERS; do
+		pgbouncer_stop "$name" || true
+	done
 	for name in $LEDGER_CLUSTERS; do
 		cluster_stop "$name" || true
 	done

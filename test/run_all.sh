@@ -13,6 +13,7 @@
 #   dump-restore    test/dump_restore.sh pg_dump plain+custom, restore into another cluster, identical
 #   logical         test/logical.sh      logical replication of every posting path, whole and in commit order
 #   fuzz            test/fuzz.sh         20 000 seeded random calls, only documented SQLSTATEs
+#   pooler          test/pooler.sh       libledger and the CLI through pgbouncer, transaction and session pooling
 #   client          test/client.sh       libledger + CLI: statuses, lost reply, threads, batches, valgrind
 #   demo            test/demo.sh         the README's first command still works
 #   bench smoke     bench/run.sh --smoke a few seconds of every benchmark workload
@@ -96,6 +97,7 @@ dump-restore test/dump_restore.sh
 logical     test/logical.sh
 fuzz        test/fuzz.sh
 client      test/client.sh
+pooler      test/pooler.sh
 demo        test/demo.sh
 bench-smoke bench/run.sh --smoke
 SUITES

@@ -1214,19 +1214,27 @@ int
 main(int argc, char **argv)
 {
 	char		ci[512];
+	bool		pooler;
 
 	if (argc == 3 && strcmp(argv[1], "proxy") == 0 && getenv("PGHOST") && getenv("PGPORT"))
 		return proxy_mode(atoi(argv[2]));
 
 	db = getenv("LEDGER_TEST_DB");
 	host = getenv("PGHOST");
+	pooler = argc == 2 && strcmp(argv[1], "pooler") == 0;
 	if (db == NULL || host == NULL || getenv("PGPORT") == NULL ||
-		getenv("LEDGER_TEST_FSYNC_OFF_PORT") == NULL)
+		(!pooler && getenv("LEDGER_TEST_FSYNC_OFF_PORT") == NULL))
 		die("set PGHOST, PGPORT, LEDGER_TEST_DB and LEDGER_TEST_FSYNC_OFF_PORT");
 	port = atoi(getenv("PGPORT"));
 	snprintf(ci, sizeof(ci), "host=%s port=%d dbname=%s", host, port, db);
 	admin = raw_connect(ci);
 
+	if (pooler)
+	{
+		/* test/pooler.sh: the calls through pgbouncer (test_pooler.c) */
+		test_pooler();
+		goto done;
+	}
 	test_statuses();
 	test_lost_reply();
 	test_terminated_backend();
@@ -1238,6 +1246,7 @@ main(int argc, char **argv)
 	test_trust();
 	test_holds();
 
+done:
 	PQfinish(admin);
 	printf("1..%d\n# test_client: %d passed, %d failed\n", n_checks,
 		   n_checks - n_failed, n_failed);
