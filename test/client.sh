@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The client suite: libledger and the `ledger` CLI against throwaway clusters.
+# The client suite: libledger and the `pg_ledger` CLI against throwaway clusters.
 #
 #   C tests      client/test/test_client.c: every status, the lost reply
 #                (an in-process TCP proxy), pg_terminate_backend, 40001
@@ -164,7 +164,7 @@ check() {	# check DESCRIPTION COMMAND...
 }
 
 for f in include/ledger.h lib/libledger.a lib/libledger.so lib/libledger.so.1 \
-	lib/pkgconfig/ledger.pc bin/ledger; do
+	lib/pkgconfig/ledger.pc bin/pg_ledger; do
 	check "installed $f" test -e "$PREFIX/$f"
 done
 soname=$(objdump -p "$PREFIX/lib/libledger.so" 2>/dev/null | awk '/SONAME/ {print $2}') ||
@@ -213,7 +213,7 @@ if [ "$status" -eq 0 ]; then
 	out=$(PGDATABASE=clientex LD_LIBRARY_PATH=$PREFIX/lib "$LEDGER_TMP/example" 2>&1) || true
 	check "example run 2 (PG* environment): balance 500 ($out)" test "$out" = "balance 500"
 fi
-check "installed CLI runs" "$PREFIX/bin/ledger" --version
+check "installed CLI runs" "$PREFIX/bin/pg_ledger" --version
 # the example printed in the README is the one compiled here
 for readme in "$CLIENT/README.md" "$LEDGER_ROOT/README.md"; do
 	grep -q '^/\* example.c:' "$readme" || continue
@@ -224,7 +224,7 @@ unset PKG_CONFIG_PATH
 
 # --- CLI ------------------------------------------------------------------------
 log "CLI"
-LEDGER_CLI=$CLIENT/ledger
+LEDGER_CLI=$CLIENT/pg_ledger
 export PGDATABASE=clientcli
 # From here on a failed check is counted and the next one runs: with errexit
 # the first failing `cli` outside an && list would end the suite before its
@@ -297,7 +297,7 @@ expect "--help lists exit 25" "25  hold_not_found" "$OUT"
 expect "--help lists exit 26" "26  hold_not_pending" "$OUT"
 for cmd in open credit debit transfer balance history verify batch-debit hold capture release \
 	available holds; do
-	cli 0 "$cmd --help" "$cmd" --help && expect "$cmd --help" "Usage: ledger $cmd" "$OUT"
+	cli 0 "$cmd --help" "$cmd" --help && expect "$cmd --help" "Usage: pg_ledger $cmd" "$OUT"
 done
 cli 0 "--version" --version
 cli 2 "no command"
@@ -325,7 +325,7 @@ cli 2 "--json after -- is an argument, not the option" debit -- alice --json &&
 	check "cli: ... so the error is plain text" test -z "$OUT"
 cli 2 "--key --json: --json is the key" --key --json balance alice &&
 	check "cli: ... so the error is plain text" test -z "$OUT"
-cli 0 "--json --help" --json --help && expect "json help" '{"status":"ok","help":"ledger: ' "$OUT"
+cli 0 "--json --help" --json --help && expect "json help" '{"status":"ok","help":"pg_ledger: ' "$OUT"
 json_one "--json --help" "$OUT"
 cli 0 "--json --version" --version --json && expect "json version" '{"status":"ok","version":"' "$OUT"
 
@@ -480,7 +480,7 @@ stop_proxy() {
 	kill "$proxy_pid" 2>/dev/null || true
 	wait "$proxy_pid" 2>/dev/null || true
 }
-advice="ledger: the posting may or may not have been applied; run the same command again with --key"
+advice="pg_ledger: the posting may or may not have been applied; run the same command again with --key"
 retry_note="(a retry without that key may post twice)"
 
 before=$("$LEDGER_CLI" balance alice)
@@ -670,7 +670,7 @@ before=$("$LEDGER_CLI" balance ha)
 start_proxy
 cli 23 "capture: unknown outcome" -d "$proxy_ci" --retries 3 capture "$hid5"
 stop_proxy
-expect "capture: what to do" "ledger: the capture may or may not have been applied; run the same command again" "$ERR"
+expect "capture: what to do" "pg_ledger: the capture may or may not have been applied; run the same command again" "$ERR"
 cli 0 "the same capture again" capture "$hid5" && check "cli: the first result ($OUT)" test "$OUT" = "$((before - 9))"
 check "cli: posted once" test "$(psql_q -c "SELECT count(*) FROM ledger.entries WHERE hold_id = $hid5")" = 1
 
@@ -695,10 +695,10 @@ for args in "--json history alice" "debit alice 1000000" "batch-debit alice:1 al
 	status=$?
 	if [ "$status" -ne 99 ]; then
 		pass
-		echo "ok - valgrind: ledger $args (exit $status)"
+		echo "ok - valgrind: pg_ledger $args (exit $status)"
 	else
 		cat "$LEDGER_TMP/cli.valgrind" >&2
-		fail "valgrind: ledger $args"
+		fail "valgrind: pg_ledger $args"
 	fi
 done
 

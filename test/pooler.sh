@@ -20,7 +20,7 @@ source "$(dirname "$0")/lib.sh"
 fail() { echo "pooler: FAILED: $*" >&2; exit 1; }
 
 CLIENT=$LEDGER_ROOT/client
-LEDGER_CLI=$CLIENT/ledger
+LEDGER_CLI=$CLIENT/pg_ledger
 
 ledger_require_packages
 ledger_build_install

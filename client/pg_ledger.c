@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * ledger_cli.c
- *	  The `ledger` command: one libledger call per invocation.
+ *	  The `pg_ledger` command: one libledger call per invocation.  (Not
+ *	  `ledger`: Debian's plain-text accounting tool owns /usr/bin/ledger.)
  *
- *	  ledger [-d CONNINFO] [--json] [--retries N] [--timeout SECONDS] COMMAND ARGS...
+ *	  pg_ledger [-d CONNINFO] [--json] [--retries N] [--timeout SECONDS] COMMAND ARGS...
  *
  * (batch-debit is the one command with many postings: ledger_post_batch.)
  *
@@ -77,29 +78,29 @@ static const struct
 }			commands[] =
 {
 	{"open", CMD_OPEN, 1, 1,
-		"ledger open ACCOUNT [--currency CUR] [--min-balance N | --no-floor]",
+		"pg_ledger open ACCOUNT [--currency CUR] [--min-balance N | --no-floor]",
 		"Open ACCOUNT (currency default XXX, floor default 0) and print its id.\n"
 		"Opening again with identical parameters prints the same id."},
 	{"credit", CMD_CREDIT, 2, 2,
-		"ledger credit ACCOUNT AMOUNT [--key KEY]",
+		"pg_ledger credit ACCOUNT AMOUNT [--key KEY]",
 		"Add AMOUNT (minor units, digits only, > 0) to ACCOUNT and print the new\n"
 		"balance."},
 	{"debit", CMD_DEBIT, 2, 2,
-		"ledger debit ACCOUNT AMOUNT [--key KEY]",
+		"pg_ledger debit ACCOUNT AMOUNT [--key KEY]",
 		"Take AMOUNT (minor units, digits only, > 0) from ACCOUNT and print the new\n"
 		"balance.  Refused (exit 11) if the balance would go below the account's\n"
 		"floor."},
 	{"transfer", CMD_TRANSFER, 3, 3,
-		"ledger transfer FROM TO AMOUNT [--key KEY]",
+		"pg_ledger transfer FROM TO AMOUNT [--key KEY]",
 		"Move AMOUNT (minor units, digits only, > 0) from FROM to TO (same\n"
 		"currency) and print the transfer id."},
 	{"balance", CMD_BALANCE, 1, 1,
-		"ledger balance ACCOUNT [--at TIMESTAMP]",
+		"pg_ledger balance ACCOUNT [--at TIMESTAMP]",
 		"Print the balance of ACCOUNT.  With --at, its balance at that time: the\n"
 		"running balance after its last journal entry created at or before\n"
 		"TIMESTAMP, 0 before its first (holds change no balance)."},
 	{"history", CMD_HISTORY, 1, 1,
-		"ledger history ACCOUNT [--limit N] [--before ENTRY_ID]",
+		"pg_ledger history ACCOUNT [--limit N] [--before ENTRY_ID]",
 		"Print the newest N (default 100) journal entries of ACCOUNT, newest\n"
 		"first, one per line, tab-separated: entry_id, amount (debits negative),\n"
 		"balance_after, transfer_id, idempotency_key, created_at (UTC);\n"
@@ -108,12 +109,12 @@ static const struct
 		"With --before, only the entries older than ENTRY_ID: the next page\n"
 		"starts before the last entry_id printed."},
 	{"verify", CMD_VERIFY, 0, 0,
-		"ledger verify",
+		"pg_ledger verify",
 		"Audit the whole ledger.  Prints \"ok\" and exits 0 when it is\n"
 		"consistent; otherwise prints one \"account<TAB>problem\" line per\n"
 		"problem and exits 3 (both fields escaped as in history)."},
 	{"batch-debit", CMD_BATCH_DEBIT, 1, -1,
-		"ledger batch-debit ACCOUNT:AMOUNT... [--key KEY]",
+		"pg_ledger batch-debit ACCOUNT:AMOUNT... [--key KEY]",
 		"Debit each ACCOUNT by its AMOUNT (digits only), in order, in one\n"
 		"transaction and one commit (ledger_post_batch); the last ':' of an item\n"
 		"separates ACCOUNT from AMOUNT.  A refused item changes nothing and does\n"
@@ -123,13 +124,13 @@ static const struct
 		"item that is not (its lines are printed all the same: the ok items were\n"
 		"applied)."},
 	{"hold", CMD_HOLD, 2, 2,
-		"ledger hold ACCOUNT AMOUNT [--expires-in SECONDS] [--key KEY]",
+		"pg_ledger hold ACCOUNT AMOUNT [--expires-in SECONDS] [--key KEY]",
 		"Reserve AMOUNT (minor units, digits only, > 0) of what ACCOUNT has\n"
 		"available and print the hold id.  The balance stays until the hold is\n"
 		"captured; what is available (ledger available) shrinks at once.  Refused\n"
 		"(exit 11) if the available balance would go below the account's floor."},
 	{"capture", CMD_CAPTURE, 1, 2,
-		"ledger capture HOLD_ID [AMOUNT] [--to ACCOUNT]",
+		"pg_ledger capture HOLD_ID [AMOUNT] [--to ACCOUNT]",
 		"Post AMOUNT (digits only, > 0; default: the whole hold) of a pending hold\n"
 		"and end it; the rest of the hold is released.  Without --to it is a debit\n"
 		"of the held account, with --to a transfer to ACCOUNT (same currency).\n"
@@ -137,17 +138,17 @@ static const struct
 		"the same balance and posts nothing; other arguments: exit 13.  Exit 25:\n"
 		"no such hold; 26: it was released or expired."},
 	{"release", CMD_RELEASE, 1, 1,
-		"ledger release HOLD_ID",
+		"pg_ledger release HOLD_ID",
 		"End a pending hold without posting and print true.  Prints false when\n"
 		"it was already released or expired -- also when an earlier attempt of\n"
 		"this same command released it and its answer was lost.  Exit 25: no such\n"
 		"hold; 26: it was captured."},
 	{"available", CMD_AVAILABLE, 1, 1,
-		"ledger available ACCOUNT",
+		"pg_ledger available ACCOUNT",
 		"Print what ACCOUNT can spend now: its balance minus its pending holds\n"
 		"that have not expired."},
 	{"holds", CMD_HOLDS, 1, 1,
-		"ledger holds ACCOUNT [--limit N]",
+		"pg_ledger holds ACCOUNT [--limit N]",
 		"Print the newest N (default 100) holds of ACCOUNT, newest first, one per\n"
 		"line, tab-separated: hold_id, amount, captured (the amount posted, empty\n"
 		"unless captured), status (pending, captured, released or expired; a\n"
@@ -382,11 +383,11 @@ command_error(const Args *a, int code, const char *fmt, va_list ap)
 
 	if (!a->json)
 	{
-		fprintf(stderr, "ledger: ");
+		fprintf(stderr, "pg_ledger: ");
 		vfprintf(stderr, fmt, ap);
 		fprintf(stderr, "\n");
 		if (code == EXIT_USAGE)
-			fprintf(stderr, "Try \"ledger --help\".\n");
+			fprintf(stderr, "Try \"pg_ledger --help\".\n");
 		return code;
 	}
 	va_copy(ap2, ap);
@@ -480,8 +481,8 @@ usage_all(FILE *out)
 {
 	size_t		i;
 
-	fprintf(out, "ledger: post to and read the ledger of a PostgreSQL database.\n\n"
-			"Usage: ledger [OPTIONS] COMMAND ARGS...\n\nCommands:\n");
+	fprintf(out, "pg_ledger: post to and read the ledger of a PostgreSQL database.\n\n"
+			"Usage: pg_ledger [OPTIONS] COMMAND ARGS...\n\nCommands:\n");
 	for (i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %s\n", commands[i].synopsis);
 	fprintf(out, "\nAMOUNT is in minor units (cents), ASCII digits only: no sign, no\n"
@@ -923,7 +924,7 @@ check_args(Args *a)
 					 min_args == 1 ? "" : "s");
 		if (!a->json)
 		{
-			fprintf(stderr, "ledger: %s\n", how_many);
+			fprintf(stderr, "pg_ledger: %s\n", how_many);
 			usage_command(stderr, a->cmd_index);
 			return EXIT_USAGE;
 		}
@@ -1112,7 +1113,7 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 		printf("}\n");
 		return code;
 	}
-	fprintf(stderr, "ledger: %s failed: %s", commands[a->cmd_index].name,
+	fprintf(stderr, "pg_ledger: %s failed: %s", commands[a->cmd_index].name,
 			ledger_status_name(status));
 	if (sqlstate != NULL)
 		fprintf(stderr, " (%s)", sqlstate);
@@ -1123,17 +1124,17 @@ report_failure(const Args *a, LedgerConn *conn, LedgerStatus status)
 		fprintf(stderr, "HINT:  %s\n", hint);
 	if (status == LEDGER_UNKNOWN_OUTCOME && is_posting(a->cmd))
 	{
-		fprintf(stderr, "ledger: the posting may or may not have been applied; run the same"
+		fprintf(stderr, "pg_ledger: the posting may or may not have been applied; run the same"
 				" command again with --key ");
 		put_field(stderr, a->posting_key);
 		fprintf(stderr, " (a retry without that key may post twice)\n");
 	}
 	if (status == LEDGER_UNKNOWN_OUTCOME && a->cmd == CMD_CAPTURE)
-		fprintf(stderr, "ledger: the capture may or may not have been applied; run the same"
+		fprintf(stderr, "pg_ledger: the capture may or may not have been applied; run the same"
 				" command again: with the same hold id and arguments it prints the first"
 				" result and cannot post twice\n");
 	if (status == LEDGER_UNKNOWN_OUTCOME && a->cmd == CMD_RELEASE)
-		fprintf(stderr, "ledger: the release may or may not have been applied; run the same"
+		fprintf(stderr, "pg_ledger: the release may or may not have been applied; run the same"
 				" command again: it cannot release twice (it prints false if the first"
 				" attempt released the hold)\n");
 	return code;
@@ -1490,7 +1491,7 @@ run_batch_debit(const Args *a, LedgerConn *conn)
 				if (first == n)
 					first = i;
 			}
-		fprintf(stderr, "ledger: batch-debit: %zu of %zu items refused, the first is item %zu (",
+		fprintf(stderr, "pg_ledger: batch-debit: %zu of %zu items refused, the first is item %zu (",
 				refused, n, first + 1);
 		put_field(stderr, items[first].account);
 		fprintf(stderr, ":%" PRId64 "): %s (%s)\n", items[first].amount,
@@ -1518,7 +1519,7 @@ run_command(int argc, char **argv, Args *a)
 			printf("{\"status\":\"ok\",\"version\":\"%d.%d.%d\"}\n",
 				   v / 10000, v / 100 % 100, v % 100);
 		else
-			printf("ledger (libledger) %d.%d.%d\n", v / 10000, v / 100 % 100, v % 100);
+			printf("pg_ledger (libledger) %d.%d.%d\n", v / 10000, v / 100 % 100, v % 100);
 		return 0;
 	}
 	if (a->help)
@@ -1587,7 +1588,7 @@ main(int argc, char **argv)
 	 */
 	if (fflush(stdout) != 0 || ferror(stdout))
 	{
-		fprintf(stderr, "ledger: could not write the output: %s\n", strerror(errno));
+		fprintf(stderr, "pg_ledger: could not write the output: %s\n", strerror(errno));
 		rc = EXIT_INTERNAL;
 	}
 	free(a.pos);
