@@ -5,12 +5,13 @@
 #   isolation       test/specs/*.spec vs test/expected/*.out (make installcheck)
 #   pgTAP           test/pgtap/*.sql                    (pg_prove)
 #   durability      test/durability.sh   fsync=off refusal, forced sync commit
-#   crash           test/crash.sh        SIGKILL mid-load, every ack survives
+#   crash           test/crash.sh        SIGKILL mid-load, every ack survives (keyed debits and holds)
 #   crash-nokey     test/crash.sh --no-keys   the same for postings without keys
 #   restart         test/restart.sh      fast and immediate restarts keep every row, key and setting
-#   bank            test/bank.sh         Jepsen bank workload, short run
+#   bank            test/bank.sh         Jepsen bank workload with holds, short run
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
 #   fuzz            test/fuzz.sh         20 000 seeded random calls, only documented SQLSTATEs
+#   cron            test/cron.sh         pg_cron runs the expiry sweep as a role granted only it
 #   client          test/client.sh       libledger + CLI: statuses, lost reply, threads, batches, valgrind
 #   demo            test/demo.sh         the README's first command still works
 #   bench smoke     bench/run.sh --smoke a few seconds of every benchmark workload
@@ -91,6 +92,7 @@ restart     test/restart.sh
 bank        test/bank.sh
 failover    test/failover.sh
 fuzz        test/fuzz.sh
+cron        test/cron.sh
 client      test/client.sh
 demo        test/demo.sh
 bench-smoke bench/run.sh --smoke
