@@ -912,7 +912,7 @@ close_hold(worker *w, int hold)
 		}
 }
 
-/* Draw a hold, capture or release; returns the operation kind drawn. */
+/* Draw a hold, or a capture or release of one of the writer's pending holds. */
 static void
 draw_hold_operation(worker *w, operation *op, int end_one, char *key, size_t key_size)
 {
