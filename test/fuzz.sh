@@ -65,4 +65,7 @@ fi
 [ "$status" -ne 124 ] && [ "$status" -ne 137 ] || die "the fuzzer hung"
 [ "$status" -eq 0 ] || die "the fuzzer reported failures (exit status $status)"
 cluster_stop fuzz
-echo "fuzz: $done_calls random calls, only documented SQLSTATEs, no crash, ledger_verify() empty; OK"
+known=$(grep -c '^fuzz: KNOWN BUG' "$TMP/fuzz.out" || true)
+note=""
+[ "$known" -gt 0 ] && note=" ($known known bugs of the extension worked around, see above; FUZZ_STRICT=1 fails on them)"
+echo "fuzz: $done_calls random calls, only documented SQLSTATEs, no crash, ledger_verify() empty$note; OK"
