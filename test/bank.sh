@@ -3,11 +3,13 @@
 #
 # Compiles test/bank.c and runs it: K accounts with floors plus a no-floor
 # source account, M writer connections doing random transfers, deposits and
-# withdrawals (and keyed replays), readers checking in one REPEATABLE READ
-# snapshot that the total is constant and no balance is below its floor;
-# at the end ledger_verify() is empty, the total and every balance match
-# what the writers committed, and the server log has no crash.  See the
-# header of bank.c for the details.
+# withdrawals, holds (some expiring within a second) and their captures and
+# releases (and keyed replays), readers checking in one REPEATABLE READ
+# snapshot that the total is constant and no balance, nor available
+# balance, is below its floor; at the end ledger_verify() is empty, the
+# total and every balance match what the writers committed, every hold is
+# as its writer left it, and the server log has no crash.  See the header
+# of bank.c for the details.
 #
 # Parameters (environment):
 #   BANK_ACCOUNTS  K accounts            (default 10)
@@ -15,8 +17,8 @@
 #   BANK_READERS   reader connections    (default 2)
 #   BANK_SECONDS   T seconds of load     (default 15)
 #   BANK_SEED      seed of the writers' and readers' choices (default: random, printed)
-#   BANK_BREAK     naive | total | floor: break a guarantee on purpose; the
-#                  run must then FAIL (see bank.c)
+#   BANK_BREAK     naive | total | floor | hold | release: break a guarantee
+#                  on purpose; the run must then FAIL (see bank.c)
 #
 # The long run of the README:
 #   BANK_ACCOUNTS=100 BANK_CLIENTS=16 BANK_SECONDS=120 bash test/bank.sh
@@ -64,4 +66,4 @@ fi
 [ "$status" -ne 124 ] && [ "$status" -ne 137 ] || die "the bank client hung (killed after $((T + 120)) s)"
 [ "$status" -eq 0 ] || die "the bank client reported failures (exit status $status)"
 cluster_stop bank
-echo "bank: $K accounts, $M writers, $R readers, $T s: totals constant, no floor broken, ledger_verify() empty; OK"
+echo "bank: $K accounts, $M writers, $R readers, $T s: totals constant, no floor broken (balance or available), every hold as its writer left it, ledger_verify() empty; OK"

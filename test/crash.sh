@@ -9,11 +9,18 @@
 #
 # How: 8 clients (test/crash_client.c; 4 of them with
 # synchronous_commit = off) post keyed debits of 1 to one account in a
-# tight loop, each writing the key of every acknowledged debit to its own
-# file.  After 3 s the synchronous clients are paused and the asynchronous
-# ones go on alone for 0.5 s; then the postmaster and all its children are
-# SIGKILLed at once, the server is restarted (crash recovery replays the
-# WAL), and every acknowledged key is looked up.
+# tight loop, every third request a keyed hold of 1 (never expiring) on
+# another account instead, each writing the key of every acknowledged debit
+# (and the hold id of every acknowledged hold) to its own file.  After 3 s
+# the synchronous clients are paused and the asynchronous ones go on alone
+# for 0.5 s; then the postmaster and all its children are SIGKILLed at
+# once, the server is restarted (crash recovery replays the WAL), and
+# every acknowledged key is looked up: each debit is there exactly once;
+# each hold exists exactly once, with the acknowledged id, its key stored,
+# still pending (not ended, in ledger.pending_holds, "pending" in
+# ledger_holds) and still reserving: ledger_available() is the balance
+# less the pending holds, at most the balance less the acknowledged ones,
+# and a debit of one more than that is refused (LG001).
 #
 # SIGKILL loses whatever WAL was still in the server's shared WAL buffers,
 # not yet written to the kernel.  An asynchronous commit leaves its commit
@@ -93,6 +100,8 @@ cc -std=c99 -Wall -Wextra -Werror -O2 -I"$($PG_CONFIG --includedir)" \
 psql_q <<'SQL' >/dev/null
 CREATE EXTENSION ledger;
 SELECT ledger_open_account('crash', 'XXX', NULL);  -- no floor: debits never fail
+SELECT ledger_open_account('crash-hold', 'XXX', 0); -- floor 0: its holds reserve
+SELECT ledger_credit('crash-hold', 1000000000000);  -- holds of 1 never fail
 SQL
 if $NO_KEYS; then
 	psql_q -c "SELECT count(ledger_open_account('crash-u' || c, 'XXX', NULL)) FROM generate_series(1, $NCLIENTS) c" >/dev/null
@@ -139,7 +148,7 @@ after=$(ack_lines "$first_async")
 [ "$after" -gt "$before" ] || die "the async clients acknowledged nothing while alone"
 
 log "SIGKILL to the postmaster and all its children" \
-	"($(ack_lines) debits acknowledged so far, $((after - before)) by async clients alone)"
+	"($(ack_lines) postings acknowledged so far, $((after - before)) by async clients alone)"
 cluster_crash crash
 kill -CONT "${SYNC_PIDS[@]}"
 
@@ -181,16 +190,20 @@ if $NO_KEYS; then
 	exit 0
 fi
 
-# Every acknowledgement file holds whole lines "c<C>-<i>".
+# Every acknowledgement file holds whole lines "c<C>-<i>" (debits) and
+# "h<C>-<i> <hold id>" (holds).
 for c in $(seq 1 "$NCLIENTS"); do
-	if grep -qvE "^c$c-[0-9]+\$" "$TMP/acks.$c"; then
+	if grep -qvE "^(c$c-[0-9]+|h$c-[0-9]+ [0-9]+)\$" "$TMP/acks.$c"; then
 		die "malformed line in the acknowledgements of client $c"
 	fi
 done
 
 # Load the acknowledged keys and check each one.  One line of results:
 # acked|acked_sync|acked_async|distinct|found|missing_sync|missing_async|
-# wrong|unacked_excess|entries|balance|problems
+# wrong|unacked_excess|entries|balance|problems|
+# holds_acked|holds_sync|holds_async|holds_distinct|holds_found|
+# holds_missing_sync|holds_missing_async|holds_wrong|hold_balance|
+# hold_available|holds_pending|over_available_debit
 result=$(
 	{
 		cat <<'SQL'
@@ -200,7 +213,18 @@ SQL
 		for c in $(seq 1 "$NCLIENTS"); do
 			async=f
 			client_is_async "$c" && async=t
-			awk -v c="$c" -v a="$async" '{ print $0 "\t" c "\t" a }' "$TMP/acks.$c"
+			awk -v c="$c" -v a="$async" '/^c/ { print $0 "\t" c "\t" a }' "$TMP/acks.$c"
+		done
+		cat <<'SQL'
+\.
+CREATE TEMP TABLE acked_holds (key text COLLATE "C" NOT NULL, hold_id bigint NOT NULL,
+							   client int NOT NULL, async bool NOT NULL);
+COPY acked_holds FROM STDIN;
+SQL
+		for c in $(seq 1 "$NCLIENTS"); do
+			async=f
+			client_is_async "$c" && async=t
+			awk -v c="$c" -v a="$async" '/^h/ { print $1 "\t" $2 "\t" c "\t" a }' "$TMP/acks.$c"
 		done
 		cat <<'SQL'
 \.
@@ -226,10 +250,42 @@ FROM acked a LEFT JOIN k USING (key) LEFT JOIN e USING (key);
 -- but whose "ok" was lost in the crash.  More than one unacknowledged
 -- committed key per client would mean the acknowledgements are wrong.
 CREATE TEMP TABLE unacked AS
-SELECT substring(i.idempotency_key from '^c([0-9]+)-')::int AS client, count(*) AS n
+SELECT substring(i.idempotency_key from '^[ch]([0-9]+)-')::int AS client, count(*) AS n
 FROM ledger.idempotency_keys i
 WHERE NOT EXISTS (SELECT 1 FROM acked a WHERE a.key = i.idempotency_key)
+  AND NOT EXISTS (SELECT 1 FROM acked_holds a WHERE a.key = i.idempotency_key)
 GROUP BY 1;
+
+-- Each acknowledged hold: its rows under its key, whether they are the
+-- hold acknowledged (id, account, amount, no expiry), and whether it is
+-- still pending by every account of it.
+CREATE TEMP TABLE checked_holds AS
+WITH listed AS (
+	SELECT hold_id, status FROM ledger_holds('crash-hold', 2147483647)
+)
+SELECT a.key, a.hold_id, a.client, a.async,
+	   (SELECT count(*) FROM ledger.holds h WHERE h.idempotency_key = a.key) AS n_holds,
+	   (SELECT count(*) FROM ledger.holds h JOIN ledger.accounts ac USING (account_id)
+		 WHERE h.idempotency_key = a.key AND h.hold_id = a.hold_id AND ac.name = 'crash-hold'
+		   AND h.amount = 1 AND h.expires_at IS NULL) AS n_right,
+	   (SELECT count(*) FROM ledger.idempotency_keys k
+		 WHERE k.idempotency_key = a.key AND k.operation = 'hold' AND k.account = 'crash-hold'
+		   AND k.amount = 1 AND k.result = a.hold_id) AS n_keys,
+	   EXISTS (SELECT FROM ledger.pending_holds p WHERE p.hold_id = a.hold_id) AS in_pending,
+	   EXISTS (SELECT FROM ledger.hold_ends e WHERE e.hold_id = a.hold_id) AS ended,
+	   l.status
+FROM acked_holds a LEFT JOIN listed l USING (hold_id);
+
+-- A debit of one more than the balance less the acknowledged holds must
+-- be refused, whatever else is pending: the holds still reserve.
+CREATE FUNCTION pg_temp.debit_outcome(amount bigint) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM ledger_debit('crash-hold', amount);
+	RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE;
+END
+$$;
 
 SELECT concat_ws('|',
 	(SELECT count(*) FROM acked),
@@ -245,10 +301,38 @@ SELECT concat_ws('|',
 	(SELECT count(*) FROM ledger.entries e JOIN ledger.accounts a USING (account_id)
 	  WHERE a.name = 'crash'),
 	(SELECT ledger_balance('crash')),
-	(SELECT count(*) FROM ledger_verify()));
+	(SELECT count(*) FROM ledger_verify()),
+	(SELECT count(*) FROM acked_holds),
+	(SELECT count(*) FROM acked_holds WHERE NOT async),
+	(SELECT count(*) FROM acked_holds WHERE async),
+	(SELECT count(DISTINCT key) FROM acked_holds),
+	(SELECT count(*) FROM checked_holds
+	  WHERE n_holds = 1 AND n_right = 1 AND n_keys = 1 AND in_pending AND NOT ended
+		AND status = 'pending'),
+	(SELECT count(*) FROM checked_holds WHERE n_holds = 0 AND n_keys = 0 AND NOT async),
+	(SELECT count(*) FROM checked_holds WHERE n_holds = 0 AND n_keys = 0 AND async),
+	(SELECT count(*) FROM checked_holds
+	  WHERE NOT (n_holds = 0 AND n_keys = 0)
+		AND NOT (n_holds = 1 AND n_right = 1 AND n_keys = 1 AND in_pending AND NOT ended
+				 AND status = 'pending')),
+	(SELECT ledger_balance('crash-hold')),
+	(SELECT ledger_available('crash-hold')),
+	(SELECT coalesce(sum(p.amount), 0) FROM ledger.pending_holds p
+	   JOIN ledger.accounts a USING (account_id) WHERE a.name = 'crash-hold'),
+	(SELECT pg_temp.debit_outcome(ledger_balance('crash-hold')
+								  - (SELECT count(*) FROM acked_holds) + 1)));
 SELECT 'missing (first 10): ' || string_agg(key, ' ' ORDER BY client, length(key), key)
 FROM (SELECT key, client FROM checked WHERE n_keys = 0 AND n_entries = 0
 	  ORDER BY client, length(key), key LIMIT 10) m
+HAVING count(*) > 0;
+SELECT 'holds missing or wrong (first 10): ' || string_agg(format('%s (hold %s: %s rows, %s keys, %s, %s)',
+		key, hold_id, n_holds, n_keys,
+		CASE WHEN in_pending THEN 'in pending_holds' ELSE 'not in pending_holds' END,
+		coalesce(status, 'not listed')), ' ' ORDER BY client, length(key), key)
+FROM (SELECT * FROM checked_holds
+	   WHERE NOT (n_holds = 1 AND n_right = 1 AND n_keys = 1 AND in_pending AND NOT ended
+				  AND status = 'pending')
+	   ORDER BY client, length(key), key LIMIT 10) m
 HAVING count(*) > 0;
 SELECT 'verify: ' || account || ': ' || problem FROM ledger_verify();
 SQL
@@ -256,11 +340,19 @@ SQL
 ) || die "the checking queries failed"
 
 IFS='|' read -r acked acked_sync acked_async distinct found missing_sync missing_async \
-	wrong unacked_excess entries balance problems <<<"$(head -n 1 <<<"$result")"
+	wrong unacked_excess entries balance problems \
+	holds_acked holds_sync holds_async holds_distinct holds_found holds_missing_sync \
+	holds_missing_async holds_wrong hold_balance hold_available holds_pending over_debit \
+	<<<"$(head -n 1 <<<"$result")"
 missing=$((missing_sync + missing_async))
-log "acknowledged: $acked ($acked_sync sync, $acked_async async); found exactly once: $found;" \
+holds_missing=$((holds_missing_sync + holds_missing_async))
+log "acknowledged debits: $acked ($acked_sync sync, $acked_async async); found exactly once: $found;" \
 	"missing: $missing ($missing_sync sync, $missing_async async)"
-log "entries: $entries; balance: $balance; ledger_verify() problems: $problems"
+log "acknowledged holds: $holds_acked ($holds_sync sync, $holds_async async); found once and pending:" \
+	"$holds_found; missing: $holds_missing ($holds_missing_sync sync, $holds_missing_async async)"
+log "entries: $entries; balance: $balance; holds' account: balance $hold_balance, available" \
+	"$hold_available, $holds_pending pending; a debit of more than the acknowledged holds" \
+	"leave: $over_debit; ledger_verify() problems: $problems"
 tail -n +2 <<<"$result" | sed 's/^/    /' >&2
 
 fail=0
@@ -281,6 +373,22 @@ fail=0
 	{ echo "crash: FAIL: $entries journal entries but the balance is $balance" >&2; fail=1; }
 [ "$problems" -eq 0 ] ||
 	{ echo "crash: FAIL: ledger_verify() reports $problems problems" >&2; fail=1; }
+[ "$holds_acked" -gt 0 ] && [ "$holds_sync" -gt 0 ] && [ "$holds_async" -gt 0 ] ||
+	{ echo "crash: FAIL: need acknowledged holds from both sync and async clients" >&2; fail=1; }
+[ "$holds_distinct" -eq "$holds_acked" ] ||
+	{ echo "crash: FAIL: $((holds_acked - holds_distinct)) hold keys acknowledged twice" >&2; fail=1; }
+[ "$holds_missing" -eq 0 ] ||
+	{ echo "crash: FAIL: $holds_missing acknowledged holds lost in the crash ($holds_missing_sync sync, $holds_missing_async async)" >&2; fail=1; }
+[ "$holds_wrong" -eq 0 ] ||
+	{ echo "crash: FAIL: $holds_wrong acknowledged holds not present exactly once with their id, key and pending state" >&2; fail=1; }
+[ "$holds_found" -eq "$holds_acked" ] ||
+	{ echo "crash: FAIL: only $holds_found of $holds_acked acknowledged holds present once and pending" >&2; fail=1; }
+[ "$hold_available" -eq $((hold_balance - holds_pending)) ] ||
+	{ echo "crash: FAIL: ledger_available() is $hold_available, not the balance $hold_balance less the $holds_pending pending" >&2; fail=1; }
+[ "$hold_available" -le $((hold_balance - holds_acked)) ] ||
+	{ echo "crash: FAIL: ledger_available() is $hold_available: the $holds_acked acknowledged holds do not all reserve" >&2; fail=1; }
+[ "$over_debit" = LG001 ] ||
+	{ echo "crash: FAIL: a debit of more than the acknowledged holds leave was $over_debit, not refused (LG001)" >&2; fail=1; }
 [ "$fail" -eq 0 ] || exit 1
 
-echo "crash: $acked acknowledged debits ($acked_sync sync, $acked_async async) all present after SIGKILL + recovery"
+echo "crash: $acked acknowledged debits ($acked_sync sync, $acked_async async) and $holds_acked acknowledged holds ($holds_sync sync, $holds_async async) all present after SIGKILL + recovery, the holds still pending and reserving"

@@ -5,9 +5,12 @@
  *
  * Connects (CONNINFO, or the PG* environment variables when it is omitted)
  * and posts SELECT ledger_debit('crash', 1, key) in a loop forever, with the
- * keys c<CLIENT_NO>-1, c<CLIENT_NO>-2, ...  The key is always bound as a
- * parameter, never spliced into the SQL.  After each successful reply the
- * key is written as one line to stdout and flushed: that line is the
+ * keys c<CLIENT_NO>-1, c<CLIENT_NO>-2, ...; every third request is a hold
+ * instead, SELECT ledger_hold('crash-hold', 1, NULL, key) with the key
+ * h<CLIENT_NO>-<i> (a hold that never expires).  The key is always bound
+ * as a parameter, never spliced into the SQL.  After each successful reply
+ * the key (for a hold: the key, a space and the hold id returned) is
+ * written as one line to stdout and flushed: that line is the
  * acknowledgement record that crash.sh checks after the crash, so it is
  * written only once the server has answered "ok".
  *
@@ -33,6 +36,7 @@
 #include "lost_connection.h"
 
 #define DEBIT_SQL "SELECT ledger_debit('crash', 1, $1)"
+#define HOLD_SQL "SELECT ledger_hold('crash-hold', 1, NULL, $1)"
 #define UNKEYED_DEBIT_SQL "SELECT ledger_debit($1, 1)"
 
 static void
@@ -139,8 +143,9 @@ main(int argc, char **argv)
 		char		key[64];
 		const char *params[1];
 		PGresult   *res;
+		int			hold = !unkeyed && i % 3 == 0;
 
-		if (snprintf(key, sizeof(key), "%c%ld-%llu", unkeyed ? 'u' : 'c',
+		if (snprintf(key, sizeof(key), "%c%ld-%llu", unkeyed ? 'u' : hold ? 'h' : 'c',
 					 client, i) >= (int) sizeof(key))
 		{
 			fprintf(stderr, "crash_client %ld: key too long\n", client);
@@ -148,26 +153,29 @@ main(int argc, char **argv)
 			return 1;
 		}
 		params[0] = unkeyed ? account : key;
-		res = PQexecParams(conn, unkeyed ? UNKEYED_DEBIT_SQL : DEBIT_SQL, 1,
+		res = PQexecParams(conn, unkeyed ? UNKEYED_DEBIT_SQL : hold ? HOLD_SQL : DEBIT_SQL, 1,
 						   NULL, params, NULL, NULL, 0);
 		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
-			fail(conn, res, client, "ledger_debit");
+			fail(conn, res, client, hold ? "ledger_hold" : "ledger_debit");
 		if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
 		{
-			fprintf(stderr, "crash_client %ld: unexpected reply to ledger_debit\n", client);
+			fprintf(stderr, "crash_client %ld: unexpected reply to %s\n", client,
+					hold ? "ledger_hold" : "ledger_debit");
+			PQclear(res);
+			PQfinish(conn);
+			return 1;
+		}
+
+		/* the acknowledgement record: only after the server said "ok" */
+		if ((hold ? printf("%s %s\n", key, PQgetvalue(res, 0, 0)) : printf("%s\n", key)) < 0 ||
+			fflush(stdout) != 0)
+		{
+			fprintf(stderr, "crash_client %ld: cannot write the acknowledgement: %s\n",
+					client, strerror(errno));
 			PQclear(res);
 			PQfinish(conn);
 			return 1;
 		}
 		PQclear(res);
-
-		/* the acknowledgement record: only after the server said "ok" */
-		if (printf("%s\n", key) < 0 || fflush(stdout) != 0)
-		{
-			fprintf(stderr, "crash_client %ld: cannot write the acknowledgement: %s\n",
-					client, strerror(errno));
-			PQfinish(conn);
-			return 1;
-		}
 	}
 }

@@ -5,16 +5,17 @@
 #   isolation       test/specs/*.spec vs test/expected/*.out (make installcheck)
 #   pgTAP           test/pgtap/*.sql                    (pg_prove)
 #   durability      test/durability.sh   fsync=off refusal, forced sync commit
-#   crash           test/crash.sh        SIGKILL mid-load, every ack survives
+#   crash           test/crash.sh        SIGKILL mid-load, every ack survives (keyed debits and holds)
 #   crash-nokey     test/crash.sh --no-keys   the same for postings without keys
 #   restart         test/restart.sh      fast and immediate restarts keep every row, key and setting
-#   bank            test/bank.sh         Jepsen bank workload, short run
+#   bank            test/bank.sh         Jepsen bank workload with holds, short run
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
 #   dump-restore    test/dump_restore.sh pg_dump plain+custom, restore into another cluster, identical
 #   logical         test/logical.sh      logical replication of every posting path, whole and in commit order
 #   fuzz            test/fuzz.sh         20 000 seeded random calls, only documented SQLSTATEs
-#   pooler          test/pooler.sh       libledger and the CLI through pgbouncer, transaction and session pooling
+#   cron            test/cron.sh         pg_cron runs the expiry sweep as a role granted only it
 #   client          test/client.sh       libledger + CLI: statuses, lost reply, threads, batches, valgrind
+#   pooler          test/pooler.sh       libledger and the CLI through pgbouncer, transaction and session pooling
 #   demo            test/demo.sh         the README's first command still works
 #   bench smoke     bench/run.sh --smoke a few seconds of every benchmark workload
 #
@@ -96,6 +97,7 @@ failover    test/failover.sh
 dump-restore test/dump_restore.sh
 logical     test/logical.sh
 fuzz        test/fuzz.sh
+cron        test/cron.sh
 client      test/client.sh
 pooler      test/pooler.sh
 demo        test/demo.sh

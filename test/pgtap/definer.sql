@@ -8,8 +8,11 @@
  *	- is not STRICT: a NULL argument raises 22004 naming the argument, it
  *	  never silently returns NULL (spot-checked for every argument that
  *	  must not be NULL, plus the NULLs that are allowed);
- * that the four writing functions are VOLATILE; and that the data schema
- * and everything in it belong to the installing superuser.
+ * that the writing functions are VOLATILE (the four postings of 1.0 and
+ * 1.1, the batches, and hold, capture, release and the expiry sweep of
+ * 1.2), and so are ledger_available and ledger_holds, which read the
+ * clock; and that the data schema and everything in it belong to the
+ * installing superuser.
  */
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
@@ -18,7 +21,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(81);
+SELECT plan(101);
 
 /* Every function that belongs to the extension and lives in its schema. */
 CREATE TEMP VIEW extension_function AS
@@ -90,6 +93,24 @@ SELECT volatility_is('ledger_debit_batch', ARRAY['text[]', 'bigint[]', 'text[]']
 					 'ledger_debit_batch is VOLATILE');
 SELECT volatility_is('ledger_transfer_batch', ARRAY['text[]', 'text[]', 'bigint[]', 'text[]'], 'volatile',
 					 'ledger_transfer_batch is VOLATILE');
+SELECT volatility_is('ledger_hold', ARRAY['text', 'bigint', 'interval', 'text'], 'volatile',
+					 'ledger_hold is VOLATILE');
+SELECT volatility_is('ledger_capture', ARRAY['bigint', 'bigint', 'text'], 'volatile',
+					 'ledger_capture is VOLATILE');
+SELECT volatility_is('ledger_release', ARRAY['bigint'], 'volatile',
+					 'ledger_release is VOLATILE');
+SELECT volatility_is('ledger_expire_holds', ARRAY[]::text[], 'volatile',
+					 'ledger_expire_holds is VOLATILE');
+
+/*
+ * Expiry is decided by clock_timestamp(), not by the statement's start: a
+ * hold may expire between two rows of one statement, so what reads it may
+ * not be assumed to return the same result within a statement (STABLE).
+ */
+SELECT volatility_is('ledger_available', ARRAY['text'], 'volatile',
+					 'ledger_available is VOLATILE (it reads the clock)');
+SELECT volatility_is('ledger_holds', ARRAY['text', 'integer'], 'volatile',
+					 'ledger_holds is VOLATILE (it reads the clock)');
 
 /* ---- a NULL is an error (22004) naming the argument, never a NULL result - */
 
@@ -138,8 +159,42 @@ SELECT throws_ok($$SELECT * FROM ledger_debit_batch(NULL, ARRAY[1::bigint])$$,
 SELECT throws_ok($$SELECT * FROM ledger_transfer_batch(ARRAY['alice'], ARRAY['bob'], NULL)$$,
 				 '22004', 'amounts must not be null',
 				 'ledger_transfer_batch with NULL amounts raises 22004');
+SELECT throws_ok($$SELECT ledger_hold(NULL, 100)$$,
+				 '22004', 'account must not be null',
+				 'ledger_hold with a NULL account raises 22004');
+SELECT throws_ok($$SELECT ledger_hold('alice', NULL)$$,
+				 '22004', 'amount must not be null',
+				 'ledger_hold with a NULL amount raises 22004');
+SELECT throws_ok($$SELECT ledger_capture(NULL)$$,
+				 '22004', 'hold_id must not be null',
+				 'ledger_capture with a NULL hold_id raises 22004');
+SELECT throws_ok($$SELECT ledger_capture(NULL, 10, 'bob')$$,
+				 '22004', 'hold_id must not be null',
+				 'ledger_capture with a NULL hold_id and the other arguments raises 22004');
+SELECT throws_ok($$SELECT ledger_release(NULL)$$,
+				 '22004', 'hold_id must not be null',
+				 'ledger_release(NULL) raises 22004');
+SELECT throws_ok($$SELECT ledger_available(NULL)$$,
+				 '22004', 'account must not be null',
+				 'ledger_available(NULL) raises 22004');
+SELECT throws_ok($$SELECT * FROM ledger_holds(NULL)$$,
+				 '22004', 'account must not be null',
+				 'ledger_holds with a NULL account raises 22004');
+SELECT throws_ok($$SELECT * FROM ledger_holds('alice', NULL)$$,
+				 '22004', 'max_rows must not be null',
+				 'ledger_holds with a NULL max_rows raises 22004');
+SELECT throws_ok($$SELECT ledger_balance_at(NULL, now())$$,
+				 '22004', 'account must not be null',
+				 'ledger_balance_at with a NULL account raises 22004');
+SELECT throws_ok($$SELECT ledger_balance_at('alice', NULL)$$,
+				 '22004', 'at must not be null',
+				 'ledger_balance_at with a NULL time raises 22004');
 
-/* The NULLs that mean something: no floor, and no idempotency key. */
+/*
+ * The NULLs that mean something: no floor, no idempotency key, a hold that
+ * never expires, a capture of the whole hold as a debit, history without
+ * paging.
+ */
 SELECT is(ledger_open_account('bank', 'XXX', NULL), 3::bigint,
 		  'ledger_open_account with a NULL min_balance opens an account without a floor');
 SELECT is(ledger_debit('bank', 100, NULL), -100::bigint,
@@ -148,6 +203,15 @@ SELECT is(ledger_credit('alice', 100, NULL), 100::bigint,
 		  'ledger_credit with a NULL key posts without a key');
 SELECT is(ledger_transfer('alice', 'bob', 40, NULL), 1::bigint,
 		  'ledger_transfer with a NULL key posts without a key');
+SELECT is(ledger_hold('alice', 10, NULL, NULL), 1::bigint,
+		  'ledger_hold with a NULL expires_in and key makes a hold that never expires');
+SELECT results_eq($$SELECT status, expires_at FROM ledger_holds('alice')$$,
+				  $$VALUES ('pending'::text, NULL::timestamptz)$$,
+				  'the hold is pending, without an expiry');
+SELECT is(ledger_capture(1, NULL, NULL), 50::bigint,
+		  'ledger_capture with a NULL amount and to_account debits the whole hold');
+SELECT is((SELECT count(*) FROM ledger_history('alice', 100, NULL)), 3::bigint,
+		  'ledger_history with a NULL before_entry_id returns the newest entries');
 SELECT is_empty($$SELECT * FROM ledger.idempotency_keys$$,
 				'a NULL key claimed no idempotency key');
 SELECT is_empty($$SELECT * FROM ledger_verify()$$,

@@ -17,7 +17,10 @@
  *	- with temp tables, and sequences, named like the ledger's (accounts,
  *	  entries, transfers, idempotency_keys, *_seq) full of decoy rows, and
  *	  pg_temp first in the path, every call still reads and writes ledger.*
- *	  only, and the decoys are left untouched.
+ *	  only, and the decoys are left untouched;
+ *	- the holds functions of 1.2 too, against more traps for what their
+ *	  SQL needs besides: the comparisons of timestamptz and interval,
+ *	  timestamptz + interval, and clock_timestamp().
  */
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
@@ -26,7 +29,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(22);
+SELECT plan(29);
 
 CREATE ROLE mallory NOLOGIN;
 GRANT EXECUTE ON FUNCTION
@@ -38,7 +41,14 @@ GRANT EXECUTE ON FUNCTION
 	ledger_history(text, int, bigint),
 	ledger_verify(),
 	ledger_debit_batch(text[], bigint[], text[]),
-	ledger_transfer_batch(text[], text[], bigint[], text[])
+	ledger_transfer_batch(text[], text[], bigint[], text[]),
+	ledger_hold(text, bigint, interval, text),
+	ledger_capture(bigint, bigint, text),
+	ledger_release(bigint),
+	ledger_available(text),
+	ledger_holds(text, int),
+	ledger_expire_holds(),
+	ledger_balance_at(text, timestamptz)
 	TO mallory;
 CREATE SCHEMA evil AUTHORIZATION mallory;
 
@@ -450,6 +460,165 @@ SELECT is_empty($$SELECT what, run_as FROM evil.ran$$,
 				'attack 3: not one of mallory''s traps ran inside a batch');
 SELECT is_empty($$SELECT * FROM ledger_verify()$$,
 				'attack 3: the owner''s audit still finds nothing wrong');
+
+/* ---- attack 4: the holds functions, with more traps --------------------- */
+
+SET ROLE mallory;
+DO $$
+DECLARE
+	op record;
+BEGIN
+	FOR op IN
+		SELECT *
+		  FROM (VALUES ('=', 'timestamptz', 'timestamptz_eq'), ('<', 'timestamptz', 'timestamptz_lt'),
+					   ('<=', 'timestamptz', 'timestamptz_le'), ('>', 'timestamptz', 'timestamptz_gt'),
+					   ('>=', 'timestamptz', 'timestamptz_ge'),
+					   ('=', 'interval', 'interval_eq'), ('>', 'interval', 'interval_gt'))
+			   AS t(oprname, typ, impl)
+	LOOP
+		EXECUTE format('CREATE FUNCTION evil.%I(a %s, b %s) RETURNS boolean LANGUAGE sql AS %L',
+					   'trap_' || op.impl, op.typ, op.typ,
+					   format('SELECT evil.note(%L); SELECT pg_catalog.%I(a, b)',
+							  format('%s (%s, %s)', op.oprname, op.typ, op.typ), op.impl));
+		EXECUTE format('CREATE OPERATOR evil.%s (FUNCTION = evil.%I, LEFTARG = %s, RIGHTARG = %s)',
+					   op.oprname, 'trap_' || op.impl, op.typ, op.typ);
+	END LOOP;
+END
+$$;
+CREATE FUNCTION evil.trap_timestamptz_pl_interval(a timestamptz, b interval)
+	RETURNS timestamptz LANGUAGE sql
+	AS $$SELECT evil.note('+ (timestamptz, interval)'); SELECT pg_catalog.timestamptz_pl_interval(a, b)$$;
+CREATE OPERATOR evil.+ (FUNCTION = evil.trap_timestamptz_pl_interval,
+						LEFTARG = timestamptz, RIGHTARG = interval);
+CREATE FUNCTION evil.clock_timestamp() RETURNS timestamptz LANGUAGE sql
+	AS $$SELECT evil.note('clock_timestamp()'); SELECT pg_catalog.clock_timestamp()$$;
+CREATE TABLE evil.holds (step int, hold_id bigint, amount bigint, captured bigint, status text,
+						 created_at timestamptz, expires_at timestamptz, idempotency_key text);
+
+SET search_path = evil, public, pg_catalog;
+DO $$
+BEGIN
+	PERFORM t = t, t < t, t <= t, t > t, t >= t, i = i, i > i, t + i, clock_timestamp()
+	   FROM (VALUES (pg_catalog.now(), '1 day'::interval)) AS v(t, i);
+END
+$$;
+RESET search_path;
+
+SELECT set_eq(
+	$$SELECT what FROM evil.ran$$,
+	ARRAY['= (timestamptz, timestamptz)', '< (timestamptz, timestamptz)',
+		  '<= (timestamptz, timestamptz)', '> (timestamptz, timestamptz)',
+		  '>= (timestamptz, timestamptz)', '= (interval, interval)', '> (interval, interval)',
+		  '+ (timestamptz, interval)', 'clock_timestamp()'],
+	'control: the new traps are what an unqualified name resolves to');
+DELETE FROM evil.ran;
+
+SET search_path = evil, public, pg_catalog;
+
+INSERT INTO evil.result VALUES (201, 'hold, key', ledger_hold('alice', 100, '1 hour', 'hk'));
+INSERT INTO evil.result VALUES (202, 'hold, key replayed, the interval spelled otherwise',
+								ledger_hold('alice', 100, '60 minutes', 'hk'));
+INSERT INTO evil.result VALUES (203, 'hold, no key', ledger_hold('alice', 50));
+INSERT INTO evil.result VALUES (204, 'hold expiring at once', ledger_hold('alice', 25, '1 microsecond'));
+INSERT INTO evil.result VALUES (205, 'available', ledger_available('alice'));
+INSERT INTO evil.result VALUES (206, 'capture in part to bob', ledger_capture(1, 60, 'bob'));
+INSERT INTO evil.result VALUES (207, 'capture replayed', ledger_capture(1, 60, 'bob'));
+INSERT INTO evil.result VALUES (208, 'release', ledger_release(2)::int);
+INSERT INTO evil.result VALUES (209, 'sweep', ledger_expire_holds());
+INSERT INTO evil.result VALUES (210, 'balance at infinity', ledger_balance_at('alice', 'infinity'));
+INSERT INTO evil.result VALUES (211, 'balance at -infinity', ledger_balance_at('alice', '-infinity'));
+DO $$
+BEGIN
+	BEGIN
+		PERFORM ledger_capture(1, 5);
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO evil.failure VALUES (201, 'capture again, other amount', SQLSTATE);
+	END;
+	BEGIN
+		PERFORM ledger_release(1);
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO evil.failure VALUES (202, 'release of a captured hold', SQLSTATE);
+	END;
+	BEGIN
+		PERFORM ledger_capture(3);
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO evil.failure VALUES (203, 'capture of an expired hold', SQLSTATE);
+	END;
+	BEGIN
+		PERFORM ledger_capture(999);
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO evil.failure VALUES (204, 'capture of no hold', SQLSTATE);
+	END;
+	BEGIN
+		PERFORM ledger_hold('alice', 1, '-1 day');
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO evil.failure VALUES (205, 'hold with a negative expiry', SQLSTATE);
+	END;
+	BEGIN
+		PERFORM ledger_hold('alice', 1000000);
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO evil.failure VALUES (206, 'hold of more than is available', SQLSTATE);
+	END;
+	BEGIN
+		PERFORM ledger_hold('alice', 100, '2 hours', 'hk');
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO evil.failure VALUES (207, 'hold key reused, other expiry', SQLSTATE);
+	END;
+	BEGIN
+		PERFORM ledger_capture(ledger_hold('alice', 1), NULL, 'yen');
+	EXCEPTION WHEN OTHERS THEN
+		INSERT INTO evil.failure VALUES (208, 'capture to another currency', SQLSTATE);
+	END;
+END
+$$;
+INSERT INTO evil.holds SELECT 1, * FROM ledger_holds('alice');
+INSERT INTO evil.history SELECT 201, * FROM ledger_history('alice', 2,
+	(SELECT entry_id FROM ledger_history('alice', 1)));
+INSERT INTO evil.audit SELECT 201, * FROM ledger_verify();
+
+RESET search_path;
+RESET ROLE;
+
+SELECT results_eq(
+	$$SELECT step, what, value FROM evil.result WHERE step > 200 ORDER BY step$$,
+	$$VALUES (201, 'hold, key', 1::bigint),
+			 (202, 'hold, key replayed, the interval spelled otherwise', 1),
+			 (203, 'hold, no key', 2),
+			 (204, 'hold expiring at once', 3),
+			 (205, 'available', 12910 - 150),
+			 (206, 'capture in part to bob', 12910 - 60),
+			 (207, 'capture replayed', 12910 - 60),
+			 (208, 'release', 1),
+			 (209, 'sweep', 1),
+			 (210, 'balance at infinity', 12910 - 60),
+			 (211, 'balance at -infinity', 0)$$,
+	'attack 4: every holds call returned the right hold id, balance or count');
+SELECT results_eq(
+	$$SELECT step, what, sqlstate FROM evil.failure WHERE step > 200 ORDER BY step$$,
+	$$VALUES (201, 'capture again, other amount', 'LG003'),
+			 (202, 'release of a captured hold', 'LG007'),
+			 (203, 'capture of an expired hold', 'LG007'),
+			 (204, 'capture of no hold', 'LG006'),
+			 (205, 'hold with a negative expiry', '22023'),
+			 (206, 'hold of more than is available', 'LG001'),
+			 (207, 'hold key reused, other expiry', 'LG003'),
+			 (208, 'capture to another currency', 'LG004')$$,
+	'attack 4: every refused holds call raised its documented SQLSTATE');
+SELECT results_eq(
+	$$SELECT hold_id, amount, captured, status, expires_at IS NULL, idempotency_key
+		FROM evil.holds ORDER BY hold_id DESC$$,
+	$$VALUES (3::bigint, 25::bigint, NULL::bigint, 'expired'::text, false, NULL::text),
+			 (2, 50, NULL, 'released', true, NULL),
+			 (1, 100, 60, 'captured', false, 'hk')$$,
+	'attack 4: ledger_holds(alice) listed her holds, newest first');
+SELECT results_eq(
+	$$SELECT amount, transfer_id FROM evil.history WHERE step = 201 ORDER BY entry_id DESC$$,
+	$$VALUES (10::bigint, 5::bigint), (-100, NULL)$$,
+	'attack 4: ledger_history(alice, 2, before the newest) returned the two entries before it');
+SELECT is_empty($$SELECT * FROM evil.audit WHERE step = 201$$,
+				'attack 4: ledger_verify() found nothing wrong');
+SELECT is_empty($$SELECT what, run_as FROM evil.ran$$,
+				'attack 4: not one of mallory''s traps ran in the holds functions');
 
 SELECT * FROM finish();
 ROLLBACK;

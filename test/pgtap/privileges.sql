@@ -3,13 +3,16 @@
  *
  * Proves that
  *	- PUBLIC (so any role nobody granted anything) can execute none of the
- *	  seven API functions, nor any other function of the extension;
+ *	  sixteen API functions (the nine of 1.0/1.1 and the seven of holds,
+ *	  1.2), nor any other function of the extension;
  *	- PUBLIC has no privilege on the schema "ledger" nor on any table or
- *	  sequence in it, and the tables themselves grant nothing either, so
- *	  the schema is not the only wall;
- *	- a role granted exactly the README's GRANT can use the whole API, yet
- *	  still cannot read or write any ledger.* table directly, cannot change
- *	  or drop the functions, and cannot set ledger.data_is_disposable.
+ *	  sequence in it (the hold tables of 1.2 included), and the tables
+ *	  themselves grant nothing either, so the schema is not the only wall;
+ *	- a role granted EXECUTE on the whole API (the README's application and
+ *	  operator GRANTs together, and the holds functions) can use all of it,
+ *	  yet still cannot read or write any ledger.* table directly, cannot
+ *	  change or drop the functions, and cannot set
+ *	  ledger.data_is_disposable.  (trust.sql tests the two recipes apart.)
  *
  * Roles are created inside the transaction, so the final ROLLBACK removes
  * them from the cluster again.
@@ -21,7 +24,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(125);
+SELECT plan(206);
 
 /* A role nobody granted anything, and the application role of the README. */
 CREATE ROLE tap_plain NOLOGIN;
@@ -35,7 +38,14 @@ GRANT EXECUTE ON FUNCTION
 	ledger_history(text, int, bigint),
 	ledger_verify(),
 	ledger_debit_batch(text[], bigint[], text[]),
-	ledger_transfer_batch(text[], text[], bigint[], text[])
+	ledger_transfer_batch(text[], text[], bigint[], text[]),
+	ledger_hold(text, bigint, interval, text),
+	ledger_capture(bigint, bigint, text),
+	ledger_release(bigint),
+	ledger_available(text),
+	ledger_holds(text, int),
+	ledger_expire_holds(),
+	ledger_balance_at(text, timestamptz)
 	TO tap_app;
 
 /* The API, one row per function, used by the catalog checks below. */
@@ -53,7 +63,14 @@ INSERT INTO api (fn, args) VALUES
 	('ledger_history', '{text,integer,bigint}'),
 	('ledger_verify', '{}'),
 	('ledger_debit_batch', '{text[],bigint[],text[]}'),
-	('ledger_transfer_batch', '{text[],text[],bigint[],text[]}');
+	('ledger_transfer_batch', '{text[],text[],bigint[],text[]}'),
+	('ledger_hold', '{text,bigint,interval,text}'),
+	('ledger_capture', '{bigint,bigint,text}'),
+	('ledger_release', '{bigint}'),
+	('ledger_available', '{text}'),
+	('ledger_holds', '{text,integer}'),
+	('ledger_expire_holds', '{}'),
+	('ledger_balance_at', '{text,"timestamp with time zone"}');
 
 /*
  * The data tables and the statements tried on each.  Every statement would
@@ -68,12 +85,15 @@ CREATE TEMP TABLE table_statement (
 	sql		text
 ) ON COMMIT DROP;
 INSERT INTO table_statement (tbl, verb, sql)
-SELECT t.tbl, s.verb, format(s.template, t.tbl)
-  FROM unnest(ARRAY['accounts', 'entries', 'transfers', 'idempotency_keys'])
-	   WITH ORDINALITY AS t(tbl, tn),
+SELECT t.tbl, s.verb, format(s.template, t.tbl, t.col)
+  FROM unnest(ARRAY['accounts', 'entries', 'transfers', 'idempotency_keys',
+					'holds', 'hold_ends', 'pending_holds'],
+			  ARRAY['created_at', 'created_at', 'created_at', 'created_at',
+					'created_at', 'ended_at', 'expires_at'])
+	   WITH ORDINALITY AS t(tbl, col, tn),
 	   (VALUES (1, 'SELECT', 'SELECT * FROM ledger.%I'),
 			   (2, 'INSERT', 'INSERT INTO ledger.%I DEFAULT VALUES'),
-			   (3, 'UPDATE', 'UPDATE ledger.%I SET created_at = created_at'),
+			   (3, 'UPDATE', 'UPDATE ledger.%1$I SET %2$I = %2$I'),
 			   (4, 'DELETE', 'DELETE FROM ledger.%I'),
 			   (5, 'TRUNCATE', 'TRUNCATE ledger.%I')) AS s(sn, verb, template)
  ORDER BY t.tn, s.sn;
@@ -111,7 +131,8 @@ SELECT schema_privs_are('ledger', 'public', '{}',
 
 SELECT table_privs_are('ledger', tbl, 'public', '{}',
 					   'PUBLIC has no privilege on ledger.' || tbl)
-  FROM unnest(ARRAY['accounts', 'entries', 'transfers', 'idempotency_keys']) AS tbl;
+  FROM unnest(ARRAY['accounts', 'entries', 'transfers', 'idempotency_keys',
+					'holds', 'hold_ends', 'pending_holds']) AS tbl;
 
 SELECT is_empty(
 	$$SELECT n.nspname, a.grantee::regrole, a.privilege_type
@@ -141,7 +162,8 @@ SELECT schema_privs_are('ledger', 'tap_app', '{}',
 
 SELECT table_privs_are('ledger', tbl, 'tap_app', '{}',
 					   'the app role has no privilege on ledger.' || tbl)
-  FROM unnest(ARRAY['accounts', 'entries', 'transfers', 'idempotency_keys']) AS tbl;
+  FROM unnest(ARRAY['accounts', 'entries', 'transfers', 'idempotency_keys',
+					'holds', 'hold_ends', 'pending_holds']) AS tbl;
 
 /* ---- an ungranted role, in practice ---------------------------------------- */
 
@@ -174,6 +196,27 @@ SELECT throws_ok($$SELECT * FROM ledger_debit_batch(ARRAY['owner_a'], ARRAY[1::b
 SELECT throws_ok($$SELECT * FROM ledger_transfer_batch(ARRAY['owner_a'], ARRAY['owner_b'], ARRAY[1::bigint])$$, '42501',
 				 'permission denied for function ledger_transfer_batch',
 				 'an ungranted role cannot call ledger_transfer_batch');
+SELECT throws_ok($$SELECT ledger_hold('owner_a', 1)$$, '42501',
+				 'permission denied for function ledger_hold',
+				 'an ungranted role cannot call ledger_hold');
+SELECT throws_ok($$SELECT ledger_capture(1)$$, '42501',
+				 'permission denied for function ledger_capture',
+				 'an ungranted role cannot call ledger_capture');
+SELECT throws_ok($$SELECT ledger_release(1)$$, '42501',
+				 'permission denied for function ledger_release',
+				 'an ungranted role cannot call ledger_release');
+SELECT throws_ok($$SELECT ledger_available('owner_a')$$, '42501',
+				 'permission denied for function ledger_available',
+				 'an ungranted role cannot call ledger_available');
+SELECT throws_ok($$SELECT * FROM ledger_holds('owner_a')$$, '42501',
+				 'permission denied for function ledger_holds',
+				 'an ungranted role cannot call ledger_holds');
+SELECT throws_ok($$SELECT ledger_expire_holds()$$, '42501',
+				 'permission denied for function ledger_expire_holds',
+				 'an ungranted role cannot call ledger_expire_holds');
+SELECT throws_ok($$SELECT ledger_balance_at('owner_a', now())$$, '42501',
+				 'permission denied for function ledger_balance_at',
+				 'an ungranted role cannot call ledger_balance_at');
 
 SELECT throws_ok(sql, '42501', 'permission denied for schema ledger',
 				 format('an ungranted role cannot %s ledger.%s', verb, tbl))
@@ -203,7 +246,7 @@ SELECT throws_ok(format('SELECT nextval(%L)', 'ledger.' || seq), '42501',
 				 'permission denied for sequence ' || seq,
 				 'with USAGE on the schema, a role still cannot draw from ledger.' || seq)
   FROM unnest(ARRAY['accounts_account_id_seq', 'entries_entry_id_seq',
-					'transfers_transfer_id_seq']) AS seq;
+					'transfers_transfer_id_seq', 'holds_hold_id_seq']) AS seq;
 
 RESET ROLE;
 REVOKE USAGE ON SCHEMA ledger FROM tap_plain;
@@ -240,6 +283,21 @@ SELECT results_eq(
 	$$SELECT status FROM ledger_transfer_batch(ARRAY['app_b'], ARRAY['app_a'], ARRAY[5]::bigint[])$$,
 	$$VALUES ('ok'::text)$$,
 	'the app role posts a transfer batch');
+SELECT is(ledger_hold('app_a', 15, '1 hour', 'app-hold-1'), 1::bigint,
+		  'the app role holds 15 for an hour, with a key');
+SELECT is(ledger_available('app_a'), 30::bigint,
+		  'the app role reads what is available (45 - 15)');
+SELECT is(ledger_capture(1, 10, 'app_b'), 35::bigint,
+		  'the app role captures 10 of the hold to another account');
+SELECT is(ledger_hold('app_a', 5), 2::bigint, 'the app role holds again');
+SELECT ok(ledger_release(2), 'the app role releases that hold');
+SELECT results_eq(
+	$$SELECT hold_id, status, captured FROM ledger_holds('app_a')$$,
+	$$VALUES (2::bigint, 'released'::text, NULL::bigint), (1, 'captured', 10)$$,
+	'the app role lists the holds, newest first');
+SELECT is(ledger_expire_holds(), 0::bigint, 'the app role runs the sweep');
+SELECT is(ledger_balance_at('app_a', 'infinity'), 35::bigint,
+		  'the app role reads a balance at a time');
 SELECT is_empty($$SELECT * FROM ledger_verify()$$,
 				'the app role runs the audit, which finds nothing');
 
@@ -279,7 +337,7 @@ RESET ROLE;
 
 SELECT results_eq(
 	$$SELECT name::text COLLATE "default", balance FROM ledger.accounts ORDER BY account_id$$,
-	$$VALUES ('owner_a', 400::bigint), ('owner_b', 100), ('app_a', 45), ('app_b', 15)$$,
+	$$VALUES ('owner_a', 400::bigint), ('owner_b', 100), ('app_a', 35), ('app_b', 25)$$,
 	'the balances reflect exactly the calls made through the API');
 
 SELECT * FROM finish();

@@ -5,14 +5,21 @@
  *	- a member of pg_write_all_data (which may write every table) cannot
  *	  write the ledger's tables: no forged idempotency key, no changed
  *	  floor or balance, no hand-made journal row (42501, the guard's
- *	  message); a superuser still can, and ledger_verify() then reports a
- *	  stored key that no posting backs;
+ *	  message); nor the hold tables of 1.2: no forged hold or hold end, no
+ *	  pending hold removed, added or made to expire, no changed
+ *	  accounts.held, so a hold keeps reserving what it reserves; a
+ *	  superuser still can, and ledger_verify() then reports a stored key
+ *	  that no posting backs;
  *	- the README's two role recipes: an application role that moves money
  *	  but cannot create it (no credit, no account that may go below zero,
  *	  no money out of an account without a floor), and an operator role
  *	  that can;
  *	- the right to create money is the session's role's: a SECURITY
- *	  DEFINER function of the operator's does not lend it to its callers.
+ *	  DEFINER function of the operator's does not lend it to its callers;
+ *	- holds follow the same line: the application holds and captures on
+ *	  accounts with a floor, also into a source, but cannot hold money of
+ *	  a source nor capture such a hold (that takes money out of it); the
+ *	  operator can.
  *
  * Roles are created inside the transaction, so the final ROLLBACK removes
  * them from the cluster again.
@@ -24,7 +31,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(34);
+SELECT plan(59);
 
 /* The operator recipe of the README: may create money. */
 CREATE ROLE tap_operator NOLOGIN;
@@ -37,7 +44,14 @@ GRANT EXECUTE ON FUNCTION
 	ledger_history(text, int, bigint),
 	ledger_verify(),
 	ledger_debit_batch(text[], bigint[], text[]),
-	ledger_transfer_batch(text[], text[], bigint[], text[])
+	ledger_transfer_batch(text[], text[], bigint[], text[]),
+	ledger_hold(text, bigint, interval, text),
+	ledger_capture(bigint, bigint, text),
+	ledger_release(bigint),
+	ledger_available(text),
+	ledger_holds(text, int),
+	ledger_expire_holds(),
+	ledger_balance_at(text, timestamptz)
 	TO tap_operator;
 
 /* The application recipe: moves money, cannot create it. */
@@ -49,7 +63,13 @@ GRANT EXECUTE ON FUNCTION
 	ledger_balance(text),
 	ledger_history(text, int, bigint),
 	ledger_debit_batch(text[], bigint[], text[]),
-	ledger_transfer_batch(text[], text[], bigint[], text[])
+	ledger_transfer_batch(text[], text[], bigint[], text[]),
+	ledger_hold(text, bigint, interval, text),
+	ledger_capture(bigint, bigint, text),
+	ledger_release(bigint),
+	ledger_available(text),
+	ledger_holds(text, int),
+	ledger_balance_at(text, timestamptz)
 	TO tap_mover;
 
 /* An ETL or restore tool, granted the predefined roles. */
@@ -67,6 +87,11 @@ SELECT lives_ok($$SELECT ledger_open_account('bank', 'EUR', NULL),
 SELECT is(ledger_transfer('bank', 'alice', 1000, 'deposit-1'), 1::bigint,
 		  'the operator deposits: money out of the source');
 SELECT is(ledger_credit('bob', 100), 100::bigint, 'the operator credits');
+SELECT is(ledger_hold('alice', 100, NULL, 'auth-1'), 1::bigint,
+		  'the operator holds 100 of alice''s money');
+SELECT is(ledger_hold('bank', 50), 2::bigint, 'and 50 of the source''s');
+SELECT is(ledger_hold('bob', 10), 3::bigint, 'and 10 of bob''s');
+SELECT ok(ledger_release(3), 'and releases bob''s hold');
 RESET ROLE;
 
 /* ---- pg_write_all_data cannot write the ledger -------------------------------- */
@@ -100,7 +125,49 @@ SELECT throws_ok($$INSERT INTO ledger.transfers (from_account_id, to_account_id,
 				 'pg_write_all_data cannot add a transfer');
 SELECT throws_ok($$DELETE FROM ledger.idempotency_keys$$, '42501', NULL,
 				 'pg_write_all_data cannot delete keys');
+
+/* the hold tables of 1.2, and what a hold reserves */
+SELECT throws_ok($$INSERT INTO ledger.holds (account_id, amount, created_at)
+					VALUES (4, 5, now())$$,
+				 '42501', 'only the ledger''s functions write ledger table "holds"',
+				 'pg_write_all_data cannot make a hold by hand');
+SELECT throws_ok($$UPDATE ledger.holds SET amount = 1 WHERE hold_id = 1$$,
+				 '42501', 'only the ledger''s functions write ledger table "holds"',
+				 'pg_write_all_data cannot shrink a hold');
+SELECT throws_ok($$DELETE FROM ledger.holds WHERE hold_id = 1$$, '42501', NULL,
+				 'pg_write_all_data cannot delete a hold');
+SELECT throws_ok($$INSERT INTO ledger.hold_ends (hold_id, status, ended_at)
+					VALUES (1, 'released', now())$$,
+				 '42501', 'only the ledger''s functions write ledger table "hold_ends"',
+				 'pg_write_all_data cannot forge the end of a hold');
+SELECT throws_ok($$DELETE FROM ledger.hold_ends$$, '42501', NULL,
+				 'pg_write_all_data cannot delete the end of a hold');
+SELECT throws_ok($$INSERT INTO ledger.pending_holds (hold_id, account_id, amount)
+					VALUES (99, 4, 100)$$,
+				 '42501', 'only the ledger''s functions write ledger table "pending_holds"',
+				 'pg_write_all_data cannot add a pending hold');
+SELECT throws_ok($$DELETE FROM ledger.pending_holds WHERE hold_id = 1$$,
+				 '42501', 'only the ledger''s functions write ledger table "pending_holds"',
+				 'pg_write_all_data cannot remove a pending hold');
+SELECT throws_ok($$UPDATE ledger.pending_holds SET expires_at = '-infinity' WHERE hold_id = 1$$,
+				 '42501', 'only the ledger''s functions write ledger table "pending_holds"',
+				 'pg_write_all_data cannot make a pending hold expire');
+SELECT throws_ok($$TRUNCATE ledger.pending_holds$$, '42501', NULL,
+				 'pg_write_all_data cannot truncate the pending holds');
+SELECT throws_ok($$UPDATE ledger.accounts SET held = 0 WHERE name = 'alice'$$,
+				 '42501', 'only the ledger''s functions write ledger table "accounts"',
+				 'pg_write_all_data cannot change what an account holds');
 RESET ROLE;
+
+SELECT is(ledger_available('alice'), 900::bigint,
+		  'alice''s hold still reserves 100 of her 1000');
+SELECT results_eq(
+	$$SELECT h.hold_id, coalesce(e.status, 'pending')::text COLLATE "default"
+		FROM ledger.holds h LEFT JOIN ledger.hold_ends e USING (hold_id)
+	   ORDER BY h.hold_id$$,
+	$$VALUES (1::bigint, 'pending'::text), (2, 'pending'), (3, 'released')$$,
+	'the holds are as the ledger left them');
+SELECT ok(ledger_release(1), 'the operator releases alice''s hold');
 
 SELECT is(ledger_debit('alice', 700, 'order-42'), 300::bigint,
 		  'so a real debit with that key applies, instead of replaying a forgery');
@@ -157,6 +224,31 @@ SELECT throws_ok($$SELECT ledger_transfer('overdraft', 'carol', 1)$$, 'LG001', N
 				 'but not beyond it');
 SELECT is(ledger_transfer('carol', 'bank', 10) > 0, true,
 		  'money may go into a source');
+RESET ROLE;
+
+/* ---- holds: the application cannot create money through them either ----------------- */
+
+SET ROLE tap_mover;
+SELECT is(ledger_hold('carol', 50, NULL, 'mover-hold'), 4::bigint,
+		  'the mover holds money of an account with a floor');
+SELECT throws_ok($$SELECT ledger_hold('bank', 1)$$, '42501',
+				 'permission denied to take money out of account "bank"',
+				 'the mover cannot hold money of a source');
+SELECT throws_ok($$SELECT ledger_capture(2, 10, 'carol')$$, '42501',
+				 'permission denied to take money out of account "bank"',
+				 'the mover cannot capture a hold on a source');
+SELECT throws_ok($$SELECT ledger_expire_holds()$$, '42501',
+				 'permission denied for function ledger_expire_holds',
+				 'the mover was not granted the sweep');
+SELECT is(ledger_capture(4, 20, 'bank'), 571::bigint,
+		  'the mover captures 20 of its hold into the source (carol: 591 - 20)');
+SELECT is(ledger_available('carol'), 571::bigint,
+		  'the rest of the mover''s hold is released');
+RESET ROLE;
+SET ROLE tap_operator;
+SELECT is(ledger_capture(2, 10, 'carol'), -980::bigint,
+		  'the operator captures the hold on the source (-1000 + 10 + 20 - 10)');
+SELECT is(ledger_expire_holds(), 0::bigint, 'the operator runs the sweep: nothing expired');
 RESET ROLE;
 
 /* ---- the right is the session's role's, not a definer's ------------------------------ */
