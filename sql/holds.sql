@@ -103,6 +103,13 @@ SELECT ledger_hold('alice', 0);
 SELECT ledger_hold('alice', -1);
 SELECT ledger_hold('alice', 1, '0 seconds');
 SELECT ledger_hold('alice', 1, '-1 day');
+-- past the timestamp range, over 1000 years, or positive by interval
+-- comparison (30-day months) but ending before it starts (12 months are
+-- 365 or 366 days): 22023
+SELECT ledger_hold('alice', 1, '300000 years');
+SELECT ledger_hold('alice', 1, '2147483647 days');
+SELECT ledger_hold('alice', 1, '1001 years');
+SELECT ledger_hold('alice', 1, '-12 months 361 days');
 SELECT ledger_hold('', 1);
 SELECT ledger_hold(repeat('x', 256), 1);
 SELECT ledger_hold('nobody', 1);
@@ -144,6 +151,7 @@ SELECT ledger_release(1);
 SELECT ledger_capture(2);
 SELECT ledger_capture(9, 1000);
 SELECT ledger_hold('alice', 1, '-1 hour');
+SELECT ledger_hold('alice', 1, '300000 years');
 SELECT ledger_hold('alice', 10) AS hold_11;
 SELECT ledger_debit('alice', ledger_balance('alice'));
 SELECT ledger_release(11) AS released;
@@ -185,3 +193,35 @@ DELETE FROM ledger.pending_holds WHERE hold_id = 12;
 SELECT * FROM ledger_verify();
 INSERT INTO ledger.pending_holds SELECT * FROM vanished;
 SELECT count(*) AS problems FROM ledger_verify();
+
+-- the longest expiry: 1000 years
+SELECT ledger_release(ledger_hold('alice', 1, '1000 years')) AS held_for_1000_years;
+
+-- what is held stays in bigint: on a source of money, and on an account
+-- whose floor lets it hold more than bigint
+SELECT ledger_open_account('src', 'EUR', NULL) > 0 AS src,
+       ledger_open_account('carol', 'EUR', -500) > 0 AS carol;
+SELECT ledger_hold('src', 9223372036854775807) AS src_hold;
+SELECT ledger_hold('src', 9223372036854775807);
+SELECT ledger_credit('carol', 9223372036854775807) AS carol_rich;
+SELECT ledger_hold('carol', 9223372036854775807) AS carol_hold;
+SELECT ledger_hold('carol', 500);
+\set VERBOSITY default
+SELECT ledger_hold('carol', 1);
+\set VERBOSITY sqlstate
+SELECT ledger_available('src') AS src_available, ledger_available('carol') AS carol_available;
+SELECT ledger_release(h) AS released FROM (SELECT hold_id AS h FROM ledger.pending_holds
+  WHERE account_id IN (SELECT account_id FROM ledger.accounts WHERE name IN ('src', 'carol'))
+  ORDER BY hold_id) p;
+SELECT count(*) AS problems FROM ledger_verify();
+
+-- the guard names the statement it refused
+CREATE ROLE regress_ledger_etl;
+GRANT pg_write_all_data TO regress_ledger_etl;
+SET ROLE regress_ledger_etl;
+\set VERBOSITY default
+DELETE FROM ledger.pending_holds;
+\set VERBOSITY sqlstate
+RESET ROLE;
+DROP ROLE regress_ledger_etl;
+SELECT count(*) AS still_pending FROM ledger.pending_holds;

@@ -109,7 +109,9 @@ ledger_guard_write(PG_FUNCTION_ARGS)
 				 errmsg("only the ledger's functions write ledger table \"%s\"",
 						RelationGetRelationName(trigdata->tg_relation)),
 				 errdetail("%s of ledger.%s outside the ledger's functions is refused for every role but a superuser, members of pg_write_all_data included.",
-						   TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ? "INSERT" : "UPDATE",
+						   TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ? "INSERT"
+						   : TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "UPDATE"
+						   : TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE",
 						   RelationGetRelationName(trigdata->tg_relation)),
 				 errhint("Post through the ledger's functions.")));
 

@@ -190,9 +190,13 @@ extern void ledger_post_items(LedgerItem *items, int nitems, bool single);
 extern int64 ledger_post_single(LedgerItem *item);
 
 /* rules.c: the money rules, each decided in one function */
+#define LEDGER_MAX_HOLD_DAYS INT64CONST(365250)	/* 1000 years of 365.25 days */
 extern LedgerRefusal ledger_rule_request(const LedgerItem *item);
 extern LedgerRefusal ledger_rule_take(const LedgerAccount *account, int64 amount,
 									  int64 *new_balance);
+extern LedgerRefusal ledger_rule_hold(const LedgerAccount *account, int64 amount);
+extern LedgerRefusal ledger_rule_expiry(const Interval *expires_in, TimestampTz now,
+										TimestampTz *expires_at);
 extern LedgerRefusal ledger_rule_give(const LedgerAccount *account, int64 amount,
 									  int64 *new_balance);
 extern LedgerRefusal ledger_rule_currency(const LedgerAccount *from,

@@ -280,9 +280,11 @@ static void
 decide_hold(LedgerItem *item, LedgerAccount *account, LedgerWrites *writes,
 			NewRows *rows, TimestampTz now)
 {
-	int64		unused;
+	TimestampTz expires_at = 0;
 
-	item->refusal = ledger_rule_take(account, item->amount, &unused);
+	item->refusal = ledger_rule_hold(account, item->amount);
+	if (item->refusal == LEDGER_ACCEPTED && item->expires_in != NULL)
+		item->refusal = ledger_rule_expiry(item->expires_in, now, &expires_at);
 	if (item->refusal != LEDGER_ACCEPTED)
 		return;
 	account->reserved += item->amount;
@@ -291,10 +293,7 @@ decide_hold(LedgerItem *item, LedgerAccount *account, LedgerWrites *writes,
 	item->hold_index = rows->holds++;
 	ledger_column_push(&writes->hold_account, Int64GetDatum(account->account_id), false);
 	ledger_column_push(&writes->hold_amount, Int64GetDatum(item->amount), false);
-	ledger_column_push(&writes->hold_expires,
-					   item->expires_in == NULL ? (Datum) 0
-					   : DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
-											 IntervalPGetDatum(item->expires_in)),
+	ledger_column_push(&writes->hold_expires, TimestampTzGetDatum(expires_at),
 					   item->expires_in == NULL);
 	ledger_column_push(&writes->hold_key, PointerGetDatum(item->key), item->key == NULL);
 }

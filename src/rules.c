@@ -10,6 +10,10 @@
  *							(its balance less what pending holds reserve):
  *							its floor, and the right to take from a source
  *							of money; a hold reserves by the same rule
+ *	  ledger_rule_hold		a hold: the take rule, and what is held stays
+ *							in bigint
+ *	  ledger_rule_expiry	a hold expires after it is made, within
+ *							LEDGER_MAX_HOLD_DAYS
  *	  ledger_rule_give		money into an account: the bigint range
  *	  ledger_rule_currency	a transfer stays in one currency
  *	  ledger_rule_replay	an idempotency key replays only its own request
@@ -80,10 +84,26 @@ interval_is_positive(Interval *interval)
 }
 
 /*
+ * Whether each part of an expires_in (months, days, time) is at most
+ * LEDGER_MAX_HOLD_DAYS long, either way: then adding it to the clock
+ * cannot leave the timestamp range, and ledger_rule_expiry may.
+ */
+static bool
+interval_parts_bounded(const Interval *interval)
+{
+	const int64 max_months = (int64) (LEDGER_MAX_HOLD_DAYS / DAYS_PER_YEAR) * MONTHS_PER_YEAR;
+
+	return Abs((int64) interval->month) <= max_months &&
+		Abs((int64) interval->day) <= LEDGER_MAX_HOLD_DAYS &&
+		interval->time >= -LEDGER_MAX_HOLD_DAYS * USECS_PER_DAY &&
+		interval->time <= LEDGER_MAX_HOLD_DAYS * USECS_PER_DAY;
+}
+
+/*
  * The request itself, before any account is read: names and key of 1 to
- * 255 bytes, a positive amount, a transfer between two accounts, an
- * expiry in the future.  (A capture's and a release's account comes from
- * their hold, read later.)
+ * 255 bytes, a positive amount, a transfer between two accounts, a
+ * positive expiry of bounded parts.  (A capture's and a release's account
+ * comes from their hold, read later.)
  */
 LedgerRefusal
 ledger_rule_request(const LedgerItem *item)
@@ -101,7 +121,9 @@ ledger_rule_request(const LedgerItem *item)
 		case LEDGER_EXPIRE:
 			return LEDGER_ACCEPTED;
 		case LEDGER_HOLD:
-			if (item->expires_in != NULL && !interval_is_positive(item->expires_in))
+			if (item->expires_in != NULL &&
+				(!interval_is_positive(item->expires_in) ||
+				 !interval_parts_bounded(item->expires_in)))
 				return LEDGER_REFUSE_INVALID;
 			break;
 		default:
@@ -136,14 +158,45 @@ ledger_rule_take(const LedgerAccount *account, int64 amount, int64 *new_balance)
 
 	if (!account->has_floor && !ledger_may_create_money())
 		return LEDGER_REFUSE_PRIVILEGE;
-	overflow = pg_sub_s64_overflow(account->balance, amount, new_balance);
-	if (account->has_floor &&
-		(overflow ||
-		 pg_sub_s64_overflow(*new_balance, account->reserved, &available_after) ||
-		 available_after < account->min_balance))
+	overflow = pg_sub_s64_overflow(account->balance, amount, new_balance) ||
+		pg_sub_s64_overflow(*new_balance, account->reserved, &available_after);
+	if (account->has_floor && (overflow || available_after < account->min_balance))
 		return LEDGER_REFUSE_FUNDS;
 	if (overflow)
 		return LEDGER_REFUSE_RANGE;
+	return LEDGER_ACCEPTED;
+}
+
+/*
+ * A hold of amount on a locked account: reserved by the take rule, and the
+ * sum of what the account holds must stay in bigint (22003), as what is
+ * available is computed from it.
+ */
+LedgerRefusal
+ledger_rule_hold(const LedgerAccount *account, int64 amount)
+{
+	int64		unused;
+	LedgerRefusal refusal = ledger_rule_take(account, amount, &unused);
+
+	if (refusal == LEDGER_ACCEPTED && pg_add_s64_overflow(account->held, amount, &unused))
+		return LEDGER_REFUSE_RANGE;
+	return refusal;
+}
+
+/*
+ * When a hold made at now with expires_in (whose parts the request rule
+ * bounded) expires: after now, and at most LEDGER_MAX_HOLD_DAYS later;
+ * 22023 otherwise.  An interval greater than zero can still end before it
+ * starts: '-5 months 152 days' is positive by interval comparison.
+ */
+LedgerRefusal
+ledger_rule_expiry(const Interval *expires_in, TimestampTz now, TimestampTz *expires_at)
+{
+	*expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														  TimestampTzGetDatum(now),
+														  IntervalPGetDatum(expires_in)));
+	if (*expires_at <= now || *expires_at - now > LEDGER_MAX_HOLD_DAYS * USECS_PER_DAY)
+		return LEDGER_REFUSE_INVALID;
 	return LEDGER_ACCEPTED;
 }
 
@@ -288,7 +341,10 @@ ledger_raise_refusal(const LedgerItem *item)
 			if (item->op == LEDGER_HOLD)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("expires_in must be positive"),
+						 errmsg("expires_in must be positive and at most %d years",
+								(int) (LEDGER_MAX_HOLD_DAYS / DAYS_PER_YEAR)),
+						 errdetail("A hold must expire after it is made, and each part of"
+								   " expires_in (months, days, time) is at most that long."),
 						 errhint("Pass NULL for a hold that never expires.")));
 			if (item->op == LEDGER_CAPTURE && item->to_account != NULL &&
 				ledger_same_text(item->account, item->to_account))
@@ -356,6 +412,15 @@ ledger_raise_refusal(const LedgerItem *item)
 							   item->amount, from->min_balance)));
 			break;
 		case LEDGER_REFUSE_RANGE:
+			if (item->op == LEDGER_HOLD)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("amount held in account \"%s\" would overflow",
+								text_to_cstring(from->name)),
+						 errdetail("The balance is " INT64_FORMAT ", of which " INT64_FORMAT
+								   " is held; the hold is " INT64_FORMAT
+								   "; what is held and what is available must fit in bigint.",
+								   from->balance, from->held, item->amount)));
 			if (item->op == LEDGER_CREDIT)
 				raise_overflow(from, "credit", item->amount);
 			if (ledger_rule_take(from, item->amount, &unused) == LEDGER_REFUSE_RANGE)

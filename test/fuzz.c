@@ -1,7 +1,7 @@
 /*
  * fuzz.c: seeded random fuzzer of the ledger's SQL API (run by fuzz.sh).
  *
- * Usage: fuzz [-s SEED] [-n CALLS] [-t SECONDS] [-x SQLSTATE] [-S] CONNINFO
+ * Usage: fuzz [-s SEED] [-n CALLS] [-t SECONDS] [-x SQLSTATE] CONNINFO
  *
  * Throws CALLS (default 20000) random calls at every SQL function --
  * ledger_open_account, _credit, _debit, _transfer, _balance, _history,
@@ -63,19 +63,10 @@
  *    ledger_expire_holds() returned a count >= 0; ledger_verify()
  *    returned no row.
  *
- * Two known bugs of the extension are worked around unless -S is given
- * (FUZZ_STRICT=1), which makes the run fail on them:
- *  - ledger_hold with an expires_in that takes clock_timestamp() past the
- *    timestamp range (e.g. '300000 years') fails with 22008 ("timestamp
- *    out of range"), a code §7 does not list for it (22023 is what an
- *    invalid expires_in gets): allowed, counted and printed;
- *  - the pending holds of an account without a floor (or with a floor far
- *    below zero, or a balance near the bigint maximum) may add up past
- *    bigint: accounts.held wraps around, and every later posting,
- *    release or ledger_available() on the account fails with 22003
- *    ("bigint out of range"), ledger_verify() reports the account: hold
- *    amounts are kept at most 2^40 (printed), so that no account's
- *    pending holds can add up past bigint within a run.
+ * Hold amounts cover the whole bigint range, so the pending holds of an
+ * account without a floor (or with a balance near the bigint maximum) can
+ * add up past bigint: the extension refuses such a hold with 22003.  An
+ * expires_in past the timestamp range is 22023, like every invalid one.
  * At the end ledger_verify() is empty, and (for 5000 calls or more) every
  * documented outcome was reached at least once, so the fuzzer really
  * exercises what it claims to.  fuzz.sh also checks the server log.
@@ -186,7 +177,6 @@ static pool_account pool[] = {
 
 static uint64_t rng;
 static const char *disallowed;
-static int	strict;
 static char opened[NOPENED][256];
 static int	nopened;
 
@@ -198,10 +188,6 @@ typedef struct
 } made_hold;
 static made_hold holds_made[NHOLDS];
 static int	nholds_made;
-static long long known_bug_22008;	/* ledger_hold past the timestamp range */
-static long long known_bug_capped;	/* hold amounts capped at HOLD_CAP */
-
-#define HOLD_CAP (INT64_C(1) << 40)
 
 /* statistics */
 static long long calls_per_func[NFUNCS];
@@ -556,7 +542,6 @@ typedef struct
 	int			pool_account;	/* debit/credit/available/balance_at: index in pool,
 								 * or -1; capture: the held account's */
 	long long	max_rows;		/* history, holds: -1 for the default 100 */
-	int			huge_expiry;	/* hold: expires_in past the timestamp range */
 } call;
 
 static void
@@ -602,8 +587,8 @@ typedef struct
 } datetime_literal;
 
 /*
- * An expires_in argument.  Sets c->huge_expiry for an interval that takes
- * the clock past the timestamp range.
+ * An expires_in argument: positive, not, huge (past 1000 years, or past
+ * the timestamp range), invalid input, or random bytes.
  */
 static void
 add_interval(call *c)
@@ -646,7 +631,6 @@ add_interval(call *c)
 		c->values[c->nparams] = xstrdup(l->text);
 		if (l->codes[0] != '\0')
 			c->bad_datetime[c->nparams] = l->codes;
-		c->huge_expiry = d >= 75 && d < 82;
 	}
 	else
 	{
@@ -800,14 +784,6 @@ gen_call(call *c)
 			add_text(c, gen_name(), 1);
 			c->pool_account = pool_index(c->values[0]);
 			add_integer(c, 64, 1, 1);
-			if (!strict && c->values[1] != NULL && !c->bad_integer[1] &&
-				strtoll(c->values[1], NULL, 10) > HOLD_CAP)
-			{
-				/* the known bug of held past bigint: see the header */
-				free(c->values[1]);
-				c->values[1] = xstrdup(below(2) == 0 ? "1099511627776" : "1099511627775");
-				known_bug_capped++;
-			}
 			if (below(4) > 0)
 			{
 				add_interval(c);
@@ -1126,8 +1102,6 @@ run_call(PGconn *conn, long long n, const call *c)
 		}
 		else if (expected_input != NULL && in_list(expected_input, state))
 			;					/* random bytes that did not parse as a datetime */
-		else if (c->f == F_HOLD && c->huge_expiry && !strict && strcmp(state, "22008") == 0)
-			known_bug_22008++;	/* see the header: a known bug, counted */
 		else if (!in_list(documented[c->f], state) && !in_list(always_allowed, state))
 			failure(n, c, "undocumented SQLSTATE", res);
 	}
@@ -1194,7 +1168,7 @@ setup(PGconn *conn)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: fuzz [-s SEED] [-n CALLS] [-t SECONDS] [-x SQLSTATE] [-S] CONNINFO\n");
+	fprintf(stderr, "usage: fuzz [-s SEED] [-n CALLS] [-t SECONDS] [-x SQLSTATE] CONNINFO\n");
 	exit(2);
 }
 
@@ -1229,7 +1203,6 @@ main(int argc, char **argv)
 			case 'n': ncalls = parse_number(optarg, 1, INT64_MAX); break;
 			case 't': seconds = parse_number(optarg, 1, 86400); break;
 			case 'x': disallowed = optarg; break;
-			case 'S': strict = 1; break;
 			default: usage();
 		}
 	}
@@ -1322,14 +1295,6 @@ main(int argc, char **argv)
 	for (i = 0; i < ncodes; i++)
 		printf(" %s %lld", codes[i].code, codes[i].n);
 	printf("\n");
-	if (known_bug_22008 > 0)
-		printf("fuzz: KNOWN BUG, allowed (-S makes it fail): %lld calls of ledger_hold with an "
-			   "expires_in past the timestamp range failed with 22008, not a documented code\n",
-			   known_bug_22008);
-	if (known_bug_capped > 0)
-		printf("fuzz: KNOWN BUG, avoided (-S sends them): %lld hold amounts above 2^40 sent as "
-			   "2^40 or 2^40 - 1, so that no account's holds add up past bigint\n",
-			   known_bug_capped);
 
 	for (i = 0; i < NFUNCS; i++)
 		if (calls_per_func[i] == 0)
