@@ -44,16 +44,16 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# README and doc/ go to $(pg_config --docdir)/extension/ledger/: PGXS's DOCS
-# would put them straight into extension/, where every extension's
-# README.md meets.
-LEDGER_DOCS = README.md $(wildcard doc/*.md)
+# README and doc/ go to $(pg_config --docdir)/extension/ledger/, laid out as
+# in the checkout so their links resolve: PGXS's DOCS would put them
+# straight into extension/, where every extension's README.md meets.
 install: install-ledger-docs
 uninstall: uninstall-ledger-docs
 .PHONY: install-ledger-docs uninstall-ledger-docs
 install-ledger-docs:
-	$(MKDIR_P) '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger'
-	$(INSTALL_DATA) $(LEDGER_DOCS) '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger/'
+	$(MKDIR_P) '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger/doc'
+	$(INSTALL_DATA) README.md '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger/'
+	$(INSTALL_DATA) $(wildcard doc/*.md) '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger/doc/'
 uninstall-ledger-docs:
 	rm -rf '$(DESTDIR)$(docdir)/$(docmoduledir)/ledger'
 

@@ -4,8 +4,8 @@
  *	  libledger: the C client library of the ledger PostgreSQL extension.
  *
  * The one public header.  Every call is one posting or one read (or, with
- * ledger_post_batch, many postings), run in its own transaction over libpq
- * with statements prepared once per connection.
+ * ledger_post_batch, many postings), run in its own transaction over libpq,
+ * through prepared or unnamed statements (ledger_set_statements).
  * Postings always carry an idempotency key (the caller's, or one generated
  * per call from 128 random bits), so the library can reconnect and retry
  * after a lost connection, a serialization failure (40001) or a deadlock

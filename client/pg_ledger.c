@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * ledger_cli.c
+ * pg_ledger.c
  *	  The `pg_ledger` command: one libledger call per invocation.  (Not
  *	  `ledger`: Debian's plain-text accounting tool owns /usr/bin/ledger.)
  *
@@ -471,7 +471,7 @@ common_help(FILE *out)
 			"  --timeout SECONDS      give up on the call after SECONDS, its retries\n"
 			"                         included: 0 to %d, 0 for no bound (default %d);\n"
 			"                         a posting cut off this way exits 23\n"
-			"  -h, --help             help (for a command: ledger COMMAND --help)\n"
+			"  -h, --help             help (for a command: pg_ledger COMMAND --help)\n"
 			"  --version              print the library version\n",
 			LEDGER_DEFAULT_RETRY_ATTEMPTS, MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S);
 }

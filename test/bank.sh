@@ -20,7 +20,7 @@
 #   BANK_BREAK     naive | total | floor | hold | release: break a guarantee
 #                  on purpose; the run must then FAIL (see bank.c)
 #
-# The long run of the README:
+# The long run of doc/testing.md:
 #   BANK_ACCOUNTS=100 BANK_CLIENTS=16 BANK_SECONDS=120 bash test/bank.sh
 source "$(dirname "$0")/lib.sh"
 
