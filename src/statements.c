@@ -12,6 +12,14 @@
  * the ledger's tables change, so a DROP/CREATE EXTENSION in the same
  * backend is safe.
  *
+ * Every statement but the audit finds its rows through an index, and is
+ * planned with enable_seqscan off.  A plan is made when a backend first
+ * runs the statement and kept until the table's statistics change: made
+ * while a table is still small (a new ledger, or pending_holds between
+ * vacuums), a sequential scan is the cheaper plan, and it would stay the
+ * plan -- a scan of every key, hold or dead row per posting -- long after
+ * the table has grown.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -19,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "ledger.h"
 
@@ -434,6 +443,13 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	},
 };
 
+/* The statements that read whole tables on purpose: planned as they like. */
+static bool
+statement_scans(LedgerStatement stmt)
+{
+	return stmt == STMT_VERIFY;
+}
+
 /* The statements that write: the guard (guard.c) lets them through. */
 static bool
 statement_writes(LedgerStatement stmt)
@@ -500,7 +516,15 @@ ledger_execute(LedgerStatement stmt, Datum *values, const char *nulls,
 {
 	SPIPlanPtr	plan = statement_plan(stmt);
 	int			rc;
+	int			guc_level = -1;
 
+	if (!statement_scans(stmt))
+	{
+		/* undone by AtEOXact_GUC below, or by the abort of an error */
+		guc_level = NewGUCNestLevel();
+		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
 	if (!statement_writes(stmt))
 		rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
 	else
@@ -517,6 +541,8 @@ ledger_execute(LedgerStatement stmt, Datum *values, const char *nulls,
 		}
 		PG_END_TRY();
 	}
+	if (guc_level >= 0)
+		AtEOXact_GUC(true, guc_level);
 	if (rc != statements[stmt].expected)
 		elog(ERROR, "ledger: statement %d failed: %s",
 			 (int) stmt, SPI_result_code_string(rc));
