@@ -22,6 +22,9 @@ OBJS = \
 	src/posting.o \
 	src/batch.o \
 	src/holds.o \
+	src/escrow.o \
+	src/fold.o \
+	src/mode.o \
 	src/write.o \
 	src/relations.o \
 	src/direct_write.o \
