@@ -697,19 +697,41 @@ ledger_escrow_fold_limit(int64 account_id)
 	return limit;
 }
 
+/* How many of this transaction's reservations pin slot i. */
+static int
+own_pins(int i)
+{
+	int			n = 0;
+
+	for (int r = 0; r < nreservations; r++)
+		n += reservations[r].slot == i;
+	return n;
+}
+
 /*
  * For ledger_set_account_mode, from escrow to locked, with the account's
  * row locked: mark the slot switching, so that new postings lock the row
- * (and wait for this transaction), then wait until no transaction has it
- * pinned.  At commit the slot is read again (as locked); at abort the
- * switch is called off.
+ * (and wait for this transaction), then wait until no other transaction
+ * has it pinned.  A transaction that posted to the account in escrow mode
+ * cannot switch it (0A000): its own reservation would never end.  At
+ * commit the slot is read again (as locked); at abort the switch is
+ * called off.
  */
 void
-ledger_escrow_begin_switch(int64 account_id)
+ledger_escrow_begin_switch(int64 account_id, text *account)
 {
 	int			i = lock_slot(account_id);
 	Reservation *r;
 
+	if (own_pins(i) > 0)
+	{
+		LWLockRelease(SLOT_LOCK(i));
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot switch account \"%s\" to locked mode in a transaction that posted to it in escrow mode",
+						text_to_cstring(account)),
+				 errhint("Switch it in a transaction of its own.")));
+	}
 	shared->slots[i].switching = true;
 	r = new_reservation(i);
 	r->switching = true;
@@ -722,14 +744,20 @@ ledger_escrow_begin_switch(int64 account_id)
 		LWLockAcquire(SLOT_LOCK(i), LW_SHARED);
 		pins = shared->slots[i].pins;
 		LWLockRelease(SLOT_LOCK(i));
-		if (pins <= 1)			/* our own */
+		if (pins <= 1)			/* ours */
 			break;
 		pg_usleep(1000L);
 		CHECK_FOR_INTERRUPTS();
 	}
 }
 
-/* For ledger_set_account_mode, to escrow: the slot is read again at commit. */
+/*
+ * For ledger_set_account_mode, to escrow, with the account's row locked
+ * (no posting in locked mode is in flight, and nobody else can pin the
+ * slot before this transaction ends): the slot is read afresh, this
+ * transaction's own changes included, and this transaction may post in
+ * escrow mode at once.  At commit or abort the slot is read again.
+ */
 void
 ledger_escrow_note_switch(int64 account_id)
 {
@@ -739,6 +767,8 @@ ledger_escrow_note_switch(int64 account_id)
 	if (shared == NULL)
 		return;
 	i = lock_slot(account_id);
+	load_slot(&shared->slots[i]);
+	shared->slots[i].escrow = true;
 	r = new_reservation(i);
 	r->switching = true;
 	LWLockRelease(SLOT_LOCK(i));
@@ -771,14 +801,19 @@ settle(Reservation *r, bool commit)
 		slot->inflight[r->inflight] = 0;
 	if (r->switching)
 	{
+		/* the mode changed, or went back: read it again */
 		slot->switching = false;
-		if (commit)
-			slot->loaded = false;	/* the mode changed: read it again */
+		slot->loaded = false;
 	}
 	slot->pins--;
 	LWLockRelease(SLOT_LOCK(r->slot));
 }
 
+/*
+ * Settle every reservation of the transaction.  Those of mode switches go
+ * last: they have the slot read again, which must not happen while a
+ * reservation of this transaction still pins it.
+ */
 static void
 settle_all(bool commit)
 {
@@ -786,11 +821,14 @@ settle_all(bool commit)
 
 	if (commit && nreservations > 0 && stall_after_commit_ms > 0)
 		pg_usleep(stall_after_commit_ms * 1000L);
-	for (int r = 0; r < nreservations; r++)
-	{
-		wrote |= reservations[r].debits != 0 || reservations[r].credits != 0;
-		settle(&reservations[r], commit);
-	}
+	for (int pass = 0; pass < 2; pass++)
+		for (int r = 0; r < nreservations; r++)
+		{
+			if (reservations[r].switching != (pass == 1))
+				continue;
+			wrote |= reservations[r].debits != 0 || reservations[r].credits != 0;
+			settle(&reservations[r], commit);
+		}
 	nreservations = 0;
 	if (commit && wrote)
 		ledger_fold_wake();
@@ -834,16 +872,23 @@ escrow_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		/* a switch's reservation last, as in settle_all */
+		for (int n = 0; n < nreservations; n++)
+			if (reservations[n].subid == mySubid && !reservations[n].switching)
+				settle(&reservations[n], false);
+		for (int n = 0; n < nreservations; n++)
+			if (reservations[n].subid == mySubid && reservations[n].switching)
+				settle(&reservations[n], false);
+	}
 	for (int n = 0; n < nreservations; n++)
 	{
 		Reservation *r = &reservations[n];
 		Reservation *parent;
 
 		if (r->subid == mySubid && event == SUBXACT_EVENT_ABORT_SUB)
-		{
-			settle(r, false);
-			continue;
-		}
+			continue;			/* settled above */
 		if (r->subid == mySubid)
 		{
 			parent = NULL;

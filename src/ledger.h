@@ -355,7 +355,7 @@ extern void ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
 							  const LedgerEscrowEffect *to_effect);
 extern void ledger_escrow_undo(LedgerAccount *account, const LedgerEscrowEffect *effect);
 extern int64 ledger_escrow_fold_limit(int64 account_id);
-extern void ledger_escrow_begin_switch(int64 account_id);
+extern void ledger_escrow_begin_switch(int64 account_id, text *account);
 extern void ledger_escrow_note_switch(int64 account_id);
 
 /* fold.c: the folder, folding escrow entries into balance rows */

@@ -83,7 +83,7 @@ ledger_set_account_mode(PG_FUNCTION_ARGS)
 		{
 			/* every escrow posting in flight ends, and is folded */
 			if (ledger_escrow_available())
-				ledger_escrow_begin_switch(account_id);
+				ledger_escrow_begin_switch(account_id, name);
 			if (!ledger_fold_account(account_id))
 				elog(ERROR, "ledger: account " INT64_FORMAT " could not be folded", account_id);
 		}

@@ -41,7 +41,8 @@ ledger_require_packages
 ledger_build_install
 
 # --- pg_regress and isolation specs -------------------------------------
-cluster_start regress
+# escrow mode needs the library preloaded; sql/escrow.sql PREPAREs
+cluster_start regress -c shared_preload_libraries=ledger -c max_prepared_transactions=2
 set +e
 make -C "$LEDGER_ROOT" -s PG_CONFIG="$LEDGER_PG_BIN/pg_config" installcheck \
 	>"$LEDGER_TMP/installcheck.log" 2>&1
