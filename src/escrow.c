@@ -54,6 +54,8 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -194,14 +196,6 @@ escrow_shmem_startup(void)
 void
 ledger_escrow_init(void)
 {
-	DefineCustomIntVariable("ledger.escrow_accounts",
-							"Escrow accounts kept in shared memory at once.",
-							"Idle ones are evicted, and read again from the tables when used.",
-							&escrow_accounts,
-							10000, 16, INT_MAX / 4,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
 	DefineCustomBoolVariable("ledger.escrow_by_default",
 							 "Opens new accounts in escrow mode.",
 							 "For workloads whose hot accounts are not known in advance.",
@@ -220,8 +214,17 @@ ledger_escrow_init(void)
 							NULL, NULL, NULL);
 	ledger_fold_init();
 
+	/* shared memory, and its size, only when preloaded */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	DefineCustomIntVariable("ledger.escrow_accounts",
+							"Escrow accounts kept in shared memory at once.",
+							"Idle ones are evicted, and read again from the tables when used.",
+							&escrow_accounts,
+							10000, 16, INT_MAX / 4,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = escrow_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
@@ -398,6 +401,29 @@ lock_slot(int64 account_id)
 	return i;
 }
 
+/* ---- the account's escrow lock ------------------------------------------------ */
+
+/*
+ * A heavyweight lock per escrow account: every transaction that posts to
+ * it in escrow mode holds it in share mode until it ends (released after
+ * the commit's settlement), and a switch to locked mode takes it
+ * exclusively.  So the switch waits for the postings in flight, new ones
+ * queue behind the switch, and the lock manager sees (and breaks) any
+ * deadlock among them.  An advisory tag in a field the SQL advisory lock
+ * functions never use (they use 1 and 2).
+ */
+#define ESCROW_LOCK_FIELD 0x4c47	/* "LG" */
+
+static void
+escrow_lock(int64 account_id, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) account_id >> 32),
+						 (uint32) account_id, ESCROW_LOCK_FIELD);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
 /* ---- reservations ----------------------------------------------------------- */
 
 static Reservation *
@@ -448,6 +474,7 @@ ledger_escrow_pin(LedgerAccount *account)
 	bool		escrow;
 
 	ledger_escrow_require(account->name);
+	escrow_lock(account->account_id, ShareLock);
 	i = lock_slot(account->account_id);
 	slot = &shared->slots[i];
 	escrow = slot->escrow && !slot->switching;
@@ -710,9 +737,9 @@ own_pins(int i)
 
 /*
  * For ledger_set_account_mode, from escrow to locked, with the account's
- * row locked: mark the slot switching, so that new postings lock the row
- * (and wait for this transaction), then wait until no other transaction
- * has it pinned.  A transaction that posted to the account in escrow mode
+ * row locked: wait until every escrow posting in flight has ended (the
+ * account's escrow lock, exclusively), and mark the slot switching, so
+ * that new postings lock the row (and so wait for this transaction).  A transaction that posted to the account in escrow mode
  * cannot switch it (0A000): its own reservation would never end.  At
  * commit the slot is read again (as locked); at abort the switch is
  * called off.
@@ -732,23 +759,15 @@ ledger_escrow_begin_switch(int64 account_id, text *account)
 						text_to_cstring(account)),
 				 errhint("Switch it in a transaction of its own.")));
 	}
-	shared->slots[i].switching = true;
 	r = new_reservation(i);
 	r->switching = true;
 	LWLockRelease(SLOT_LOCK(i));
 
-	for (;;)
-	{
-		int			pins;
-
-		LWLockAcquire(SLOT_LOCK(i), LW_SHARED);
-		pins = shared->slots[i].pins;
-		LWLockRelease(SLOT_LOCK(i));
-		if (pins <= 1)			/* ours */
-			break;
-		pg_usleep(1000L);
-		CHECK_FOR_INTERRUPTS();
-	}
+	/* every escrow posting in flight ends (and is settled) first */
+	escrow_lock(account_id, ExclusiveLock);
+	LWLockAcquire(SLOT_LOCK(i), LW_EXCLUSIVE);
+	shared->slots[i].switching = true;
+	LWLockRelease(SLOT_LOCK(i));
 }
 
 /*

@@ -50,10 +50,7 @@ ledger_set_account_mode(PG_FUNCTION_ARGS)
 	int64		account_id;
 	Datum		values[2];
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("mode must not be NULL")));
+	ledger_require_not_null(fcinfo, 1, "mode");
 	mode = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (strcmp(mode, "escrow") != 0 && strcmp(mode, "locked") != 0)
 		ereport(ERROR,
