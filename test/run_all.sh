@@ -7,6 +7,7 @@
 #   durability      test/durability.sh   fsync=off refusal, forced sync commit
 #   crash           test/crash.sh        SIGKILL mid-load, every ack survives (keyed debits and holds)
 #   crash-nokey     test/crash.sh --no-keys   the same for postings without keys
+#   crash-escrow    test/crash.sh --escrow    the same in escrow mode, commits unsettled at the kill
 #   restart         test/restart.sh      fast and immediate restarts keep every row, key and setting
 #   bank            test/bank.sh         Jepsen bank workload with holds, short run
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
@@ -92,6 +93,7 @@ done <<'SUITES'
 durability  test/durability.sh
 crash       test/crash.sh
 crash-nokey test/crash.sh --no-keys
+crash-escrow test/crash.sh --escrow
 restart     test/restart.sh
 bank        test/bank.sh
 failover    test/failover.sh
