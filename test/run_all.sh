@@ -11,6 +11,7 @@
 #   restart         test/restart.sh      fast and immediate restarts keep every row, key and setting
 #   bank            test/bank.sh         Jepsen bank workload with holds, short run
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
+#   escrow          test/escrow.sh       escrow mode: a synchronous standby promoted under load; no preload: 55000
 #   dump-restore    test/dump_restore.sh pg_dump plain+custom, restore into another cluster, identical
 #   logical         test/logical.sh      logical replication of every posting path, whole and in commit order
 #   fuzz            test/fuzz.sh         20 000 seeded random calls, only documented SQLSTATEs
@@ -97,6 +98,7 @@ crash-escrow test/crash.sh --escrow
 restart     test/restart.sh
 bank        test/bank.sh
 failover    test/failover.sh
+escrow      test/escrow.sh
 dump-restore test/dump_restore.sh
 logical     test/logical.sh
 fuzz        test/fuzz.sh
