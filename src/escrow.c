@@ -607,6 +607,17 @@ own_balance(int slot)
 }
 
 /*
+ * The balance of an escrow account, whose slot ledger_escrow_begin locked,
+ * as if this transaction committed next: what had committed and this
+ * transaction's own postings so far.
+ */
+int64
+ledger_escrow_balance(LedgerAccount *account)
+{
+	return own_balance(account->escrow_slot);
+}
+
+/*
  * End what ledger_escrow_begin began.  The item's effect on each escrow
  * account (NULL: it was refused) joins the in-flight sums and this
  * transaction's reservation.
@@ -645,7 +656,6 @@ ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
 				r->inflight = account->inflight_index;
 				account->new_inflight = false;
 			}
-			account->escrow_result = own_balance(account->escrow_slot);
 		}
 		if (account->new_inflight)
 			slot->inflight[account->inflight_index] = 0;

@@ -137,7 +137,6 @@ typedef struct LedgerAccount
 	uint64		hold_generation;	/* of the slot's held, when pinned */
 	int64		exact_held;		/* what the pending holds reserved then */
 	int64		committed;		/* the slot's committed balance */
-	int64		escrow_result;	/* committed plus this transaction's own */
 	int			entry_ids;		/* drawn for the current item */
 	int			inflight_index; /* the transaction's place in the slot */
 	bool		new_inflight;	/* taken for the current item */
@@ -350,6 +349,7 @@ extern bool ledger_escrow_pin(LedgerAccount *account);
 extern void ledger_escrow_exact_held(LedgerAccount *account, TimestampTz now);
 extern void ledger_escrow_begin(LedgerAccount *from, LedgerAccount *to, bool writes_entries);
 extern int64 ledger_escrow_entry_id(LedgerAccount *account);
+extern int64 ledger_escrow_balance(LedgerAccount *account);
 extern void ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
 							  const LedgerEscrowEffect *from_effect,
 							  const LedgerEscrowEffect *to_effect);

@@ -255,6 +255,17 @@ push_end(LedgerWrites *writes, LedgerAccount *account, const LedgerHold *hold,
 	ledger_column_push(&writes->end_result, Int64GetDatum(result), strcmp(status, "captured") != 0);
 }
 
+/*
+ * The balance a credit, debit or capture returns: the new balance; on an
+ * escrow account, the balance as if this transaction committed next (what
+ * had committed, and this transaction's own postings, this one included).
+ */
+static int64
+escrow_result(LedgerAccount *account, int64 change, int64 new_balance)
+{
+	return account->escrow_slot >= 0 ? ledger_escrow_balance(account) + change : new_balance;
+}
+
 /* The accounts an item takes money (or a hold) from, and gives money to. */
 static void
 escrow_roles(const LedgerItem *item, LedgerAccount **taker, LedgerAccount **giver)
@@ -360,7 +371,8 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 				push_transfer(writes, from, to, item->amount, item->key);
 			}
 			else
-				item->result = from_balance;
+				item->result = escrow_result(from, item->op == LEDGER_CREDIT
+											 ? item->amount : -item->amount, from_balance);
 			break;
 	}
 
@@ -370,11 +382,6 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 
 		ledger_escrow_end(taker, giver, accepted ? &item->taken : NULL,
 						  accepted ? &item->given : NULL);
-		/* a balance returned is the account's, as if this transaction committed next */
-		if (accepted && (item->op == LEDGER_CREDIT || item->op == LEDGER_DEBIT ||
-						 item->op == LEDGER_CAPTURE) && from->escrow_slot >= 0 &&
-			!(item->op == LEDGER_CAPTURE && item->taken.debit == 0))
-			item->result = from->escrow_result;
 	}
 
 	if (item->refusal == LEDGER_ACCEPTED && item->key != NULL)
@@ -465,9 +472,9 @@ decide_capture(LedgerItem *item, LedgerAccount *from, LedgerAccount *to,
 		push_entry(writes, to, item->amount, item->transfer_index, NULL, 0);
 		push_transfer(writes, from, to, item->amount, NULL);
 	}
-	item->result = from_balance;
+	item->result = escrow_result(from, -item->amount, from_balance);
 	push_end(writes, from, hold, "captured", item->amount, to, item->transfer_index,
-			 from_balance);
+			 item->result);
 }
 
 /*

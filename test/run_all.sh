@@ -10,6 +10,7 @@
 #   crash-escrow    test/crash.sh --escrow    the same in escrow mode, commits unsettled at the kill
 #   restart         test/restart.sh      fast and immediate restarts keep every row, key and setting
 #   bank            test/bank.sh         Jepsen bank workload with holds, short run
+#   bank-escrow     test/bank.sh --escrow the same, half the accounts in escrow mode
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
 #   escrow          test/escrow.sh       escrow mode: a synchronous standby promoted under load; no preload: 55000
 #   dump-restore    test/dump_restore.sh pg_dump plain+custom, restore into another cluster, identical
@@ -97,6 +98,7 @@ crash-nokey test/crash.sh --no-keys
 crash-escrow test/crash.sh --escrow
 restart     test/restart.sh
 bank        test/bank.sh
+bank-escrow test/bank.sh --escrow
 failover    test/failover.sh
 escrow      test/escrow.sh
 dump-restore test/dump_restore.sh
