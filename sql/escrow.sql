@@ -68,6 +68,21 @@ SELECT ledger_hold('hot', 5) AS hold_3;
 SELECT ledger_release(3) AS released;
 SELECT ledger_available('hot') AS available, ledger_balance('hot') AS balance;
 
+-- several holds in one transaction: each sees the others, once
+BEGIN;
+SELECT ledger_hold('hot', 300) > 0 AS h4, ledger_hold('hot', 400) > 0 AS h5;
+SELECT ledger_available('hot') AS available;
+SELECT ledger_hold('hot', ledger_available('hot') + 1);
+ROLLBACK;
+BEGIN;
+SELECT ledger_hold('hot', 300) > 0 AS h6;
+SELECT ledger_hold('hot', 400) > 0 AS h7;
+SELECT ledger_release(h) AS released
+  FROM (SELECT hold_id AS h FROM ledger.pending_holds ORDER BY hold_id) p;
+COMMIT;
+SELECT held, ledger_available('hot') = ledger_balance('hot') AS all_available
+  FROM ledger.accounts WHERE name = 'hot';
+
 -- a transaction's reservation ends with it: rolled back, a savepoint
 BEGIN;
 SELECT ledger_debit('hot', 600) AS debit;

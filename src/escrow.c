@@ -304,7 +304,6 @@ load_slot(EscrowSlot *slot)
 	slot->held = held;
 	slot->hold_generation++;
 	slot->debits = slot->credits = slot->holds = 0;
-	slot->pins = 0;
 	slot->last_id = last_id;
 	slot->last_created = 0;
 	memset(slot->inflight, 0, sizeof(slot->inflight));
@@ -384,6 +383,7 @@ lock_slot(int64 account_id)
 				shared->slots[i].key = key;
 				shared->slots[i].in_use = true;
 				shared->slots[i].loaded = false;
+				shared->slots[i].pins = 0;
 			}
 			i = entry->slot;
 			LWLockRelease(MAP_LOCK);
@@ -482,7 +482,10 @@ ledger_escrow_pin(LedgerAccount *account)
 		(void) new_reservation(i);
 	account->escrow_slot = escrow ? i : -1;
 	account->hold_generation = slot->hold_generation;
-	account->held = account->exact_held = slot->held;
+	account->exact_held = slot->held;
+	/* a locked row's held, this transaction's own holds included, is written back */
+	if (!account->row_locked)
+		account->held = slot->held;
 	LWLockRelease(SLOT_LOCK(i));
 	return escrow;
 }
@@ -695,18 +698,17 @@ ledger_escrow_undo(LedgerAccount *account, const LedgerEscrowEffect *effect)
 }
 
 /*
- * What the pending holds of a pinned escrow account reserve exactly, at
- * now: the slot's held counts holds past their expiry until an end is
- * recorded.  Read in a fresh snapshot; ledger_escrow_begin uses it only if
- * no hold committed or ended since the pin (else the slot's held, which is
- * never less).
+ * What the pending holds of committed transactions reserve exactly, at
+ * now, on a pinned escrow account: the slot's held counts holds past their
+ * expiry until an end is recorded.  Read in a fresh snapshot that hides
+ * this transaction's own changes (its holds are among those in flight);
+ * ledger_escrow_begin uses it only if no hold committed or ended since the
+ * pin (else the slot's held, which is never less).
  */
 void
 ledger_escrow_exact_held(LedgerAccount *account, TimestampTz now)
 {
-	PushActiveSnapshot(GetLatestSnapshot());
-	account->exact_held = ledger_reserved(account->account_id, now);
-	PopActiveSnapshot();
+	account->exact_held = ledger_reserved_committed(account->account_id, now);
 }
 
 /*

@@ -265,6 +265,7 @@ extern void ledger_raise_account_not_found(text *name) pg_attribute_noreturn();
 /* holds.c */
 extern void ledger_read_hold(int64 hold_id, LedgerHold *hold);
 extern int64 ledger_reserved(int64 account_id, TimestampTz now);
+extern int64 ledger_reserved_committed(int64 account_id, TimestampTz now);
 
 /* idempotency.c */
 typedef struct LedgerKeys LedgerKeys;
