@@ -10,22 +10,19 @@
  * (escrow.c).  A background worker folds committed entries into the
  * balance row and fills their balance_after (fold.c).
  *
- * accounts.escrow is the account's mode.  The partial index finds the
- * entries not folded yet: for the folder, and for ledger_balance, which is
- * the folded balance plus them.
+ * accounts.escrow is the account's mode.  An account's entries not folded
+ * yet are its newest, found from the end of its range of the primary key
+ * (ledger_balance is the folded balance plus them); no index of their own,
+ * which the folder's updates would fill with dead entries.
  *
  * Locks: a column with a constant default and dropping NOT NULL rewrite
- * nothing; the index is built under SHARE on ledger.entries, which holds
- * postings back while it reads the journal once (on a new table, nothing
- * to read).
+ * nothing, and read no table.
  */
 ALTER TABLE ledger.accounts ADD COLUMN escrow boolean NOT NULL DEFAULT false;
 -- an escrow posting's key: its result is the balance the posting saw, not
 -- an entry's balance_after, which the folder fills later (ledger_verify)
 ALTER TABLE ledger.idempotency_keys ADD COLUMN escrow boolean NOT NULL DEFAULT false;
 ALTER TABLE ledger.entries ALTER COLUMN balance_after DROP NOT NULL;
-CREATE INDEX entries_unfolded ON ledger.entries (account_id, entry_id)
-	WHERE balance_after IS NULL;
 
 CREATE FUNCTION ledger_set_account_mode(account text, mode text)
 	RETURNS text

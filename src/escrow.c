@@ -14,7 +14,11 @@
  *	  held			what the pending holds of committed transactions hold
  *					(until their end commits);
  *	  inflight[]	a lower bound of the entry ids of each transaction in
- *					flight that writes entries on the account.
+ *					flight that writes entries on the account;
+ *	  to_fold		whether the folder should look at the account: set when a
+ *					transaction that wrote entries on it ends (or when it is
+ *					loaded with entries not folded), cleared by the folder
+ *					before it reads them.  A slot to fold is not evicted.
  *
  * A posting is decided by the same rules as in locked mode (rules.c),
  * against the account as the worst case shows it -- committed less the
@@ -95,6 +99,7 @@ typedef struct EscrowSlot
 	int64		held;
 	uint64		hold_generation;	/* changes whenever held does */
 	int			pins;			/* transactions with a reservation */
+	bool		to_fold;		/* the folder has work here */
 	int64		last_id;		/* the largest entry id drawn or loaded */
 	TimestampTz last_created;	/* of the entry with that id, if drawn */
 	int64		inflight[ESCROW_INFLIGHT];	/* 0: free */
@@ -281,7 +286,8 @@ load_slot(EscrowSlot *slot)
 	int64		balance = 0,
 				held = 0,
 				unfolded = 0,
-				last_id = 0;
+				last_id = 0,
+				newest_folded = 0;
 	bool		escrow = false;
 	bool		connected = SPI_connect() == SPI_OK_CONNECT;
 
@@ -293,6 +299,7 @@ load_slot(EscrowSlot *slot)
 		escrow = ledger_get_bool(0, 3);
 		(void) ledger_get_int64(0, 4, &unfolded);
 		(void) ledger_get_int64(0, 5, &last_id);
+		(void) ledger_get_int64(0, 6, &newest_folded);
 	}
 	PopActiveSnapshot();
 	if (connected)
@@ -305,6 +312,7 @@ load_slot(EscrowSlot *slot)
 	slot->hold_generation++;
 	slot->debits = slot->credits = slot->holds = 0;
 	slot->last_id = last_id;
+	slot->to_fold = last_id > newest_folded;
 	slot->last_created = 0;
 	memset(slot->inflight, 0, sizeof(slot->inflight));
 	slot->loaded = true;
@@ -327,7 +335,7 @@ evict_one(void)
 			return i;
 		if (!LWLockConditionalAcquire(SLOT_LOCK(i), LW_EXCLUSIVE))
 			continue;
-		if (slot->pins == 0 && !slot->switching)
+		if (slot->pins == 0 && !slot->switching && !slot->to_fold)
 		{
 			(void) hash_search(map, &slot->key, HASH_REMOVE, NULL);
 			slot->in_use = false;
@@ -341,7 +349,7 @@ evict_one(void)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("too many escrow accounts in use at once"),
-			 errdetail("All %d slots of ledger.escrow_accounts hold accounts with postings in flight.",
+			 errdetail("All %d slots of ledger.escrow_accounts hold accounts with postings in flight or entries not folded yet.",
 					   shared->nslots),
 			 errhint("Raise ledger.escrow_accounts and restart the server.")));
 	return -1;					/* keep the compiler quiet */
@@ -736,6 +744,50 @@ ledger_escrow_fold_limit(int64 account_id)
 	return limit;
 }
 
+/*
+ * For the folder: up to max accounts of this database whose slots say they
+ * have work, into ids; each slot's to_fold is cleared before the folder
+ * reads the account's entries, so a transaction that ends later sets it
+ * again, and none is missed.  Returns how many.
+ */
+int
+ledger_escrow_take_to_fold(int64 *ids, int max)
+{
+	int			n = 0;
+
+	if (shared == NULL)
+		return 0;
+	for (int i = 0; i < shared->nslots && n < max; i++)
+	{
+		EscrowSlot *slot = &shared->slots[i];
+
+		/* an unlocked look first: most slots have nothing to fold */
+		if (!slot->to_fold)
+			continue;
+		LWLockAcquire(SLOT_LOCK(i), LW_EXCLUSIVE);
+		if (slot->in_use && slot->to_fold && slot->key.dboid == MyDatabaseId)
+		{
+			slot->to_fold = false;
+			ids[n++] = slot->key.account_id;
+		}
+		LWLockRelease(SLOT_LOCK(i));
+	}
+	return n;
+}
+
+/* For the folder: an account it could not fold now (its row was locked). */
+void
+ledger_escrow_fold_later(int64 account_id)
+{
+	int			i;
+
+	if (shared == NULL)
+		return;
+	i = lock_slot(account_id);
+	shared->slots[i].to_fold = true;
+	LWLockRelease(SLOT_LOCK(i));
+}
+
 /* How many of this transaction's reservations pin slot i. */
 static int
 own_pins(int i)
@@ -829,7 +881,11 @@ settle(Reservation *r, bool commit)
 			slot->hold_generation++;
 	}
 	if (r->inflight >= 0)
+	{
+		/* its entries committed, or no longer hold back the ones after them */
 		slot->inflight[r->inflight] = 0;
+		slot->to_fold = true;
+	}
 	if (r->switching)
 	{
 		/* the mode changed, or went back: read it again */
@@ -857,11 +913,11 @@ settle_all(bool commit)
 		{
 			if (reservations[r].switching != (pass == 1))
 				continue;
-			wrote |= reservations[r].debits != 0 || reservations[r].credits != 0;
+			wrote |= reservations[r].inflight >= 0;
 			settle(&reservations[r], commit);
 		}
 	nreservations = 0;
-	if (commit && wrote)
+	if (wrote)
 		ledger_fold_wake();
 }
 
@@ -905,13 +961,21 @@ escrow_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		return;
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
+		bool		wrote = false;
+
 		/* a switch's reservation last, as in settle_all */
 		for (int n = 0; n < nreservations; n++)
 			if (reservations[n].subid == mySubid && !reservations[n].switching)
+			{
+				wrote |= reservations[n].inflight >= 0;
 				settle(&reservations[n], false);
+			}
 		for (int n = 0; n < nreservations; n++)
 			if (reservations[n].subid == mySubid && reservations[n].switching)
 				settle(&reservations[n], false);
+		/* entries after the ones it took back may be ready to fold */
+		if (wrote)
+			ledger_fold_wake();
 	}
 	for (int n = 0; n < nreservations; n++)
 	{

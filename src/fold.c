@@ -25,6 +25,15 @@
  * Folding is derived data: it commits asynchronously, and a fold lost in
  * a crash is simply done again (the entries it read are durable).
  *
+ * Which accounts to fold: while a folder runs, the slot of every account
+ * a transaction wrote entries on says so when the transaction ends
+ * (escrow.c), and a slot with work is not evicted.  What no slot can say
+ * -- entries left unfolded by a server that stopped or crashed, or by a
+ * folder that failed -- a folder finds once when it starts: the escrow
+ * accounts whose newest entry is not folded.  No index of unfolded
+ * entries is kept: the fold's updates would leave it full of dead
+ * entries that every read of a hot account would walk.
+ *
  * A folder is started by the first escrow posting in its database that
  * finds none running, and keeps running; it exits when the extension is
  * gone from its database.
@@ -47,6 +56,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "ledger.h"
@@ -75,6 +85,18 @@ static int	my_folder = -1;
 
 /* the accounts one round folds at most, so a round's transaction stays short */
 #define FOLD_ACCOUNTS_PER_ROUND 1000
+
+/* found when the folder started, not folded yet (TopMemoryContext) */
+static int64 *discovered = NULL;
+static int	ndiscovered = 0;
+
+/*
+ * The pause after a round that folded something, before the next: a round
+ * costs a transaction and four statements per account whatever it folds,
+ * so under load it should fold many entries at once, not one per commit.
+ * It adds at most this much to the folding lag.
+ */
+#define FOLD_PAUSE_MS 5
 
 PGDLLEXPORT void ledger_fold_main(Datum main_arg);
 
@@ -239,7 +261,7 @@ bool
 ledger_fold_account(int64 account_id)
 {
 	int64		limit = ledger_escrow_fold_limit(account_id);
-	Datum		values[3];
+	Datum		values[5];
 	int64		balance;
 	int64		running;
 	int			rows;
@@ -269,6 +291,15 @@ ledger_fold_account(int64 account_id)
 		ledger_column_push(&ids, Int64GetDatum(id), false);
 		ledger_column_push(&balances, Int64GetDatum(running), false);
 	}
+	{
+		int64		first,
+					last;
+
+		(void) ledger_get_int64(0, 1, &first);
+		(void) ledger_get_int64(rows - 1, 1, &last);
+		values[3] = Int64GetDatum(first);
+		values[4] = Int64GetDatum(last);
+	}
 	values[1] = PointerGetDatum(ledger_column_array(&ids, INT8OID));
 	values[2] = PointerGetDatum(ledger_column_array(&balances, INT8OID));
 	ledger_set_folding(true);
@@ -289,13 +320,31 @@ ledger_fold_account(int64 account_id)
 	return true;
 }
 
-/* One round: every account with unfolded entries, up to a bound. */
+/*
+ * The escrow accounts whose newest entry is not folded, into discovered;
+ * in the folder's first transaction.
+ */
+static void
+discover(void)
+{
+	int			rows = ledger_execute(STMT_FOLD_DISCOVER, NULL, NULL, true);
+
+	discovered = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * Max(rows, 1));
+	for (int row = 0; row < rows; row++)
+		(void) ledger_get_int64(row, 1, &discovered[row]);
+	ndiscovered = rows;
+}
+
+/*
+ * One round: up to FOLD_ACCOUNTS_PER_ROUND accounts with work, the ones
+ * found at the start first.  Returns how many, or -1 when the ledger is
+ * gone from this database.
+ */
 static int
 fold_round(void)
 {
 	int			accounts;
 	int64	   *ids;
-	int			folded = 0;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -313,21 +362,26 @@ fold_round(void)
 		CommitTransactionCommand();
 		return -1;
 	}
-	{
-		Datum		values[1] = {Int32GetDatum(FOLD_ACCOUNTS_PER_ROUND)};
-
-		accounts = ledger_execute(STMT_FOLD_ACCOUNTS, values, NULL, true);
-	}
-	ids = palloc(sizeof(int64) * Max(accounts, 1));
-	for (int row = 0; row < accounts; row++)
-		(void) ledger_get_int64(row, 1, &ids[row]);
+	if (discovered == NULL)
+		discover();
 	PopActiveSnapshot();
+
+	ids = palloc(sizeof(int64) * FOLD_ACCOUNTS_PER_ROUND);
+	if (ndiscovered > 0)
+	{
+		accounts = Min(ndiscovered, FOLD_ACCOUNTS_PER_ROUND);
+		ndiscovered -= accounts;
+		memcpy(ids, discovered + ndiscovered, sizeof(int64) * accounts);
+	}
+	else
+		accounts = ledger_escrow_take_to_fold(ids, FOLD_ACCOUNTS_PER_ROUND);
 
 	for (int a = 0; a < accounts; a++)
 	{
 		/* READ COMMITTED: each statement of the fold takes a new snapshot */
 		PushActiveSnapshot(GetTransactionSnapshot());
-		folded += ledger_fold_account(ids[a]) ? 1 : 0;
+		if (!ledger_fold_account(ids[a]))
+			ledger_escrow_fold_later(ids[a]);	/* its row is locked: next round */
 		PopActiveSnapshot();
 	}
 
@@ -359,6 +413,13 @@ ledger_fold_main(Datum main_arg)
 			proc_exit(0);		/* the ledger is gone from this database */
 		if (found >= FOLD_ACCOUNTS_PER_ROUND)
 			continue;			/* more to do at once */
+		if (found > 0)
+		{
+			/* let the commits of the next FOLD_PAUSE_MS gather */
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, FOLD_PAUSE_MS,
+							 PG_WAIT_EXTENSION);
+			CHECK_FOR_INTERRUPTS();
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -57,7 +57,7 @@ typedef enum LedgerStatement
 	STMT_BALANCE_AT,
 	STMT_VERIFY,
 	STMT_ESCROW_LOAD,
-	STMT_FOLD_ACCOUNTS,
+	STMT_FOLD_DISCOVER,
 	STMT_FOLD_LOCK,
 	STMT_FOLD_ENTRIES,
 	STMT_FOLD_ENTRIES_SET,
@@ -356,6 +356,8 @@ extern void ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
 							  const LedgerEscrowEffect *to_effect);
 extern void ledger_escrow_undo(LedgerAccount *account, const LedgerEscrowEffect *effect);
 extern int64 ledger_escrow_fold_limit(int64 account_id);
+extern int	ledger_escrow_take_to_fold(int64 *ids, int max);
+extern void ledger_escrow_fold_later(int64 account_id);
 extern void ledger_escrow_begin_switch(int64 account_id, text *account);
 extern void ledger_escrow_note_switch(int64 account_id);
 

@@ -277,6 +277,23 @@ typedef struct StatementDefinition
 	" LEFT JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) p.account_id" \
 	" ORDER BY 1, 2"
 
+/*
+ * 1.3: the entries of an escrow account the folder has not folded yet are
+ * its newest (fold.c): those after its newest folded entry.  Both are
+ * found from the end of the account's range of the primary key, so a read
+ * costs what the folder has left to do, not the account's history.  acct
+ * is an SQL expression of the account's id.
+ */
+#define NEWEST_FOLDED(acct) \
+	"COALESCE((SELECT pg_catalog.max(f.entry_id) FROM ledger.entries f" \
+	"           WHERE f.account_id OPERATOR(pg_catalog.=) " acct \
+	"             AND f.balance_after IS NOT NULL), 0)"
+#define UNFOLDED_SUM(acct, more) \
+	"COALESCE((SELECT pg_catalog.sum(u.amount) FROM ledger.entries u" \
+	"           WHERE u.account_id OPERATOR(pg_catalog.=) " acct \
+	"             AND u.entry_id OPERATOR(pg_catalog.>) " NEWEST_FOLDED(acct) \
+	"             AND u.balance_after IS NULL" more "), 0)::pg_catalog.int8"
+
 static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	[STMT_OPEN_ACCOUNT] = {
 		"INSERT INTO ledger.accounts (name, currency, min_balance, escrow)"
@@ -292,14 +309,13 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	},
 	/*
 	 * The balance is what the caller's snapshot sees: the row's, plus the
-	 * entries of an escrow account the folder has not folded yet.
+	 * entries of an escrow account the folder has not folded yet (an
+	 * account in locked mode has none).
 	 */
 	[STMT_FIND_ACCOUNT] = {
 		"SELECT a.account_id, a.currency, a.min_balance,"
 		"       a.balance OPERATOR(pg_catalog.+)"
-		"       COALESCE((SELECT pg_catalog.sum(e.amount) FROM ledger.entries e"
-		"                  WHERE e.account_id OPERATOR(pg_catalog.=) a.account_id"
-		"                    AND e.balance_after IS NULL), 0)::pg_catalog.int8"
+		"       CASE WHEN a.escrow THEN " UNFOLDED_SUM("a.account_id", "") " ELSE 0 END"
 		" FROM ledger.accounts a"
 		" WHERE a.name OPERATOR(pg_catalog.=) $1",
 		SPI_OK_SELECT, 1, {TEXTOID},
@@ -518,9 +534,7 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		"SELECT COALESCE(e.balance_after,"
 		"         (SELECT a.balance FROM ledger.accounts a"
 		"           WHERE a.account_id OPERATOR(pg_catalog.=) $1) OPERATOR(pg_catalog.+)"
-		"         (SELECT pg_catalog.sum(u.amount) FROM ledger.entries u"
-		"           WHERE u.account_id OPERATOR(pg_catalog.=) $1 AND u.balance_after IS NULL"
-		"             AND u.entry_id OPERATOR(pg_catalog.<=) e.entry_id))::pg_catalog.int8"
+		"         " UNFOLDED_SUM("$1", " AND u.entry_id OPERATOR(pg_catalog.<=) e.entry_id") ")"
 		" FROM ledger.entries e"
 		" WHERE e.account_id OPERATOR(pg_catalog.=) $1"
 		"   AND e.created_at OPERATOR(pg_catalog.<=) $2"
@@ -537,23 +551,27 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 
 	/* escrow.c: a slot's state, read in a fresh snapshot */
 	[STMT_ESCROW_LOAD] = {
-		"SELECT a.balance, a.held, a.escrow,"
-		"       COALESCE((SELECT pg_catalog.sum(e.amount) FROM ledger.entries e"
-		"                  WHERE e.account_id OPERATOR(pg_catalog.=) a.account_id"
-		"                    AND e.balance_after IS NULL), 0)::pg_catalog.int8,"
+		"SELECT a.balance, a.held, a.escrow, " UNFOLDED_SUM("$1", "") ","
 		"       COALESCE((SELECT pg_catalog.max(e.entry_id) FROM ledger.entries e"
-		"                  WHERE e.account_id OPERATOR(pg_catalog.=) a.account_id), 0)"
+		"                  WHERE e.account_id OPERATOR(pg_catalog.=) $1), 0),"
+		"       " NEWEST_FOLDED("$1")
 		" FROM ledger.accounts a"
 		" WHERE a.account_id OPERATOR(pg_catalog.=) $1",
 		SPI_OK_SELECT, 1, {INT8OID}
 	},
 
-	/* fold.c: the accounts with entries to fold, and the fold of one */
-	[STMT_FOLD_ACCOUNTS] = {
-		"SELECT DISTINCT account_id FROM ledger.entries"
-		" WHERE balance_after IS NULL"
-		" LIMIT $1",
-		SPI_OK_SELECT, 1, {INT4OID}
+	/*
+	 * fold.c: when a folder starts, the escrow accounts whose newest entry
+	 * is not folded (while it runs, settlement tells it which); then the
+	 * fold of one account
+	 */
+	[STMT_FOLD_DISCOVER] = {
+		"SELECT a.account_id FROM ledger.accounts a"
+		" WHERE a.escrow"
+		"   AND (SELECT e.balance_after IS NULL FROM ledger.entries e"
+		"         WHERE e.account_id OPERATOR(pg_catalog.=) a.account_id"
+		"         ORDER BY e.entry_id DESC LIMIT 1)",
+		SPI_OK_SELECT, 0, {InvalidOid}
 	},
 	[STMT_FOLD_LOCK] = {
 		"SELECT balance FROM ledger.accounts"
@@ -564,8 +582,9 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	[STMT_FOLD_ENTRIES] = {
 		"SELECT entry_id, amount::pg_catalog.int8 FROM ledger.entries"
 		" WHERE account_id OPERATOR(pg_catalog.=) $1"
-		"   AND balance_after IS NULL"
+		"   AND entry_id OPERATOR(pg_catalog.>) " NEWEST_FOLDED("$1")
 		"   AND entry_id OPERATOR(pg_catalog.<) $2"
+		"   AND balance_after IS NULL"
 		" ORDER BY entry_id",
 		SPI_OK_SELECT, 2, {INT8OID, INT8OID}
 	},
@@ -574,8 +593,10 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS v(id, b)"
 		" WHERE e.account_id OPERATOR(pg_catalog.=) $1"
 		"   AND e.entry_id OPERATOR(pg_catalog.=) v.id"
+		"   AND e.entry_id OPERATOR(pg_catalog.>=) $4"
+		"   AND e.entry_id OPERATOR(pg_catalog.<=) $5"
 		"   AND e.balance_after IS NULL",
-		SPI_OK_UPDATE, 3, {INT8OID, INT8ARRAYOID, INT8ARRAYOID}
+		SPI_OK_UPDATE, 5, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID}
 	},
 	[STMT_FOLD_BALANCE] = {
 		"UPDATE ledger.accounts SET balance = $2"
@@ -614,7 +635,7 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 static bool
 statement_scans(LedgerStatement stmt)
 {
-	return stmt == STMT_VERIFY;
+	return stmt == STMT_VERIFY || stmt == STMT_FOLD_DISCOVER;
 }
 
 /* The statements that write: the guard (guard.c) lets them through. */
