@@ -33,9 +33,11 @@
  * a1..aN; the ratio is escrow / uniform.  With -E, -5 makes the escrow
  * side credit or debit at random, half each, and -T puts every call of
  * both sides in a transaction that also does other work (an insert into
- * bench_work), and during the escrow rounds a monitor samples, every 5 ms,
- * the folding lag (the age of the oldest committed entry not folded yet)
- * and the latency of ledger_balance('e1').
+ * bench_work).  During every round a monitor samples, every 5 ms, the
+ * folding lag (the age of e1's oldest committed entry not folded yet) and
+ * the latency of ledger_balance: on e1 (the hot escrow account) during the
+ * escrow rounds, on a1 (a locked account) during the others, as the
+ * baseline of a read under the same load.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -431,12 +433,16 @@ percentile(const Totals *t, double p)
 	return t->latencies[i] * 1000.0;
 }
 
-/* Run one round of one implementation; add its numbers to *totals. */
-/* -E: the folding lag and ledger_balance('e1'), sampled during escrow rounds */
+/*
+ * -E: sampled during every round, the folding lag and the latency of
+ * ledger_balance on one account of the round's side: the hot escrow
+ * account e1, and (the baseline under the same load) the locked a1.
+ */
 typedef struct Monitor
 {
 	pthread_t	thread;
 	PGconn	   *conn;
+	const char *balance_sql;
 	double		warm_until;
 	double		stop_at;
 	double	   *lag;			/* seconds */
@@ -454,7 +460,7 @@ monitor_main(void *arg)
 	while (now_seconds() < m->stop_at)
 	{
 		double		start = now_seconds();
-		PGresult   *res = PQexec(m->conn, "SELECT ledger_balance('e1')");
+		PGresult   *res = PQexec(m->conn, m->balance_sql);
 		double		balance = now_seconds() - start;
 		double		lag;
 
@@ -465,8 +471,13 @@ monitor_main(void *arg)
 			return NULL;
 		}
 		PQclear(res);
-		res = PQexec(m->conn, "SELECT COALESCE(extract(epoch FROM clock_timestamp() - min(created_at)), 0)"
-					 " FROM ledger.entries WHERE balance_after IS NULL");
+		/* e1's entries not folded yet are its newest: from the end of its key range */
+		res = PQexec(m->conn, "SELECT COALESCE(extract(epoch FROM clock_timestamp() - min(e.created_at)), 0)"
+					 " FROM ledger.entries e JOIN ledger.accounts a USING (account_id)"
+					 " WHERE a.name = 'e1' AND e.balance_after IS NULL"
+					 "   AND e.entry_id > COALESCE((SELECT max(f.entry_id) FROM ledger.entries f"
+					 "                               WHERE f.account_id = a.account_id"
+					 "                                 AND f.balance_after IS NOT NULL), 0)");
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		{
 			snprintf(m->error, sizeof(m->error), "%s", PQerrorMessage(m->conn));
@@ -500,19 +511,20 @@ sorted_percentile(double *v, long n, double p)
 	return v[(long) (p * (n - 1))];
 }
 
-static Monitor monitor;
+static Monitor monitors[2];
 
+/* Run one round of one implementation; add its numbers to *totals. */
 static bool
 run_round(Client *clients, Impl impl, Totals *totals)
 {
 	double		start = now_seconds();
 	bool		ok = true;
 
-	if (compare_escrow && impl == IMPL_LEDGER)
+	if (compare_escrow)
 	{
-		monitor.warm_until = start + warmup;
-		monitor.stop_at = start + warmup + seconds;
-		pthread_create(&monitor.thread, NULL, monitor_main, &monitor);
+		monitors[impl].warm_until = start + warmup;
+		monitors[impl].stop_at = start + warmup + seconds;
+		pthread_create(&monitors[impl].thread, NULL, monitor_main, &monitors[impl]);
 	}
 	for (int i = 0; i < nclients; i++)
 	{
@@ -541,12 +553,12 @@ run_round(Client *clients, Impl impl, Totals *totals)
 			   sizeof(double) * clients[i].nlat);
 		totals->nlat += clients[i].nlat;
 	}
-	if (compare_escrow && impl == IMPL_LEDGER)
+	if (compare_escrow)
 	{
-		pthread_join(monitor.thread, NULL);
-		if (monitor.error[0] != '\0')
+		pthread_join(monitors[impl].thread, NULL);
+		if (monitors[impl].error[0] != '\0')
 		{
-			fprintf(stderr, "bench: monitor failed: %s", monitor.error);
+			fprintf(stderr, "bench: monitor failed: %s", monitors[impl].error);
 			ok = false;
 		}
 	}
@@ -617,11 +629,16 @@ main(int argc, char **argv)
 	clients = calloc(nclients, sizeof(Client));
 	if (compare_escrow)
 	{
-		monitor.conn = PQconnectdb("");
-		if (PQstatus(monitor.conn) != CONNECTION_OK)
+		for (int impl = 0; impl < 2; impl++)
 		{
-			fprintf(stderr, "bench: cannot connect: %s", PQerrorMessage(monitor.conn));
-			return 1;
+			monitors[impl].balance_sql = impl == IMPL_LEDGER ? "SELECT ledger_balance('e1')"
+				: "SELECT ledger_balance('a1')";
+			monitors[impl].conn = PQconnectdb("");
+			if (PQstatus(monitors[impl].conn) != CONNECTION_OK)
+			{
+				fprintf(stderr, "bench: cannot connect: %s", PQerrorMessage(monitors[impl].conn));
+				return 1;
+			}
 		}
 	}
 	for (int i = 0; i < nclients; i++)
@@ -691,8 +708,9 @@ main(int argc, char **argv)
 		printf("%s B=%d", workload_names[workload], batch_size);
 	else
 		printf("%s", workload_names[workload]);
-	printf(" N=%d clients=%d rounds=%dx%gs%s\n", naccounts, nclients, rounds, seconds,
-		   compare_modes ? " prepared vs unnamed" : prepared ? "" : " unprepared");
+	printf(" N=%d clients=%d rounds=%dx%gs%s%s%s\n", naccounts, nclients, rounds, seconds,
+		   compare_modes ? " prepared vs unnamed" : prepared ? "" : " unprepared",
+		   half_credits ? " half credits" : "", in_transaction ? " in a transaction" : "");
 	for (int impl = 0; impl < 2; impl++)
 	{
 		Totals	   *t = &totals[impl];
@@ -715,15 +733,17 @@ main(int argc, char **argv)
 	printf("\n");
 	if (compare_escrow)
 	{
-		long		n = monitor.n;
-		double		lag99 = sorted_percentile(monitor.lag, n, 0.99);
-		double		lagmax = sorted_percentile(monitor.lag, n, 1.0);
-		double		bal50 = sorted_percentile(monitor.balance, n, 0.50);
-		double		bal99 = sorted_percentile(monitor.balance, n, 0.99);
+		Monitor    *e = &monitors[IMPL_LEDGER];
+		Monitor    *l = &monitors[IMPL_NAIVE];
+		long		ne = e->n,
+					nl = l->n;
 
-		printf("  folding lag p99 %.1f ms, max %.1f ms; ledger_balance('e1') p50 %.3f ms, p99 %.3f ms"
-			   " (%ld samples during the escrow rounds)\n",
-			   lag99 * 1000, lagmax * 1000, bal50 * 1000, bal99 * 1000, n);
+		printf("  folding lag of e1 p99 %.1f ms, max %.1f ms (%ld samples)\n",
+			   sorted_percentile(e->lag, ne, 0.99) * 1000, sorted_percentile(e->lag, ne, 1.0) * 1000, ne);
+		printf("  ledger_balance p50 / p99: escrow e1 %.3f / %.3f ms, locked a1 under the uniform load"
+			   " %.3f / %.3f ms\n",
+			   sorted_percentile(e->balance, ne, 0.50) * 1000, sorted_percentile(e->balance, ne, 0.99) * 1000,
+			   sorted_percentile(l->balance, nl, 0.50) * 1000, sorted_percentile(l->balance, nl, 0.99) * 1000);
 	}
 
 	for (int i = 0; i < nclients; i++)
