@@ -22,6 +22,9 @@ OBJS = \
 	src/posting.o \
 	src/batch.o \
 	src/holds.o \
+	src/escrow.o \
+	src/fold.o \
+	src/mode.o \
 	src/write.o \
 	src/relations.o \
 	src/direct_write.o \
@@ -31,10 +34,10 @@ OBJS = \
 DATA = $(wildcard sql/ledger--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
-REGRESS = account posting transfer idempotency history verify durability batch direct_write holds upgrade
+REGRESS = account posting transfer idempotency history verify durability batch direct_write holds escrow escrow_model upgrade
 # isolation specs: test/specs/<name>.spec against test/expected/<name>.out
 ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race direct_write_ddl \
-	hold_race hold_expiry hold_snapshot
+	hold_race hold_expiry hold_snapshot escrow_race escrow_key escrow_hold
 ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \

@@ -26,6 +26,18 @@
  * unnamed ones (what libledger sends behind a transaction pooler), in the
  * same alternating rounds; the "naive" side of the output is the ledger
  * called unnamed.
+ *
+ * -E compares escrow mode with the uniform workload in locked mode: the
+ * "ledger" side runs the workload (-W hot, zipf or uniform) on the escrow
+ * accounts e1..eN, the other side uniform debits on the locked accounts
+ * a1..aN; the ratio is escrow / uniform.  With -E, -5 makes the escrow
+ * side credit or debit at random, half each, and -T puts every call of
+ * both sides in a transaction that also does other work (an insert into
+ * bench_work).  During every round a monitor samples, every 5 ms, the
+ * folding lag (the age of e1's oldest committed entry not folded yet) and
+ * the latency of ledger_balance: on e1 (the hot escrow account) during the
+ * escrow rounds, on a1 (a locked account) during the others, as the
+ * baseline of a read under the same load.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -56,6 +68,7 @@ typedef enum Impl
 static const char *workload_names[] = {"uniform", "hot", "zipf", "transfer", "batch", "hold"};
 static const char *impl_names[] = {"ledger", "naive"};
 static const char *mode_names[] = {"prepared", "unnamed"};	/* -M */
+static const char *escrow_names[] = {"escrow", "uniform"};	/* -E */
 
 /* settings */
 static int	nclients = 32;
@@ -68,6 +81,9 @@ static double zipf_s = 2.0;
 static int	batch_size = 1000;
 static bool prepared = true;
 static bool compare_modes = false;	/* -M */
+static bool compare_escrow = false; /* -E */
+static bool half_credits = false;	/* -5 */
+static bool in_transaction = false; /* -T */
 
 static double *zipf_cdf;		/* cumulative weights of accounts 1..N */
 
@@ -135,6 +151,8 @@ build_zipf(void)
 static int
 pick_account(Client *c)
 {
+	if (compare_escrow && c->impl == IMPL_NAIVE)
+		return (int) (next_random(&c->rng) % naccounts) + 1;	/* the uniform reference */
 	if (workload == WL_HOT)
 		return 1;
 	if (workload == WL_ZIPF)
@@ -177,8 +195,10 @@ record_latency(Client *c, double latency)
 static const char *
 workload_sql(Impl impl)
 {
-	bool		ours = (impl == IMPL_LEDGER || compare_modes);
+	bool		ours = (impl == IMPL_LEDGER || compare_modes || compare_escrow);
 
+	if (compare_escrow)
+		return "SELECT ledger_debit($1, $2)";
 	switch (workload)
 	{
 		case WL_TRANSFER:
@@ -219,6 +239,19 @@ execute(Client *c, const char *name, const char *sql, int nparams, const char *c
 	if (by_name(c->impl))
 		return PQexecPrepared(c->conn, name, nparams, params, NULL, NULL, 0);
 	return PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
+/* -T: the call's transaction, with its other work before the posting. */
+static bool
+transaction_begin(Client *c)
+{
+	PGresult   *res = PQexec(c->conn, "BEGIN; INSERT INTO bench_work (client) VALUES (1)");
+	bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		snprintf(c->error, sizeof(c->error), "%s", PQerrorMessage(c->conn));
+	PQclear(res);
+	return ok;
 }
 
 /* One call of the workload; returns the number of postings it made, -1 on error. */
@@ -274,7 +307,8 @@ one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
 				break;
 			}
 		default:
-			snprintf(account, sizeof(account), "a%d", pick_account(c));
+			snprintf(account, sizeof(account), "%c%d",
+					 compare_escrow && c->impl == IMPL_LEDGER ? 'e' : 'a', pick_account(c));
 			params[0] = account;
 			params[1] = "1";
 			nparams = 2;
@@ -282,7 +316,24 @@ one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
 			break;
 	}
 
-	res = execute(c, impl_names[c->impl], workload_sql(c->impl), nparams, params);
+	if (in_transaction && !transaction_begin(c))
+		return -1;
+	if (compare_escrow && half_credits && c->impl == IMPL_LEDGER &&
+		(next_random(&c->rng) & 1))
+		res = execute(c, "escrow_credit", "SELECT ledger_credit($1, $2)", nparams, params);
+	else
+		res = execute(c, impl_names[c->impl], workload_sql(c->impl), nparams, params);
+	if (in_transaction && PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		PQclear(res);
+		res = PQexec(c->conn, "COMMIT");
+		if (PQresultStatus(res) == PGRES_COMMAND_OK)
+		{
+			/* a tuples result stands for the whole call below */
+			PQclear(res);
+			res = PQexec(c->conn, "SELECT 1");
+		}
+	}
 	if (workload == WL_HOLD && PQresultStatus(res) == PGRES_TUPLES_OK)
 	{
 		/* the capture of the hold just made, in a transaction of its own */
@@ -302,6 +353,8 @@ one_call(Client *c, char *buf, size_t buflen, char *buf2, size_t buflen2)
 		{
 			c->aborted++;
 			PQclear(res);
+			if (in_transaction)
+				PQclear(PQexec(c->conn, "ROLLBACK"));
 			return 0;
 		}
 		snprintf(c->error, sizeof(c->error), "%s", PQresultErrorMessage(res));
@@ -380,6 +433,86 @@ percentile(const Totals *t, double p)
 	return t->latencies[i] * 1000.0;
 }
 
+/*
+ * -E: sampled during every round, the folding lag and the latency of
+ * ledger_balance on one account of the round's side: the hot escrow
+ * account e1, and (the baseline under the same load) the locked a1.
+ */
+typedef struct Monitor
+{
+	pthread_t	thread;
+	PGconn	   *conn;
+	const char *balance_sql;
+	double		warm_until;
+	double		stop_at;
+	double	   *lag;			/* seconds */
+	double	   *balance;		/* seconds per ledger_balance call */
+	long		n;
+	long		cap;
+	char		error[256];
+} Monitor;
+
+static void *
+monitor_main(void *arg)
+{
+	Monitor    *m = arg;
+
+	while (now_seconds() < m->stop_at)
+	{
+		double		start = now_seconds();
+		PGresult   *res = PQexec(m->conn, m->balance_sql);
+		double		balance = now_seconds() - start;
+		double		lag;
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		{
+			snprintf(m->error, sizeof(m->error), "%s", PQerrorMessage(m->conn));
+			PQclear(res);
+			return NULL;
+		}
+		PQclear(res);
+		/* e1's entries not folded yet are its newest: from the end of its key range */
+		res = PQexec(m->conn, "SELECT COALESCE(extract(epoch FROM clock_timestamp() - min(e.created_at)), 0)"
+					 " FROM ledger.entries e JOIN ledger.accounts a USING (account_id)"
+					 " WHERE a.name = 'e1' AND e.balance_after IS NULL"
+					 "   AND e.entry_id > COALESCE((SELECT max(f.entry_id) FROM ledger.entries f"
+					 "                               WHERE f.account_id = a.account_id"
+					 "                                 AND f.balance_after IS NOT NULL), 0)");
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		{
+			snprintf(m->error, sizeof(m->error), "%s", PQerrorMessage(m->conn));
+			PQclear(res);
+			return NULL;
+		}
+		lag = atof(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (start >= m->warm_until)
+		{
+			if (m->n == m->cap)
+			{
+				m->cap = m->cap ? m->cap * 2 : 1024;
+				m->lag = realloc(m->lag, sizeof(double) * m->cap);
+				m->balance = realloc(m->balance, sizeof(double) * m->cap);
+			}
+			m->lag[m->n] = lag;
+			m->balance[m->n++] = balance;
+		}
+		nanosleep(&(struct timespec) {0, 5000000L}, NULL);
+	}
+	return NULL;
+}
+
+static double
+sorted_percentile(double *v, long n, double p)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(double), compare_double);
+	return v[(long) (p * (n - 1))];
+}
+
+static Monitor monitors[2];
+
 /* Run one round of one implementation; add its numbers to *totals. */
 static bool
 run_round(Client *clients, Impl impl, Totals *totals)
@@ -387,6 +520,12 @@ run_round(Client *clients, Impl impl, Totals *totals)
 	double		start = now_seconds();
 	bool		ok = true;
 
+	if (compare_escrow)
+	{
+		monitors[impl].warm_until = start + warmup;
+		monitors[impl].stop_at = start + warmup + seconds;
+		pthread_create(&monitors[impl].thread, NULL, monitor_main, &monitors[impl]);
+	}
 	for (int i = 0; i < nclients; i++)
 	{
 		clients[i].impl = impl;
@@ -414,16 +553,27 @@ run_round(Client *clients, Impl impl, Totals *totals)
 			   sizeof(double) * clients[i].nlat);
 		totals->nlat += clients[i].nlat;
 	}
+	if (compare_escrow)
+	{
+		pthread_join(monitors[impl].thread, NULL);
+		if (monitors[impl].error[0] != '\0')
+		{
+			fprintf(stderr, "bench: monitor failed: %s", monitors[impl].error);
+			ok = false;
+		}
+	}
 	totals->elapsed += seconds;
 	return ok;
 }
+
 
 static void
 usage(void)
 {
 	fprintf(stderr,
 			"usage: bench [-c clients] [-d seconds] [-w warmup] [-r rounds] [-n accounts]\n"
-			"             [-W uniform|hot|zipf|transfer|batch|hold] [-s zipf_s] [-b batch_size] [-u] [-M]\n");
+			"             [-W uniform|hot|zipf|transfer|batch|hold] [-s zipf_s] [-b batch_size] [-u] [-M]\n"
+			"             [-E [-5] [-T]]\n");
 	exit(2);
 }
 
@@ -439,7 +589,7 @@ main(int argc, char **argv)
 	double		low_ratio = INFINITY,
 				high_ratio = 0;
 
-	while ((opt = getopt(argc, argv, "c:d:w:r:n:W:s:b:uM")) != -1)
+	while ((opt = getopt(argc, argv, "c:d:w:r:n:W:s:b:uME5T")) != -1)
 	{
 		switch (opt)
 		{
@@ -452,6 +602,9 @@ main(int argc, char **argv)
 			case 'b': batch_size = atoi(optarg); break;
 			case 'u': prepared = false; break;
 			case 'M': compare_modes = true; break;
+			case 'E': compare_escrow = true; break;
+			case '5': half_credits = true; break;
+			case 'T': in_transaction = true; break;
 			case 'W':
 				{
 					int			w;
@@ -474,6 +627,20 @@ main(int argc, char **argv)
 		build_zipf();
 
 	clients = calloc(nclients, sizeof(Client));
+	if (compare_escrow)
+	{
+		for (int impl = 0; impl < 2; impl++)
+		{
+			monitors[impl].balance_sql = impl == IMPL_LEDGER ? "SELECT ledger_balance('e1')"
+				: "SELECT ledger_balance('a1')";
+			monitors[impl].conn = PQconnectdb("");
+			if (PQstatus(monitors[impl].conn) != CONNECTION_OK)
+			{
+				fprintf(stderr, "bench: cannot connect: %s", PQerrorMessage(monitors[impl].conn));
+				return 1;
+			}
+		}
+	}
 	for (int i = 0; i < nclients; i++)
 	{
 		clients[i].conn = PQconnectdb("");
@@ -496,6 +663,12 @@ main(int argc, char **argv)
 				PQclear(res);
 				res = PQprepare(clients[i].conn, capture_names[impl],
 								capture_sql((Impl) impl), 0, NULL);
+			}
+			if (PQresultStatus(res) == PGRES_COMMAND_OK && half_credits && impl == IMPL_LEDGER)
+			{
+				PQclear(res);
+				res = PQprepare(clients[i].conn, "escrow_credit", "SELECT ledger_credit($1, $2)",
+								0, NULL);
 			}
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			{
@@ -535,8 +708,9 @@ main(int argc, char **argv)
 		printf("%s B=%d", workload_names[workload], batch_size);
 	else
 		printf("%s", workload_names[workload]);
-	printf(" N=%d clients=%d rounds=%dx%gs%s\n", naccounts, nclients, rounds, seconds,
-		   compare_modes ? " prepared vs unnamed" : prepared ? "" : " unprepared");
+	printf(" N=%d clients=%d rounds=%dx%gs%s%s%s\n", naccounts, nclients, rounds, seconds,
+		   compare_modes ? " prepared vs unnamed" : prepared ? "" : " unprepared",
+		   half_credits ? " half credits" : "", in_transaction ? " in a transaction" : "");
 	for (int impl = 0; impl < 2; impl++)
 	{
 		Totals	   *t = &totals[impl];
@@ -544,17 +718,33 @@ main(int argc, char **argv)
 		qsort(t->latencies, t->nlat, sizeof(double), compare_double);
 		rate[impl] = t->ops / t->elapsed;
 		printf("  %-8s %11.0f postings/s   p50 %8.3f ms   p99 %8.3f ms   p99.9 %8.3f ms",
-			   compare_modes ? mode_names[impl] : impl_names[impl], rate[impl],
+			   compare_modes ? mode_names[impl] : compare_escrow ? escrow_names[impl]
+			   : impl_names[impl], rate[impl],
 			   percentile(t, 0.50), percentile(t, 0.99), percentile(t, 0.999));
 		if (t->aborted > 0)
 			printf("   (%ld calls aborted by deadlock/serialization failure)", t->aborted);
 		printf("\n");
 	}
 	printf("  ratio   %.2fx (%s)", rate[IMPL_NAIVE] > 0 ? rate[IMPL_LEDGER] / rate[IMPL_NAIVE] : 0,
-		   compare_modes ? "prepared / unnamed" : "ledger / naive");
+		   compare_modes ? "prepared / unnamed" : compare_escrow ? "escrow / uniform locked"
+		   : "ledger / naive");
 	if (pairs > 1)
 		printf(", round pairs %.2fx to %.2fx", low_ratio, high_ratio);
 	printf("\n");
+	if (compare_escrow)
+	{
+		Monitor    *e = &monitors[IMPL_LEDGER];
+		Monitor    *l = &monitors[IMPL_NAIVE];
+		long		ne = e->n,
+					nl = l->n;
+
+		printf("  folding lag of e1 p99 %.1f ms, max %.1f ms (%ld samples)\n",
+			   sorted_percentile(e->lag, ne, 0.99) * 1000, sorted_percentile(e->lag, ne, 1.0) * 1000, ne);
+		printf("  ledger_balance p50 / p99: escrow e1 %.3f / %.3f ms, locked a1 under the uniform load"
+			   " %.3f / %.3f ms\n",
+			   sorted_percentile(e->balance, ne, 0.50) * 1000, sorted_percentile(e->balance, ne, 0.99) * 1000,
+			   sorted_percentile(l->balance, nl, 0.50) * 1000, sorted_percentile(l->balance, nl, 0.99) * 1000);
+	}
 
 	for (int i = 0; i < nclients; i++)
 	{

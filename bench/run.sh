@@ -23,7 +23,7 @@ fi
 ledger_require_packages
 ledger_build_install
 # min_wal_size: see "steady state" below.
-cluster_start bench -c fsync=on -c synchronous_commit=on -c shared_buffers=512MB \
+cluster_start bench -c shared_preload_libraries=ledger -c fsync=on -c synchronous_commit=on -c shared_buffers=512MB \
 	-c max_connections=200 -c checkpoint_timeout=30min -c max_wal_size=8GB \
 	-c min_wal_size=$($smoke && echo 80MB || echo 4GB)
 
@@ -37,6 +37,10 @@ psql_q -f "$LEDGER_ROOT/bench/naive.sql" >/dev/null
 psql_q -c "SELECT count(ledger_open_account('a' || i, 'XXX', 0)) FROM generate_series(1, $N) i" \
 	-c "SELECT count(ledger_credit('a' || i, 1000000000000)) FROM generate_series(1, $N) i" \
 	-c "INSERT INTO naive.accounts SELECT 'a' || i, 1000000000000, 0 FROM generate_series(1, $N) i" \
+	-c "SELECT count(ledger_open_account('e' || i, 'XXX', 0)) FROM generate_series(1, $N) i" \
+	-c "SELECT count(ledger_credit('e' || i, 1000000000000)) FROM generate_series(1, $N) i" \
+	-c "SELECT count(ledger_set_account_mode('e' || i, 'escrow')) FROM generate_series(1, $N) i" \
+	-c "CREATE TABLE bench_work (client int)" \
 	-c "VACUUM ANALYZE" >/dev/null
 
 # Steady state: a server that has been running recycles its WAL segment
@@ -73,6 +77,12 @@ run -c "$CLIENTS" -W hot
 run -c "$CLIENTS" -W zipf -s 2
 run -c "$CLIENTS" -W transfer
 run -c "$CLIENTS" -W hold
+echo "escrow mode (accounts e1..e$N) against uniform debits in locked mode (a1..a$N), in alternating rounds:"
+run -c "$CLIENTS" -W hot -E
+run -c "$CLIENTS" -W hot -E -5
+run -c "$CLIENTS" -W zipf -s 2 -E
+echo "each call in a transaction that also inserts a row, on both sides:"
+run -c "$CLIENTS" -W hot -E -T
 if $smoke; then
 	run -c 2 -W batch -b 100
 else

@@ -58,7 +58,7 @@ extern "C"
 
 /* Version of this header; the SONAME is libledger.so.LEDGER_VERSION_MAJOR. */
 #define LEDGER_VERSION_MAJOR 1
-#define LEDGER_VERSION_MINOR 2
+#define LEDGER_VERSION_MINOR 3
 #define LEDGER_VERSION_PATCH 0
 #define LEDGER_VERSION_NUM \
 	(LEDGER_VERSION_MAJOR * 10000 + LEDGER_VERSION_MINOR * 100 + LEDGER_VERSION_PATCH)
@@ -93,6 +93,13 @@ extern "C"
  * through a pooler such as pgbouncer.
  */
 #define LEDGER_HAS_STATEMENTS 1
+
+/*
+ * Feature macro (since 1.3.0): escrow mode -- ledger_set_account_mode,
+ * ledger_account_mode, and LEDGER_NOT_FOLDED in a history's balance_after
+ * (extension 1.3 or later).
+ */
+#define LEDGER_HAS_ESCROW 1
 
 /*
  * The verbs' status must be looked at: ignoring it is how a posting that
@@ -164,12 +171,19 @@ typedef struct LedgerOptions
 /* Opaque connection handle. */
 typedef struct LedgerConn LedgerConn;
 
+/*
+ * The balance_after of an escrow account's entry that the server's folder
+ * has not folded yet (since 1.3.0): the balance after it is not known yet.
+ */
+#define LEDGER_NOT_FOLDED INT64_MIN
+
 /* One journal entry of ledger_history(); see ledger_history. */
 typedef struct LedgerEntry
 {
 	int64_t		entry_id;
 	int64_t		amount;			/* signed: debits are negative */
-	int64_t		balance_after;	/* the running balance after this entry */
+	int64_t		balance_after;	/* the running balance after this entry, or
+								 * LEDGER_NOT_FOLDED (escrow mode, not yet) */
 	int64_t		transfer_id;	/* 0 when not part of a transfer */
 	const char *idempotency_key;	/* NULL when the posting had none */
 	int64_t		created_at_us;	/* microseconds since 1970-01-01 00:00 UTC */
@@ -503,6 +517,36 @@ extern LEDGER_MUST_CHECK LedgerStatus ledger_available(LedgerConn *conn, const c
 extern LEDGER_MUST_CHECK LedgerStatus ledger_holds(LedgerConn *conn, const char *account,
 								 int max_rows, LedgerHolds **holds);
 extern void ledger_holds_free(LedgerHolds *holds);
+
+/*
+ * An account's mode (since 1.3.0, extension 1.3): locked (the default:
+ * postings lock the account's row to COMMIT) or escrow (postings are
+ * admitted against what is in flight and only insert; for hot accounts;
+ * the server needs the ledger library preloaded, else
+ * LEDGER_OBJECT_NOT_IN_PREREQUISITE_STATE).
+ */
+typedef enum LedgerAccountMode
+{
+	LEDGER_MODE_LOCKED = 0,
+	LEDGER_MODE_ESCROW = 1
+} LedgerAccountMode;
+
+/*
+ * Set an account's mode; *previous (may be NULL) gets the mode it had --
+ * after a retry of an attempt that committed unseen, the new one.
+ * Statuses: LEDGER_ACCOUNT_NOT_FOUND, LEDGER_INVALID_PARAMETER_VALUE,
+ * LEDGER_OBJECT_NOT_IN_PREREQUISITE_STATE (escrow without the library
+ * preloaded), LEDGER_SERVER_ERROR 0A000 (called in a REPEATABLE READ
+ * transaction, cannot happen here), LEDGER_CLIENT_ERROR (mode not a
+ * LedgerAccountMode).
+ */
+extern LEDGER_MUST_CHECK LedgerStatus ledger_set_account_mode(LedgerConn *conn, const char *account,
+										   LedgerAccountMode mode,
+										   LedgerAccountMode *previous);
+extern LEDGER_MUST_CHECK LedgerStatus ledger_account_mode(LedgerConn *conn, const char *account,
+									   LedgerAccountMode *mode);
+/* "locked" or "escrow" ("unknown" for another value). */
+extern const char *ledger_mode_name(LedgerAccountMode mode);
 
 /* The audit.  On LEDGER_OK *audit is freed with ledger_audit_free. */
 extern LEDGER_MUST_CHECK LedgerStatus ledger_verify(LedgerConn *conn, LedgerAudit **audit);

@@ -61,7 +61,8 @@ typedef enum Command
 	CMD_CAPTURE,
 	CMD_RELEASE,
 	CMD_AVAILABLE,
-	CMD_HOLDS
+	CMD_HOLDS,
+	CMD_MODE
 } Command;
 
 /* The last LedgerStatus: exit codes run up to 10 + this. */
@@ -104,7 +105,8 @@ static const struct
 		"Print the newest N (default 100) journal entries of ACCOUNT, newest\n"
 		"first, one per line, tab-separated: entry_id, amount (debits negative),\n"
 		"balance_after, transfer_id, idempotency_key, created_at (UTC);\n"
-		"an empty field is NULL.  In the key, \\ prints as \\\\, tab, newline and\n"
+		"an empty field is NULL (a balance_after: an escrow account's entry\n"
+		"not folded yet).  In the key, \\ prints as \\\\, tab, newline and\n"
 		"carriage return as \\t, \\n and \\r, other control bytes as \\xHH.\n"
 		"With --before, only the entries older than ENTRY_ID: the next page\n"
 		"starts before the last entry_id printed."},
@@ -155,6 +157,11 @@ static const struct
 		"pending hold past its expiry reads expired), created_at, expires_at\n"
 		"(empty: never), idempotency_key (empty: none; escaped as in history).\n"
 		"Times are UTC."},
+	{"mode", CMD_MODE, 1, 2,
+		"pg_ledger mode ACCOUNT [locked|escrow]",
+		"Print ACCOUNT's mode, locked or escrow.  With a mode, set it and print\n"
+		"the mode it had.  Escrow mode (for hot accounts) needs the ledger library\n"
+		"in the server's shared_preload_libraries (exit 20 otherwise)."},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -983,6 +990,11 @@ check_args(Args *a)
 			return check_limit(a);
 		case CMD_HOLDS:
 			return check_limit(a);
+		case CMD_MODE:
+			if (a->npos == 2 && strcmp(a->pos[1], "locked") != 0 &&
+				strcmp(a->pos[1], "escrow") != 0)
+				return usage_error(a, "the mode is locked or escrow, not \"%s\"", a->pos[1]);
+			return 0;
 		case CMD_HOLD:
 			if (a->expires_in != NULL &&
 				(!parse_integer(a->expires_in, false, &n) || n == 0 || n > INT64_MAX / 1000))
@@ -1264,7 +1276,10 @@ run_history(const Args *a, LedgerConn *conn)
 		{
 			printf("%s{\"entry_id\":%" PRId64, i ? "," : "", e->entry_id);
 			json_field_int("amount", e->amount);
-			json_field_int("balance_after", e->balance_after);
+			if (e->balance_after == LEDGER_NOT_FOLDED)
+				printf(",\"balance_after\":null");
+			else
+				json_field_int("balance_after", e->balance_after);
 			if (e->transfer_id != 0)
 				json_field_int("transfer_id", e->transfer_id);
 			else
@@ -1275,8 +1290,11 @@ run_history(const Args *a, LedgerConn *conn)
 		}
 		else
 		{
-			printf("%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\t",
-				   e->entry_id, e->amount, e->balance_after, transfer);
+			char		after[32] = "";
+
+			if (e->balance_after != LEDGER_NOT_FOLDED)
+				snprintf(after, sizeof(after), "%" PRId64, e->balance_after);
+			printf("%" PRId64 "\t%" PRId64 "\t%s\t%s\t", e->entry_id, e->amount, after, transfer);
 			put_field(stdout, e->idempotency_key ? e->idempotency_key : "");
 			printf("\t%s\n", when);
 		}
@@ -1304,6 +1322,41 @@ run_release(const Args *a, LedgerConn *conn)
 	printf("{\"status\":\"ok\"");
 	json_field_int("hold_id", a->hold_id);
 	printf(",\"released\":%s", released ? "true" : "false");
+	json_field_int("attempts", ledger_last_attempts(conn));
+	printf("}\n");
+	return 0;
+}
+
+/* mode ACCOUNT [MODE]: the mode, or set it and print the one it had */
+static int
+run_mode(const Args *a, LedgerConn *conn)
+{
+	LedgerAccountMode mode;
+	LedgerStatus status;
+
+	if (a->npos == 2)
+		status = ledger_set_account_mode(conn, a->pos[0],
+										 strcmp(a->pos[1], "escrow") == 0
+										 ? LEDGER_MODE_ESCROW : LEDGER_MODE_LOCKED,
+										 &mode);
+	else
+		status = ledger_account_mode(conn, a->pos[0], &mode);
+	if (status != LEDGER_OK)
+		return report_failure(a, conn, status);
+	if (!a->json)
+	{
+		printf("%s\n", ledger_mode_name(mode));
+		return 0;
+	}
+	printf("{\"status\":\"ok\"");
+	json_field_string("account", a->pos[0]);
+	if (a->npos == 2)
+	{
+		json_field_string("mode", a->pos[1]);
+		json_field_string("previous", ledger_mode_name(mode));
+	}
+	else
+		json_field_string("mode", ledger_mode_name(mode));
 	json_field_int("attempts", ledger_last_attempts(conn));
 	printf("}\n");
 	return 0;
@@ -1567,6 +1620,9 @@ run_command(int argc, char **argv, Args *a)
 			break;
 		case CMD_HOLDS:
 			rc = run_holds(a, conn);
+			break;
+		case CMD_MODE:
+			rc = run_mode(a, conn);
 			break;
 		default:
 			rc = run_number(a, conn);

@@ -124,6 +124,8 @@ ledger__advice(LedgerConn *conn, LedgerStmt stmt, char *buf, size_t size)
 			" with the keys of this call (each item's key)";
 	if (stmt == LEDGER_STMT_OPEN)
 		return "opening again with the same parameters is safe";
+	if (stmt == LEDGER_STMT_SET_MODE)
+		return "setting the same mode again is safe";
 	if (stmt == LEDGER_STMT_CAPTURE)
 		return "capturing the same hold again with the same arguments is safe: it"
 			" returns the first result and never posts twice";

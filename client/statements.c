@@ -102,6 +102,10 @@ static const struct
 		" (extract(epoch FROM expires_at) OPERATOR(pg_catalog.*) 1000000)::bigint,"
 		" idempotency_key"
 	" FROM %s.ledger_holds($1::pg_catalog.text, $2::integer)"},
+	[LEDGER_STMT_SET_MODE] = {"libledger_set_mode", 2,
+	"SELECT %s.ledger_set_account_mode($1::pg_catalog.text, $2::pg_catalog.text)"},
+	[LEDGER_STMT_MODE] = {"libledger_mode", 1,
+	"SELECT %s.ledger_account_mode($1::pg_catalog.text)"},
 };
 
 /* The schema of the extension, quoted as an identifier; one row or none. */

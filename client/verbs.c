@@ -291,7 +291,9 @@ history(LedgerConn *conn, LedgerStmt stmt, const char *const *values,
 
 		if (!ledger__parse_int64(conn, res, row, 0, &e->entry_id) ||
 			!ledger__parse_int64(conn, res, row, 1, &e->amount) ||
-			!ledger__parse_int64(conn, res, row, 2, &e->balance_after) ||
+			!(PQgetisnull(res, row, 2)
+			  ? (e->balance_after = LEDGER_NOT_FOLDED, true)
+			  : ledger__parse_int64(conn, res, row, 2, &e->balance_after)) ||
 			!ledger__parse_int64(conn, res, row, 3, &e->transfer_id) ||
 			!ledger__parse_int64(conn, res, row, 5, &e->created_at_us))
 		{

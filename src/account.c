@@ -40,9 +40,14 @@ ledger_raise_account_not_found(text *name)
  * overlapping sets of accounts queue instead of deadlocking.  Under
  * READ COMMITTED a row updated meanwhile is locked and read in its newest
  * version; under REPEATABLE READ and SERIALIZABLE that is 40001.
+ *
+ * An account in escrow mode is read but not locked, unless must_lock[i]
+ * (or the statement has to lock: then every row is locked, which escrow
+ * mode also works with): escrow.c admits its postings.
  */
 void
-ledger_lock_accounts(int count, text **names, LedgerAccount *accounts)
+ledger_lock_accounts(int count, text **names, const bool *must_lock,
+					 LedgerAccount *accounts)
 {
 	LedgerColumn name_column = {0};
 	LedgerNameIndex *index;
@@ -56,8 +61,11 @@ ledger_lock_accounts(int count, text **names, LedgerAccount *accounts)
 		accounts[i].touched = false;
 		accounts[i].held = 0;
 		accounts[i].reserved = 0;
+		accounts[i].escrow = false;
+		accounts[i].row_locked = false;
+		accounts[i].escrow_slot = -1;
 	}
-	if (count == 0 || ledger_direct_lock_accounts(count, names, accounts))
+	if (count == 0 || ledger_direct_lock_accounts(count, names, must_lock, accounts))
 		return;
 
 	/* the statement (see STMT_LOCK_ACCOUNTS) */
@@ -90,6 +98,9 @@ ledger_lock_accounts(int count, text **names, LedgerAccount *accounts)
 																	 SPI_tuptable->tupdesc,
 																	 6, &isnull));
 		(void) ledger_get_int64(row, 7, &account->held);
+		account->escrow = ledger_get_bool(row, 8);
+		account->row_locked = true;
+		account->row_balance = account->balance;
 	}
 }
 
@@ -127,8 +138,8 @@ ledger_open_account(PG_FUNCTION_ARGS)
 	text	   *currency = ledger_arg_currency(fcinfo, 1);
 	bool		has_floor = !PG_ARGISNULL(2);
 	int64		min_balance = has_floor ? PG_GETARG_INT64(2) : 0;
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', has_floor ? ' ' : 'n'};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', has_floor ? ' ' : 'n', ' '};
 	int64		account_id;
 
 	if (has_floor && min_balance > 0)
@@ -150,6 +161,7 @@ ledger_open_account(PG_FUNCTION_ARGS)
 	values[0] = PointerGetDatum(name);
 	values[1] = PointerGetDatum(currency);
 	values[2] = Int64GetDatum(min_balance);
+	values[3] = BoolGetDatum(ledger_escrow_by_default());	/* a new account's mode */
 
 	if (ledger_execute(STMT_OPEN_ACCOUNT, values, nulls, false) == 1)
 	{

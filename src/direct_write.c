@@ -72,6 +72,11 @@ typedef struct EntryRows
 	const Datum *account_id;
 	const Datum *amount;
 	const Datum *balance_after;
+	const bool *balance_null;	/* NULL: none is NULL */
+	const Datum *entry_id;		/* drawn already where not entry_id_null */
+	const bool *entry_id_null;	/* NULL: all are drawn here */
+	const Datum *created;		/* an entry's own created_at ... */
+	const bool *created_null;	/* ... where not NULL; else created_at */
 	const Datum *transfer_id;
 	const bool *transfer_null;
 	const Datum *key;
@@ -186,7 +191,7 @@ rewrite_balance(DirectTarget *accounts, const LedgerAccount *account,
 	old.t_self = account->ctid;
 	if (!heap_fetch(accounts->rel, SnapshotAny, &old, &buffer, false))
 		elog(ERROR, "ledger: a locked account row moved");
-	values[balance_attnum - 1] = Int64GetDatum(account->balance);
+	values[balance_attnum - 1] = Int64GetDatum(ledger_stored_balance(account));
 	replace[balance_attnum - 1] = true;
 	if (held_attnum != InvalidAttrNumber)
 	{
@@ -325,16 +330,21 @@ fill_entry(TupleTableSlot *slot, const AttrNumber *attnum, int i, void *arg)
 {
 	EntryRows  *rows = arg;
 	Oid			sequence = ledger_relations()->entry_sequence;
+	bool		drawn = rows->entry_id_null != NULL && !rows->entry_id_null[i];
+	bool		own_time = rows->created_null != NULL && !rows->created_null[i];
 
-	SET_COLUMN(ENTRY_ID, Int64GetDatum(nextval_internal(sequence, false)), false);
+	SET_COLUMN(ENTRY_ID, drawn ? rows->entry_id[i]
+			   : Int64GetDatum(nextval_internal(sequence, false)), false);
 	SET_COLUMN(ENTRY_ACCOUNT, rows->account_id[i], false);
 	SET_COLUMN(ENTRY_AMOUNT, rows->amount[i], false);
-	SET_COLUMN(ENTRY_BALANCE, rows->balance_after[i], false);
+	SET_COLUMN(ENTRY_BALANCE, rows->balance_after[i],
+			   rows->balance_null != NULL && rows->balance_null[i]);
 	SET_COLUMN(ENTRY_TRANSFER, rows->transfer_id[i], rows->transfer_null[i]);
 	SET_COLUMN(ENTRY_KEY, rows->key[i], rows->key_null[i]);
 	if (attnum[ENTRY_HOLD] != InvalidAttrNumber)
 		SET_COLUMN(ENTRY_HOLD, rows->hold_id[i], rows->hold_null[i]);
-	SET_COLUMN(ENTRY_CREATED, TimestampTzGetDatum(rows->created_at), false);
+	SET_COLUMN(ENTRY_CREATED, own_time ? rows->created[i]
+			   : TimestampTzGetDatum(rows->created_at), false);
 }
 
 static void
@@ -364,7 +374,10 @@ ledger_direct_append_entries(LedgerWrites *writes, TimestampTz created_at)
 	DirectTarget target;
 	EntryRows	rows = {
 		writes->entry_account.values, writes->entry_amount.values,
-		writes->entry_balance.values, writes->entry_transfer.values,
+		writes->entry_balance.values, writes->entry_balance.nulls,
+		writes->entry_id.values, writes->entry_id.nulls,
+		writes->entry_created.values, writes->entry_created.nulls,
+		writes->entry_transfer.values,
 		writes->entry_transfer.nulls, writes->entry_key.values,
 		writes->entry_key.nulls, writes->entry_hold.values,
 		writes->entry_hold.nulls, created_at
@@ -452,7 +465,8 @@ raise_concurrent_update(void)
  * The decision of ledger_direct_post, by the rules every posting follows
  * (rules.c), on the row as the snapshot sees it: true with the new
  * balance if the posting is allowed.  An account with pending holds is
- * left to the locked path, which reads what they reserve.
+ * left to the locked path, which reads what they reserve, and an account
+ * in escrow mode to the escrow path (its balance row is the folder's).
  */
 static bool
 decide_post(const DirectTarget *accounts, TupleTableSlot *current, text *name,
@@ -463,6 +477,9 @@ decide_post(const DirectTarget *accounts, TupleTableSlot *current, text *name,
 
 	if (accounts->attnum[ACCOUNT_HELD] != InvalidAttrNumber &&
 		DatumGetInt64(slot_getattr(current, accounts->attnum[ACCOUNT_HELD], &isnull)) != 0)
+		return false;
+	if (accounts->attnum[ACCOUNT_ESCROW] != InvalidAttrNumber &&
+		DatumGetBool(slot_getattr(current, accounts->attnum[ACCOUNT_ESCROW], &isnull)))
 		return false;
 
 	account.name = name;
@@ -580,7 +597,8 @@ ledger_direct_post(text *name, int64 amount, bool is_debit, int64 *new_balance)
 		Datum		none = (Datum) 0;
 		bool		null = true;
 		/* read after the row lock: per account, created_at never decreases */
-		EntryRows	entry = {&account_id, &signed_amount, &balance_after,
+		EntryRows	entry = {&account_id, &signed_amount, &balance_after, NULL,
+			NULL, NULL, NULL, NULL,
 		&none, &null, &none, &null, &none, &null, GetCurrentTimestamp()};
 
 		append_rows(&journal, 1, fill_entry, &entry);
@@ -591,6 +609,26 @@ ledger_direct_post(text *name, int64 amount, bool is_debit, int64 *new_balance)
 	ledger_close_target(&journal);
 	ledger_close_target(&accounts);
 	return posted;
+}
+
+/* An account row, as the rules read it, from slot. */
+static void
+read_account(LedgerAccount *account, TupleTableSlot *slot, const AttrNumber *attnum)
+{
+	bool		isnull;
+
+	account->found = true;
+	account->ctid = slot->tts_tid;
+	account->account_id = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_ID], &isnull));
+	account->balance = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_BALANCE], &isnull));
+	account->row_balance = account->balance;
+	account->min_balance = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_FLOOR], &isnull));
+	account->has_floor = !isnull;
+	account->currency = TextDatumGetCString(slot_getattr(slot, attnum[ACCOUNT_CURRENCY], &isnull));
+	account->held = attnum[ACCOUNT_HELD] == InvalidAttrNumber ? 0
+		: DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_HELD], &isnull));
+	account->escrow = attnum[ACCOUNT_ESCROW] != InvalidAttrNumber &&
+		DatumGetBool(slot_getattr(slot, attnum[ACCOUNT_ESCROW], &isnull));
 }
 
 static int
@@ -611,10 +649,13 @@ compare_by_account_id(const void *a, const void *b)
  * failure (40001) if it changed since the snapshot under REPEATABLE READ
  * or SERIALIZABLE, all as ExecLockRows does.  names must be distinct;
  * accounts[i] gets names[i]'s row (found stays false if there is none).
+ * A row in escrow mode is only read, as the snapshot sees it, unless
+ * must_lock[i] (escrow.c admits its postings without the row lock).
  * Returns false, having locked nothing, when the statement must do it.
  */
 bool
-ledger_direct_lock_accounts(int count, text **names, LedgerAccount *accounts)
+ledger_direct_lock_accounts(int count, text **names, const bool *must_lock,
+							LedgerAccount *accounts)
 {
 	DirectTarget target;
 	TupleTableSlot *slot;
@@ -646,6 +687,13 @@ ledger_direct_lock_accounts(int count, text **names, LedgerAccount *accounts)
 
 		if (!find_account(&lookup, names[i], slot))
 			continue;
+		if (!must_lock[i] && attnum[ACCOUNT_ESCROW] != InvalidAttrNumber &&
+			DatumGetBool(slot_getattr(slot, attnum[ACCOUNT_ESCROW], &isnull)))
+		{
+			read_account(&accounts[i], slot, attnum);
+			accounts[i].row_locked = false;
+			continue;
+		}
 		found[nfound].account_id =
 			DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_ID], &isnull));
 		found[nfound].tid = slot->tts_tid;
@@ -660,7 +708,6 @@ ledger_direct_lock_accounts(int count, text **names, LedgerAccount *accounts)
 		LedgerAccount *account = &accounts[found[k].name_index];
 		TM_FailureData failure;
 		TM_Result	result;
-		bool		isnull;
 
 		result = table_tuple_lock(target.rel, &found[k].tid, snapshot, slot,
 								  cid, LockTupleExclusive, LockWaitBlock,
@@ -688,15 +735,8 @@ ledger_direct_lock_accounts(int count, text **names, LedgerAccount *accounts)
 			!same_name(slot, attnum[ACCOUNT_NAME], names[found[k].name_index]))
 			continue;
 
-		account->found = true;
-		account->ctid = slot->tts_tid;
-		account->account_id = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_ID], &isnull));
-		account->balance = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_BALANCE], &isnull));
-		account->min_balance = DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_FLOOR], &isnull));
-		account->has_floor = !isnull;
-		account->currency = TextDatumGetCString(slot_getattr(slot, attnum[ACCOUNT_CURRENCY], &isnull));
-		account->held = attnum[ACCOUNT_HELD] == InvalidAttrNumber ? 0
-			: DatumGetInt64(slot_getattr(slot, attnum[ACCOUNT_HELD], &isnull));
+		read_account(account, slot, attnum);
+		account->row_locked = true;
 	}
 
 	ExecDropSingleTupleTableSlot(slot);

@@ -55,8 +55,6 @@ ledger_durability_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
-	MarkGUCPrefixReserved("ledger");
-
 	RegisterXactCallback(ledger_xact_callback, NULL);
 }
 

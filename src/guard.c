@@ -37,9 +37,11 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
 
 #include "ledger.h"
@@ -119,9 +121,58 @@ ledger_guard_write(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/* Set while the folder (fold.c) fills balance_after: see below. */
+static bool folding = false;
+
+void
+ledger_set_folding(bool on)
+{
+	folding = on;
+}
+
+/*
+ * Whether an UPDATE of an entry is the folder's: balance_after filled in,
+ * from NULL, and nothing else changed.  An escrow entry is written without
+ * it (escrow.c), and this is the one change a journal row ever sees.
+ */
+static bool
+is_fold(TriggerData *trigdata)
+{
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	HeapTuple	old = trigdata->tg_trigtuple;
+	HeapTuple	new = trigdata->tg_newtuple;
+
+	if (!folding || !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		strcmp(RelationGetRelationName(trigdata->tg_relation), "entries") != 0)
+		return false;
+	for (int a = 1; a <= desc->natts; a++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, a - 1);
+		bool		old_null,
+					new_null;
+		Datum		old_value = heap_getattr(old, a, desc, &old_null);
+		Datum		new_value = heap_getattr(new, a, desc, &new_null);
+
+		if (attr->attisdropped)
+			continue;
+		if (strcmp(NameStr(attr->attname), "balance_after") == 0)
+		{
+			if (!old_null || new_null)
+				return false;
+			continue;
+		}
+		if (old_null != new_null ||
+			(!old_null && !datumIsEqual(old_value, new_value, attr->attbyval, attr->attlen)))
+			return false;
+	}
+	return true;
+}
+
 /*
  * Trigger on ledger.entries, ledger.transfers and ledger.idempotency_keys:
- * refuses UPDATE, DELETE and TRUNCATE for every role, owner included.  On
+ * refuses UPDATE, DELETE and TRUNCATE for every role, owner included (but
+ * the folder's filling in of an escrow entry's balance_after).  On
  * ledger.accounts it refuses DELETE and TRUNCATE: balances change, but an
  * account, and so the history that refers to it, is never removed.
  */
@@ -137,6 +188,9 @@ ledger_forbid_journal_change(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("ledger.forbid_journal_change() must be called as a trigger")));
+
+	if (is_fold(trigdata))
+		return PointerGetDatum(trigdata->tg_newtuple);
 
 	relname = RelationGetRelationName(trigdata->tg_relation);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))

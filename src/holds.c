@@ -25,6 +25,8 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "utils/snapmgr.h"
+
 #include "ledger.h"
 
 /* Holds a sweep records at most per call. */
@@ -73,6 +75,26 @@ ledger_reserved(int64 account_id, TimestampTz now)
 
 	if (ledger_execute(STMT_RESERVED, values, NULL, false) == 1)
 		(void) ledger_get_int64(0, 1, &reserved);
+	return reserved;
+}
+
+/*
+ * What the pending holds of committed transactions reserve at now, read
+ * in a fresh snapshot that hides this transaction's own changes: for an
+ * escrow account, whose holds in flight (this transaction's included) are
+ * counted apart (escrow.c).
+ */
+int64
+ledger_reserved_committed(int64 account_id, TimestampTz now)
+{
+	Datum		values[2] = {Int64GetDatum(account_id), TimestampTzGetDatum(now)};
+	int64		reserved = 0;
+
+	PushActiveSnapshot(GetLatestSnapshot());
+	GetActiveSnapshot()->curcid = FirstCommandId;
+	if (ledger_execute(STMT_RESERVED, values, NULL, true) == 1)
+		(void) ledger_get_int64(0, 1, &reserved);
+	PopActiveSnapshot();
 	return reserved;
 }
 

@@ -69,6 +69,7 @@ append(LedgerKeys *keys, text *key)
 	ledger_names_add(keys->index, key, keys->count);
 	stored = &keys->stored[keys->count++];
 	stored->transfer_index = -1;
+	stored->escrow = false;
 	stored->hold_index = -1;
 	stored->expires_in = NULL;
 	return stored;
@@ -163,6 +164,9 @@ ledger_keys_add(LedgerKeys *keys, const LedgerItem *item)
 	stored->amount = item->amount;
 	stored->expires_in = item->expires_in;
 	stored->result = 0;
+	/* an escrow posting's result cannot be checked against balance_after */
+	stored->escrow = (item->from != NULL && item->from->escrow_slot >= 0) ||
+		(item->to != NULL && item->to->escrow_slot >= 0);
 	return stored;
 }
 
@@ -182,10 +186,10 @@ bool
 ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids, const int64 *hold_ids)
 {
 	int			claimed = ledger_keys_claimed(keys);
-	LedgerColumn columns[7] = {{0}};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	static const Oid types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INTERVALOID};
+	LedgerColumn columns[8] = {{0}};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	static const Oid types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INTERVALOID, BOOLOID};
 
 	if (claimed == 0)
 		return true;
@@ -207,18 +211,19 @@ ledger_keys_claim(LedgerKeys *keys, const int64 *transfer_ids, const int64 *hold
 		ledger_column_push(&columns[5], Int64GetDatum(stored->result), false);
 		ledger_column_push(&columns[6], IntervalPGetDatum(stored->expires_in),
 						   stored->expires_in == NULL);
+		ledger_column_push(&columns[7], BoolGetDatum(stored->escrow), false);
 	}
 
 	if (claimed == 1)
 	{
-		for (int c = 0; c < 7; c++)
+		for (int c = 0; c < 8; c++)
 		{
 			values[c] = columns[c].values[0];
 			nulls[c] = columns[c].nulls[0] ? 'n' : ' ';
 		}
 		return ledger_execute(STMT_CLAIM_KEY, values, nulls, false) == 1;
 	}
-	for (int c = 0; c < 7; c++)
+	for (int c = 0; c < 8; c++)
 		values[c] = PointerGetDatum(ledger_column_array(&columns[c], types[c]));
 	return ledger_execute(STMT_CLAIM_KEYS, values, NULL, false) == claimed;
 }

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 
 #include "ledger.h"
 
@@ -25,10 +26,13 @@ void		_PG_init(void);
 
 /*
  * Module load callback.  Works with and without shared_preload_libraries:
- * nothing here needs shared memory.
+ * only escrow mode needs its shared memory (escrow.c), and without it
+ * everything else works.
  */
 void
 _PG_init(void)
 {
 	ledger_durability_init();
+	ledger_escrow_init();
+	MarkGUCPrefixReserved("ledger");
 }

@@ -32,6 +32,7 @@ extern void ledger_raise_money_creation_denied(const char *action,
 											   const char *detail) pg_attribute_noreturn();
 extern int	ledger_enter_write(void);
 extern void ledger_leave_write(int saved);
+extern void ledger_set_folding(bool on);
 
 /* statements.c: every internal query, prepared once per backend */
 typedef enum LedgerStatement
@@ -55,12 +56,22 @@ typedef enum LedgerStatement
 	STMT_HISTORY,
 	STMT_BALANCE_AT,
 	STMT_VERIFY,
+	STMT_ESCROW_LOAD,
+	STMT_FOLD_DISCOVER,
+	STMT_FOLD_LOCK,
+	STMT_FOLD_ENTRIES,
+	STMT_FOLD_ENTRIES_SET,
+	STMT_FOLD_BALANCE,
+	STMT_MODE_LOCK,
+	STMT_MODE_SET,
+	STMT_MODE_READ,
 	LEDGER_STATEMENT_COUNT
 } LedgerStatement;
 
 extern int	ledger_execute(LedgerStatement stmt, Datum *values,
 						   const char *nulls, bool read_only);
 extern bool ledger_get_int64(int row, int col, int64 *value);
+extern bool ledger_get_bool(int row, int col);
 extern char *ledger_get_cstring(int row, int col);
 
 /* arguments.c: validation of SQL arguments, raising the documented errors */
@@ -117,7 +128,39 @@ typedef struct LedgerAccount
 								 * what is available */
 	ItemPointerData ctid;		/* the locked row version */
 	bool		touched;		/* an item changed the balance or held */
+
+	/* escrow mode (escrow.c) */
+	bool		escrow;			/* the row said escrow when read */
+	bool		row_locked;		/* this posting holds the row's lock */
+	int64		row_balance;	/* the balance the row holds (folded) */
+	int			escrow_slot;	/* pinned in shared memory; -1: locked mode */
+	uint64		hold_generation;	/* of the slot's held, when pinned */
+	int64		exact_held;		/* what the pending holds reserved then */
+	int64		committed;		/* the slot's committed balance */
+	int			entry_ids;		/* drawn for the current item */
+	int			inflight_index; /* the transaction's place in the slot */
+	bool		new_inflight;	/* taken for the current item */
+	TimestampTz created;		/* the current item's entries' created_at */
 } LedgerAccount;
+
+/*
+ * The balance to write back into an account's row: an escrow account's
+ * row is the folder's, and keeps what it holds.
+ */
+static inline int64
+ledger_stored_balance(const LedgerAccount *account)
+{
+	return account->escrow_slot >= 0 ? account->row_balance : account->balance;
+}
+
+/* What an item does to an escrow account, for its reservation. */
+typedef struct LedgerEscrowEffect
+{
+	int64		debit;
+	int64		credit;
+	int64		hold;			/* a hold made */
+	int64		ended;			/* the amount of a pending hold ended */
+} LedgerEscrowEffect;
 
 typedef enum LedgerOperation
 {
@@ -169,6 +212,8 @@ typedef struct LedgerItem
 	text	   *missing;		/* LEDGER_REFUSE_NOT_FOUND: the name */
 	int			transfer_index; /* internal: a new transfer's place */
 	int			hold_index;		/* internal: a new hold's place */
+	LedgerEscrowEffect taken;	/* internal: on an escrow account money ... */
+	LedgerEscrowEffect given;	/* ... was taken from, or given to */
 } LedgerItem;
 
 /* A stored idempotency key: the request it was first used for. */
@@ -183,6 +228,7 @@ typedef struct LedgerStoredKey
 	int64		result;			/* new balance, transfer id or hold id */
 	int			transfer_index; /* >= 0: claimed here, id drawn later */
 	int			hold_index;		/* likewise for a hold */
+	bool		escrow;			/* posted in escrow mode */
 } LedgerStoredKey;
 
 /* posting.c */
@@ -211,13 +257,15 @@ extern void ledger_raise_refusal(const LedgerItem *item) pg_attribute_noreturn()
 extern const char *ledger_operation_name(LedgerOperation op);
 
 /* account.c: the one way to lock accounts (in account_id order) */
-extern void ledger_lock_accounts(int count, text **names, LedgerAccount *accounts);
+extern void ledger_lock_accounts(int count, text **names, const bool *must_lock,
+								 LedgerAccount *accounts);
 extern int64 ledger_find_account(text *name);
 extern void ledger_raise_account_not_found(text *name) pg_attribute_noreturn();
 
 /* holds.c */
 extern void ledger_read_hold(int64 hold_id, LedgerHold *hold);
 extern int64 ledger_reserved(int64 account_id, TimestampTz now);
+extern int64 ledger_reserved_committed(int64 account_id, TimestampTz now);
 
 /* idempotency.c */
 typedef struct LedgerKeys LedgerKeys;
@@ -239,6 +287,8 @@ typedef struct LedgerColumn
 
 typedef struct LedgerWrites
 {
+	LedgerColumn entry_id;		/* drawn at admission (escrow), or NULL */
+	LedgerColumn entry_created; /* escrow: its own; NULL: the posting's */
 	LedgerColumn entry_account;
 	LedgerColumn entry_amount;
 	LedgerColumn entry_balance;
@@ -277,6 +327,7 @@ typedef struct LedgerRelations
 	Oid			entry_sequence;
 	Oid			transfer_sequence;
 	Oid			hold_sequence;	/* InvalidOid before 1.2: no holds */
+	bool		escrow;			/* accounts.escrow exists (1.3) */
 	Oid			guard_function; /* ledger.guard_write() */
 	Oid			credit_function;	/* ledger_credit(text, bigint, text) */
 	Oid			account_name_type;	/* the extension's domains */
@@ -289,8 +340,38 @@ typedef struct LedgerRelations
 
 extern const LedgerRelations *ledger_relations(void);
 
+/* escrow.c: escrow mode's admission, in shared memory */
+extern void ledger_escrow_init(void);
+extern bool ledger_escrow_available(void);
+extern bool ledger_escrow_by_default(void);
+extern bool ledger_escrow_tables_present(void);
+extern void ledger_escrow_require(text *account);
+extern bool ledger_escrow_pin(LedgerAccount *account);
+extern void ledger_escrow_exact_held(LedgerAccount *account, TimestampTz now);
+extern void ledger_escrow_begin(LedgerAccount *from, LedgerAccount *to, bool writes_entries);
+extern int64 ledger_escrow_entry_id(LedgerAccount *account);
+extern int64 ledger_escrow_balance(LedgerAccount *account);
+extern void ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
+							  const LedgerEscrowEffect *from_effect,
+							  const LedgerEscrowEffect *to_effect);
+extern void ledger_escrow_undo(LedgerAccount *account, const LedgerEscrowEffect *effect);
+extern int64 ledger_escrow_fold_limit(int64 account_id);
+extern int	ledger_escrow_take_to_fold(int64 *ids, int max);
+extern void ledger_escrow_fold_later(int64 account_id);
+extern void ledger_escrow_begin_switch(int64 account_id, text *account);
+extern void ledger_escrow_note_switch(int64 account_id);
+
+/* fold.c: the folder, folding escrow entries into balance rows */
+extern void ledger_fold_init(void);
+extern void ledger_fold_shmem_request(void);
+extern void ledger_fold_shmem_startup(void);
+extern void ledger_fold_wake(void);
+extern void ledger_fold_ensure(void);
+extern bool ledger_fold_account(int64 account_id);
+extern bool ledger_is_folder(void);
+
 /* direct_write.c: postings without the executor; false = use SQL */
-extern bool ledger_direct_lock_accounts(int count, text **names,
+extern bool ledger_direct_lock_accounts(int count, text **names, const bool *must_lock,
 										LedgerAccount *accounts);
 extern bool ledger_direct_set_balances(int count, const LedgerAccount *const *accounts);
 extern bool ledger_direct_append_entries(LedgerWrites *writes, TimestampTz created_at);

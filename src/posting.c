@@ -34,6 +34,14 @@
  * lock itself; it decides with the same take and give rules, and leaves
  * anything unusual to the full path above.
  *
+ * Escrow mode (escrow.c) changes step 2 and 4 for the accounts in it:
+ * their rows are read, not locked (but those of holds and their ends
+ * still are), and their slots in shared memory pinned; each item is
+ * decided with the account's slot locked, by the same rules, against the
+ * worst case of what is in flight, and if accepted reserves its effect
+ * there and draws its entry ids.  Their entries carry no balance_after
+ * (the folder fills it) and their balance rows are not written.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -79,11 +87,27 @@ names_accounts(const LedgerItem *item)
 	return item->refusal == LEDGER_ACCEPTED && item->account != NULL;
 }
 
-/* Step 2: lock the distinct names of the items still accepted. */
+/* Whether an item makes or ends a hold: its account's row is locked in any mode. */
+static bool
+touches_holds(const LedgerItem *item)
+{
+	return item->op == LEDGER_HOLD || item->op == LEDGER_CAPTURE ||
+		item->op == LEDGER_RELEASE || item->op == LEDGER_EXPIRE;
+}
+
+/*
+ * Step 2: lock the distinct names of the items still accepted -- those in
+ * escrow mode are pinned instead, unless an item makes or ends a hold on
+ * them.  An account found in escrow mode that can no longer be pinned
+ * (switched to locked mode meanwhile) is locked after the others.
+ */
 static void
 lock_item_accounts(LedgerItem *items, int nitems, AccountSet *set)
 {
 	text	  **names = palloc(sizeof(text *) * nitems * 2);
+	bool	   *must_lock = palloc0(sizeof(bool) * nitems * 2);
+	int			relock = 0;
+	bool		escrow = false;
 
 	set->count = 0;
 	set->index = ledger_names_create(nitems * 2);
@@ -94,14 +118,54 @@ lock_item_accounts(LedgerItem *items, int nitems, AccountSet *set)
 		if (!names_accounts(&items[i]))
 			continue;
 		for (int n = 0; n < 2; n++)
-			if (both[n] != NULL && ledger_names_find(set->index, both[n]) < 0)
+		{
+			int			at;
+
+			if (both[n] == NULL)
+				continue;
+			at = ledger_names_find(set->index, both[n]);
+			if (at < 0)
 			{
-				ledger_names_add(set->index, both[n], set->count);
-				names[set->count++] = both[n];
+				at = set->count++;
+				ledger_names_add(set->index, both[n], at);
+				names[at] = both[n];
 			}
+			must_lock[at] |= n == 0 && touches_holds(&items[i]);
+		}
 	}
 	set->accounts = palloc(sizeof(LedgerAccount) * Max(set->count, 1));
-	ledger_lock_accounts(set->count, names, set->accounts);
+	ledger_lock_accounts(set->count, names, must_lock, set->accounts);
+
+	for (int a = 0; a < set->count; a++)
+	{
+		LedgerAccount *account = &set->accounts[a];
+
+		if (!account->found || !account->escrow)
+			continue;
+		escrow = true;
+		if (!ledger_escrow_pin(account) && !account->row_locked)
+		{
+			names[relock] = names[a];
+			must_lock[relock++] = true;
+		}
+	}
+	if (relock > 0)
+	{
+		LedgerAccount *again = palloc(sizeof(LedgerAccount) * relock);
+
+		ledger_lock_accounts(relock, names, must_lock, again);
+		for (int r = 0; r < relock; r++)
+		{
+			LedgerAccount *account = find_account(set, names[r]);
+
+			*account = again[r];
+			if (account->found && account->escrow && !ledger_escrow_pin(account))
+				elog(ERROR, "ledger: account \"%s\" is in escrow mode but cannot be pinned",
+					 text_to_cstring(names[r]));
+		}
+	}
+	if (escrow)
+		ledger_fold_ensure();
 }
 
 static LedgerAccount *
@@ -141,14 +205,23 @@ read_holds(LedgerItem *items, int nitems, bool under_lock)
 	}
 }
 
-/* Queue one journal entry. */
+/*
+ * Queue one journal entry.  An escrow account's has its id drawn now, at
+ * admission, its own created_at, and no balance_after until folded.
+ */
 static void
-push_entry(LedgerWrites *writes, const LedgerAccount *account, int64 amount,
+push_entry(LedgerWrites *writes, LedgerAccount *account, int64 amount,
 		   int transfer_index, text *key, int64 hold_id)
 {
+	bool		escrow = account->escrow_slot >= 0;
+
+	ledger_column_push(&writes->entry_id,
+					   escrow ? Int64GetDatum(ledger_escrow_entry_id(account)) : (Datum) 0,
+					   !escrow);
+	ledger_column_push(&writes->entry_created, TimestampTzGetDatum(account->created), !escrow);
 	ledger_column_push(&writes->entry_account, Int64GetDatum(account->account_id), false);
 	ledger_column_push(&writes->entry_amount, Int64GetDatum(amount), false);
-	ledger_column_push(&writes->entry_balance, Int64GetDatum(account->balance), false);
+	ledger_column_push(&writes->entry_balance, Int64GetDatum(account->balance), escrow);
 	ledger_column_push(&writes->entry_transfer, Int32GetDatum(transfer_index),
 					   transfer_index < 0);
 	ledger_column_push(&writes->entry_key, PointerGetDatum(key), key == NULL);
@@ -183,6 +256,26 @@ push_end(LedgerWrites *writes, LedgerAccount *account, const LedgerHold *hold,
 }
 
 /*
+ * The balance a credit, debit or capture returns: the new balance; on an
+ * escrow account, the balance as if this transaction committed next (what
+ * had committed, and this transaction's own postings, this one included).
+ */
+static int64
+escrow_result(LedgerAccount *account, int64 change, int64 new_balance)
+{
+	return account->escrow_slot >= 0 ? ledger_escrow_balance(account) + change : new_balance;
+}
+
+/* The accounts an item takes money (or a hold) from, and gives money to. */
+static void
+escrow_roles(const LedgerItem *item, LedgerAccount **taker, LedgerAccount **giver)
+{
+	*taker = item->op == LEDGER_CREDIT ? NULL : item->from;
+	*giver = item->op == LEDGER_CREDIT ? item->from
+		: item->op == LEDGER_TRANSFER || item->op == LEDGER_CAPTURE ? item->to : NULL;
+}
+
+/*
  * Step 4, one item: decide it against the locked accounts and the keys;
  * if accepted, apply it to the accounts in memory and queue its writes.
  */
@@ -193,6 +286,9 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 	LedgerAccount *from;
 	LedgerAccount *to = NULL;
 	LedgerStoredKey *stored;
+	LedgerAccount *taker;
+	LedgerAccount *giver;
+	bool		escrow;
 	int64		from_balance;
 	int64		to_balance = 0;
 
@@ -220,6 +316,16 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 		return;
 	}
 
+	/* escrow accounts: decided with their slots locked (escrow.c) */
+	escrow_roles(item, &taker, &giver);
+	escrow = (taker != NULL && taker->escrow_slot >= 0) ||
+		(giver != NULL && giver->escrow_slot >= 0);
+	memset(&item->taken, 0, sizeof(item->taken));
+	memset(&item->given, 0, sizeof(item->given));
+	if (escrow)
+		ledger_escrow_begin(taker, giver, item->op != LEDGER_HOLD &&
+							item->op != LEDGER_RELEASE && item->op != LEDGER_EXPIRE);
+
 	switch (item->op)
 	{
 		case LEDGER_HOLD:
@@ -227,11 +333,11 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 			break;
 		case LEDGER_CAPTURE:
 			decide_capture(item, from, to, writes, rows, now);
-			return;
+			break;
 		case LEDGER_RELEASE:
 		case LEDGER_EXPIRE:
 			decide_end(item, from, writes, now);
-			return;
+			break;
 		default:
 			if (to != NULL)
 				item->refusal = ledger_rule_currency(from, to);
@@ -242,9 +348,15 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 			if (item->refusal == LEDGER_ACCEPTED && to != NULL)
 				item->refusal = ledger_rule_give(to, item->amount, &to_balance);
 			if (item->refusal != LEDGER_ACCEPTED)
-				return;
+				break;
 
 			/* accepted: apply it and queue its writes */
+			if (item->op == LEDGER_CREDIT)
+				item->given.credit = item->amount;
+			else
+				item->taken.debit = item->amount;
+			if (to != NULL)
+				item->given.credit = item->amount;
 			if (to != NULL)
 				item->transfer_index = rows->transfers++;
 			from->balance = from_balance;
@@ -259,8 +371,17 @@ decide_item(LedgerItem *item, AccountSet *set, LedgerKeys *keys,
 				push_transfer(writes, from, to, item->amount, item->key);
 			}
 			else
-				item->result = from_balance;
+				item->result = escrow_result(from, item->op == LEDGER_CREDIT
+											 ? item->amount : -item->amount, from_balance);
 			break;
+	}
+
+	if (escrow)
+	{
+		bool		accepted = item->refusal == LEDGER_ACCEPTED;
+
+		ledger_escrow_end(taker, giver, accepted ? &item->taken : NULL,
+						  accepted ? &item->given : NULL);
 	}
 
 	if (item->refusal == LEDGER_ACCEPTED && item->key != NULL)
@@ -290,6 +411,7 @@ decide_hold(LedgerItem *item, LedgerAccount *account, LedgerWrites *writes,
 	account->reserved += item->amount;
 	account->held += item->amount;
 	account->touched = true;
+	item->taken.hold = item->amount;
 	item->hold_index = rows->holds++;
 	ledger_column_push(&writes->hold_account, Int64GetDatum(account->account_id), false);
 	ledger_column_push(&writes->hold_amount, Int64GetDatum(item->amount), false);
@@ -335,6 +457,10 @@ decide_capture(LedgerItem *item, LedgerAccount *from, LedgerAccount *to,
 		return;
 	}
 
+	item->taken.debit = item->amount;
+	item->taken.ended = hold->amount;
+	if (to != NULL)
+		item->given.credit = item->amount;
 	if (to != NULL)
 		item->transfer_index = rows->transfers++;
 	from->balance = from_balance;
@@ -346,9 +472,9 @@ decide_capture(LedgerItem *item, LedgerAccount *from, LedgerAccount *to,
 		push_entry(writes, to, item->amount, item->transfer_index, NULL, 0);
 		push_transfer(writes, from, to, item->amount, NULL);
 	}
-	item->result = from_balance;
+	item->result = escrow_result(from, -item->amount, from_balance);
 	push_end(writes, from, hold, "captured", item->amount, to, item->transfer_index,
-			 from_balance);
+			 item->result);
 }
 
 /*
@@ -377,6 +503,7 @@ decide_end(LedgerItem *item, LedgerAccount *account, LedgerWrites *writes,
 		return;
 	if (!expired)
 		account->reserved -= hold->amount;
+	item->taken.ended = hold->amount;
 	push_end(writes, account, hold, expired ? "expired" : "released", 0, NULL, -1, 0);
 	item->result = item->op == LEDGER_RELEASE ? !expired : 1;
 }
@@ -422,6 +549,13 @@ ledger_post_items(LedgerItem *items, int nitems, bool single)
 	{
 		LedgerAccount *account = &accounts.accounts[a];
 
+		if (account->found && account->escrow_slot >= 0)
+		{
+			/* ledger_escrow_begin shows what is reserved, item by item */
+			if (account->held != 0)
+				ledger_escrow_exact_held(account, now);
+			continue;
+		}
 		account->reserved = account->found && account->held != 0
 			? ledger_reserved(account->account_id, now) : 0;
 	}
@@ -447,6 +581,15 @@ ledger_post_items(LedgerItem *items, int nitems, bool single)
 					 errhint("Retry the batch: items whose key is now used will replay.")));
 
 		/* the other transaction committed the same key: its result is ours */
+		if (items[0].refusal == LEDGER_ACCEPTED)
+		{
+			LedgerAccount *taker;
+			LedgerAccount *giver;
+
+			escrow_roles(&items[0], &taker, &giver);
+			ledger_escrow_undo(taker, &items[0].taken);
+			ledger_escrow_undo(giver, &items[0].given);
+		}
 		keys = ledger_keys_read(items, 1);
 		stored = ledger_keys_find(keys, items[0].key);
 		if (stored == NULL)
@@ -465,6 +608,14 @@ ledger_post_items(LedgerItem *items, int nitems, bool single)
 				items[i].result = transfer_ids[items[i].transfer_index];
 			if (items[i].hold_index >= 0)
 				items[i].result = hold_ids[items[i].hold_index];
+		}
+		for (int a = 0; a < accounts.count; a++)
+		{
+			LedgerAccount *account = &accounts.accounts[a];
+
+			/* an escrow account's row is written only for its held amount */
+			if (account->escrow_slot >= 0)
+				account->touched &= account->row_locked;
 		}
 		ledger_write(accounts.accounts, accounts.count, &writes, transfer_ids, hold_ids, now);
 	}

@@ -75,28 +75,30 @@ static const char *const domain_names[N_DOMAINS] = {
 
 /*
  * A column a direct write reads or writes: its name, its exact type (a
- * built-in type, or one of the extension's domains), and whether it came
- * with holds (1.2), so that a database not yet updated lacks it.
+ * built-in type, or one of the extension's domains), and the version that
+ * added it (12: holds; 13: escrow mode), so that a database not yet
+ * updated lacks it.
  */
 typedef struct ColumnSpec
 {
 	const char *name;
 	Oid			builtin;
 	LedgerDomain domain;
-	bool		holds;
+	int			since;
 } ColumnSpec;
 
 static const ColumnSpec account_columns[ACCOUNT_NCOLUMNS] = {
 	{"account_id", INT8OID, NO_DOMAIN}, {"name", InvalidOid, DOMAIN_ACCOUNT_NAME},
 	{"currency", InvalidOid, DOMAIN_CURRENCY_CODE}, {"min_balance", InvalidOid, DOMAIN_FLOOR},
-	{"balance", INT8OID, NO_DOMAIN}, {"held", INT8OID, NO_DOMAIN, true}
+	{"balance", INT8OID, NO_DOMAIN}, {"held", INT8OID, NO_DOMAIN, 12},
+	{"escrow", BOOLOID, NO_DOMAIN, 13}
 };
 
 static const ColumnSpec entry_columns[ENTRY_NCOLUMNS] = {
 	{"entry_id", INT8OID, NO_DOMAIN}, {"account_id", INT8OID, NO_DOMAIN},
 	{"amount", InvalidOid, DOMAIN_SIGNED_AMOUNT}, {"balance_after", INT8OID, NO_DOMAIN},
 	{"transfer_id", INT8OID, NO_DOMAIN}, {"idempotency_key", InvalidOid, DOMAIN_IDEMPOTENCY_KEY},
-	{"hold_id", INT8OID, NO_DOMAIN, true}, {"created_at", TIMESTAMPTZOID, NO_DOMAIN}
+	{"hold_id", INT8OID, NO_DOMAIN, 12}, {"created_at", TIMESTAMPTZOID, NO_DOMAIN}
 };
 
 static const ColumnSpec transfer_columns[TRANSFER_NCOLUMNS] = {
@@ -223,6 +225,8 @@ ledger_relations(void)
 	relations.entry_sequence = ledger_relid(data, "entries_entry_id_seq");
 	relations.transfer_sequence = ledger_relid(data, "transfers_transfer_id_seq");
 	relations.hold_sequence = ledger_relid(data, "holds_hold_id_seq");
+	relations.escrow = OidIsValid(relations.accounts) &&
+		get_attnum(relations.accounts, "escrow") != InvalidAttrNumber;
 	relations.guard_function = function_oid(data, "guard_write", 0, NULL);
 	relations.credit_function = function_oid(api, "ledger_credit", 3, credit_args);
 	for (int d = 0; d < N_DOMAINS; d++)
@@ -305,19 +309,28 @@ column_type(const ColumnSpec *column)
 
 /*
  * Whether desc has the columns, each of exactly its type, and (if exact)
- * no others; their numbers into attnum.  The columns of holds must be
- * there exactly when holds are (a database updated to 1.2).
+ * no others; their numbers into attnum.  The columns of a version must be
+ * there exactly when the database was updated to it.
  */
+static bool
+column_expected(const ColumnSpec *column)
+{
+	const LedgerRelations *r = ledger_relations();
+
+	return column->since == 0 ||
+		(column->since == 12 && OidIsValid(r->hold_sequence)) ||
+		(column->since == 13 && r->escrow);
+}
+
 static bool
 columns_match(TupleDesc desc, const ColumnSpec *columns, int count, bool exact,
 			  AttrNumber *attnum)
 {
-	bool		holds = OidIsValid(ledger_relations()->hold_sequence);
 	int			matched = 0;
 	int			wanted = 0;
 
 	for (int c = 0; c < count; c++)
-		wanted += !columns[c].holds || holds;
+		wanted += column_expected(&columns[c]);
 	for (int c = 0; c < count; c++)
 		attnum[c] = InvalidAttrNumber;
 	for (int a = 0; a < desc->natts; a++)

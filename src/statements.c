@@ -31,12 +31,13 @@
 
 #include "ledger.h"
 
-#define MAX_STATEMENT_ARGS 8
+#define MAX_STATEMENT_ARGS 9
 
 /*
- * A statement, and (sql_1_1) its text for the tables of versions before
- * 1.2, which have no holds: a new library keeps serving a database whose
- * ALTER EXTENSION ledger UPDATE has not run yet.
+ * A statement, and its texts for the tables of earlier versions: sql_1_1
+ * before 1.2 (no holds), sql_1_2 before 1.3 (no escrow mode).  A new
+ * library keeps serving a database whose ALTER EXTENSION ledger UPDATE has
+ * not run yet.
  */
 typedef struct StatementDefinition
 {
@@ -44,7 +45,8 @@ typedef struct StatementDefinition
 	int			expected;		/* SPI_OK_* code on success */
 	int			nargs;
 	Oid			argtypes[MAX_STATEMENT_ARGS];
-	const char *sql_1_1;		/* NULL: the same */
+	const char *sql_1_1;		/* NULL: sql_1_2, or else sql */
+	const char *sql_1_2;		/* NULL: sql */
 } StatementDefinition;
 
 /* The columns of a stored idempotency key, as idempotency.c reads them. */
@@ -70,13 +72,13 @@ typedef struct StatementDefinition
 	"       p.problem" \
 	" FROM ("
 
-#define VERIFY_CHECKS(HOLD_KEY_BACKED) \
+#define VERIFY_CHECKS(HOLD_KEY_BACKED, FOLDED, KEY_BALANCE) \
 	"  SELECT a.account_id," \
 	"         pg_catalog.format('balance %s does not equal the sum of its journal entries %s'," \
 	"                           a.balance, COALESCE(j.total, 0)) AS problem" \
 	"    FROM ledger.accounts a" \
 	"    LEFT JOIN (SELECT account_id, pg_catalog.sum(amount) AS total" \
-	"                 FROM ledger.entries GROUP BY account_id) j" \
+	"                 FROM ledger.entries" FOLDED " GROUP BY account_id) j" \
 	"           ON j.account_id OPERATOR(pg_catalog.=) a.account_id" \
 	"   WHERE a.balance::pg_catalog.numeric OPERATOR(pg_catalog.<>) COALESCE(j.total, 0)" \
 	"  UNION ALL" \
@@ -144,14 +146,14 @@ typedef struct StatementDefinition
 	"         WHERE e.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key" \
 	"           AND e.transfer_id IS NULL AND a.name OPERATOR(pg_catalog.=) k.account" \
 	"           AND e.amount OPERATOR(pg_catalog.=) k.amount" \
-	"           AND e.balance_after OPERATOR(pg_catalog.=) k.result)" \
+	"           AND " KEY_BALANCE ")" \
 	"      WHEN 'debit' THEN EXISTS (" \
 	"        SELECT FROM ledger.entries e" \
 	"          JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) e.account_id" \
 	"         WHERE e.idempotency_key OPERATOR(pg_catalog.=) k.idempotency_key" \
 	"           AND e.transfer_id IS NULL AND a.name OPERATOR(pg_catalog.=) k.account" \
 	"           AND e.amount OPERATOR(pg_catalog.=) OPERATOR(pg_catalog.-) k.amount" \
-	"           AND e.balance_after OPERATOR(pg_catalog.=) k.result)" \
+	"           AND " KEY_BALANCE ")" \
 	"      WHEN 'hold' THEN " HOLD_KEY_BACKED \
 	"      ELSE false END)" \
 	"  UNION ALL" \
@@ -162,6 +164,47 @@ typedef struct StatementDefinition
 	"   WHERE e.idempotency_key IS NOT NULL" \
 	"     AND NOT EXISTS (SELECT FROM ledger.idempotency_keys k" \
 	"                      WHERE k.idempotency_key OPERATOR(pg_catalog.=) e.idempotency_key)"
+
+/* before 1.3 every entry is folded, and a key's result is its entry's balance */
+#define VERIFY_ALL_FOLDED ""
+#define VERIFY_KEY_BALANCE "e.balance_after OPERATOR(pg_catalog.=) k.result"
+/*
+ * 1.3: the balance row is the sum of the folded entries; an escrow key's
+ * result is the balance its posting saw, which no entry records
+ */
+#define VERIFY_FOLDED " WHERE balance_after IS NOT NULL"
+#define VERIFY_ESCROW_KEY_BALANCE "(k.escrow OR e.balance_after OPERATOR(pg_catalog.=) k.result)"
+
+/*
+ * 1.3: no balance_after below its account's floor (folding in entry id
+ * order never crosses it, see fold.c); the entries not folded yet are an
+ * account's newest; only an account in escrow mode has any.
+ */
+#define VERIFY_ESCROW_CHECKS \
+	"  UNION ALL" \
+	"  SELECT e.account_id," \
+	"         pg_catalog.format('entry %s records balance_after %s, below the floor %s'," \
+	"                           e.entry_id, e.balance_after, a.min_balance)" \
+	"    FROM ledger.entries e" \
+	"    JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) e.account_id" \
+	"   WHERE e.balance_after OPERATOR(pg_catalog.<) a.min_balance" \
+	"  UNION ALL" \
+	"  SELECT account_id," \
+	"         pg_catalog.format('entry %s is not folded, but the newer entry %s is'," \
+	"                           oldest_unfolded, newest_folded)" \
+	"    FROM (SELECT account_id," \
+	"                 pg_catalog.min(entry_id) FILTER (WHERE balance_after IS NULL) AS oldest_unfolded," \
+	"                 pg_catalog.max(entry_id) FILTER (WHERE balance_after IS NOT NULL) AS newest_folded" \
+	"            FROM ledger.entries GROUP BY account_id) f" \
+	"   WHERE oldest_unfolded OPERATOR(pg_catalog.<) newest_folded" \
+	"  UNION ALL" \
+	"  SELECT a.account_id," \
+	"         pg_catalog.format('%s entries are not folded, but the account is in locked mode'," \
+	"                           pg_catalog.count(*))" \
+	"    FROM ledger.accounts a" \
+	"    JOIN ledger.entries e ON e.account_id OPERATOR(pg_catalog.=) a.account_id" \
+	"   WHERE NOT a.escrow AND e.balance_after IS NULL" \
+	"   GROUP BY a.account_id"
 
 /* a hold's key is backed by the hold it made */
 #define VERIFY_HOLD_KEY \
@@ -186,13 +229,18 @@ typedef struct StatementDefinition
 	"  UNION ALL" \
 	"  SELECT a.account_id," \
 	"         pg_catalog.format('available balance %s is below its floor %s'," \
-	"                           a.balance OPERATOR(pg_catalog.-) r.reserved, a.min_balance)" \
+	"                           a.balance OPERATOR(pg_catalog.+) COALESCE(u.total, 0)" \
+	"                             OPERATOR(pg_catalog.-) r.reserved, a.min_balance)" \
 	"    FROM ledger.accounts a" \
 	"    JOIN (SELECT account_id, pg_catalog.sum(amount) AS reserved" \
 	"            FROM ledger.pending_holds" \
 	"           WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()" \
 	"           GROUP BY account_id) r ON r.account_id OPERATOR(pg_catalog.=) a.account_id" \
-	"   WHERE (a.balance OPERATOR(pg_catalog.-) r.reserved) OPERATOR(pg_catalog.<) a.min_balance" \
+	"    LEFT JOIN (SELECT account_id, pg_catalog.sum(amount) AS total" \
+	"                 FROM ledger.entries WHERE balance_after IS NULL GROUP BY account_id) u" \
+	"           ON u.account_id OPERATOR(pg_catalog.=) a.account_id" \
+	"   WHERE (a.balance OPERATOR(pg_catalog.+) COALESCE(u.total, 0) OPERATOR(pg_catalog.-) r.reserved)" \
+	"         OPERATOR(pg_catalog.<) a.min_balance" \
 	"  UNION ALL" \
 	"  SELECT h.account_id," \
 	"         pg_catalog.format('hold %s is %s', h.hold_id," \
@@ -229,19 +277,52 @@ typedef struct StatementDefinition
 	" LEFT JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) p.account_id" \
 	" ORDER BY 1, 2"
 
+/*
+ * 1.3: the entries of an escrow account the folder has not folded yet are
+ * its newest (fold.c): those after its newest folded entry.  Both are
+ * found from the end of the account's range of the primary key, so a read
+ * costs what the folder has left to do, not the account's history.  acct
+ * is an SQL expression of the account's id.
+ */
+#define NEWEST_FOLDED(acct) \
+	"COALESCE((SELECT pg_catalog.max(f.entry_id) FROM ledger.entries f" \
+	"           WHERE f.account_id OPERATOR(pg_catalog.=) " acct \
+	"             AND f.balance_after IS NOT NULL), 0)"
+#define UNFOLDED_SUM(acct, more) \
+	"COALESCE((SELECT pg_catalog.sum(u.amount) FROM ledger.entries u" \
+	"           WHERE u.account_id OPERATOR(pg_catalog.=) " acct \
+	"             AND u.entry_id OPERATOR(pg_catalog.>) " NEWEST_FOLDED(acct) \
+	"             AND u.balance_after IS NULL" more "), 0)::pg_catalog.int8"
+
 static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	[STMT_OPEN_ACCOUNT] = {
+		"INSERT INTO ledger.accounts (name, currency, min_balance, escrow)"
+		" VALUES ($1, $2, $3, $4)"
+		" ON CONFLICT (name) DO NOTHING"
+		" RETURNING account_id",
+		SPI_OK_INSERT_RETURNING, 4, {TEXTOID, TEXTOID, INT8OID, BOOLOID},
+		NULL,
 		"INSERT INTO ledger.accounts (name, currency, min_balance)"
 		" VALUES ($1, $2, $3)"
 		" ON CONFLICT (name) DO NOTHING"
-		" RETURNING account_id",
-		SPI_OK_INSERT_RETURNING, 3, {TEXTOID, TEXTOID, INT8OID}
+		" RETURNING account_id"
 	},
+	/*
+	 * The balance is what the caller's snapshot sees: the row's, plus the
+	 * entries of an escrow account the folder has not folded yet (an
+	 * account in locked mode has none).
+	 */
 	[STMT_FIND_ACCOUNT] = {
+		"SELECT a.account_id, a.currency, a.min_balance,"
+		"       a.balance OPERATOR(pg_catalog.+)"
+		"       CASE WHEN a.escrow THEN " UNFOLDED_SUM("a.account_id", "") " ELSE 0 END"
+		" FROM ledger.accounts a"
+		" WHERE a.name OPERATOR(pg_catalog.=) $1",
+		SPI_OK_SELECT, 1, {TEXTOID},
+		NULL,
 		"SELECT account_id, currency, min_balance, balance"
 		" FROM ledger.accounts"
-		" WHERE name OPERATOR(pg_catalog.=) $1",
-		SPI_OK_SELECT, 1, {TEXTOID}
+		" WHERE name OPERATOR(pg_catalog.=) $1"
 	},
 
 	/*
@@ -251,13 +332,18 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	 * any order, queue on the same first lock instead of deadlocking.
 	 */
 	[STMT_LOCK_ACCOUNTS] = {
-		"SELECT account_id, balance, min_balance, currency, name, ctid, held"
+		"SELECT account_id, balance, min_balance, currency, name, ctid, held, escrow"
 		" FROM ledger.accounts"
 		" WHERE name OPERATOR(pg_catalog.=) ANY ($1)"
 		" ORDER BY account_id"
 		" FOR UPDATE",
 		SPI_OK_SELECT, 1, {TEXTARRAYOID},
-		"SELECT account_id, balance, min_balance, currency, name, ctid, 0::pg_catalog.int8"
+		"SELECT account_id, balance, min_balance, currency, name, ctid, 0::pg_catalog.int8, false"
+		" FROM ledger.accounts"
+		" WHERE name OPERATOR(pg_catalog.=) ANY ($1)"
+		" ORDER BY account_id"
+		" FOR UPDATE",
+		"SELECT account_id, balance, min_balance, currency, name, ctid, held, false"
 		" FROM ledger.accounts"
 		" WHERE name OPERATOR(pg_catalog.=) ANY ($1)"
 		" ORDER BY account_id"
@@ -287,12 +373,15 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	 * for it; if that one commits, nothing is inserted (idempotency.c).
 	 */
 	[STMT_CLAIM_KEY] = {
-		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ")"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ", escrow)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 		" ON CONFLICT (idempotency_key) DO NOTHING",
-		SPI_OK_INSERT, 7, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INTERVALOID},
+		SPI_OK_INSERT, 8, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INTERVALOID, BOOLOID},
 		"INSERT INTO ledger.idempotency_keys (" KEY_INSERT_1_1 ")"
 		" VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT (idempotency_key) DO NOTHING",
+		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ")"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
 		" ON CONFLICT (idempotency_key) DO NOTHING"
 	},
 
@@ -302,15 +391,20 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	 * other instead of each holding one key the other needs.
 	 */
 	[STMT_CLAIM_KEYS] = {
-		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ")"
-		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))"
-		"      AS k(" KEY_COLUMNS ")"
+		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ", escrow)"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))"
+		"      AS k(" KEY_COLUMNS ", escrow)"
 		" ORDER BY k.idempotency_key COLLATE pg_catalog.\"C\""
 		" ON CONFLICT (idempotency_key) DO NOTHING",
-		SPI_OK_INSERT, 7, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALARRAYOID},
+		SPI_OK_INSERT, 8, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALARRAYOID, BOOLARRAYOID},
 		"INSERT INTO ledger.idempotency_keys (" KEY_INSERT_1_1 ")"
 		" SELECT k.idempotency_key, k.operation, k.account, k.counter_account, k.amount, k.result"
 		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))"
+		"      AS k(" KEY_COLUMNS ")"
+		" ORDER BY k.idempotency_key COLLATE pg_catalog.\"C\""
+		" ON CONFLICT (idempotency_key) DO NOTHING",
+		"INSERT INTO ledger.idempotency_keys (" KEY_COLUMNS ")"
+		" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))"
 		"      AS k(" KEY_COLUMNS ")"
 		" ORDER BY k.idempotency_key COLLATE pg_catalog.\"C\""
 		" ON CONFLICT (idempotency_key) DO NOTHING"
@@ -330,14 +424,20 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS v(row_ctid, balance, held)"
 		" WHERE a.ctid OPERATOR(pg_catalog.=) v.row_ctid"
 	},
+	/* $8, $9: an escrow entry's id, drawn at admission, and its created_at */
 	[STMT_INSERT_ENTRIES] = {
 		"INSERT INTO ledger.entries"
-		" (account_id, amount, balance_after, transfer_id, idempotency_key, hold_id, created_at)"
-		" SELECT e.*, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS e",
-		SPI_OK_INSERT, 7, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID},
+		" (entry_id, account_id, amount, balance_after, transfer_id, idempotency_key, hold_id, created_at)"
+		" SELECT COALESCE(e.i, pg_catalog.nextval('ledger.entries_entry_id_seq'::pg_catalog.regclass)),"
+		"        e.a, e.m, e.b, e.t, e.k, e.h, COALESCE(e.c, $7)"
+		" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS e(a, m, b, t, k, h, i, c)",
+		SPI_OK_INSERT, 9, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID},
 		"INSERT INTO ledger.entries"
 		" (account_id, amount, balance_after, transfer_id, idempotency_key, created_at)"
-		" SELECT e.a, e.m, e.b, e.t, e.k, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS e(a, m, b, t, k, h)"
+		" SELECT e.a, e.m, e.b, e.t, e.k, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS e(a, m, b, t, k, h)",
+		"INSERT INTO ledger.entries"
+		" (account_id, amount, balance_after, transfer_id, idempotency_key, hold_id, created_at)"
+		" SELECT e.*, $7 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6)) AS e"
 	},
 	[STMT_INSERT_TRANSFERS] = {
 		"INSERT INTO ledger.transfers"
@@ -423,23 +523,111 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	},
 
 	/*
-	 * created_at is read under the account's lock, so per account it never
-	 * decreases in entry_id order: the last entry at or before the time is
-	 * the newest such, found scanning back from the newest.
+	 * created_at is read under the account's lock (an escrow account's,
+	 * under its slot's), so per account it never decreases in entry_id
+	 * order: the last entry at or before the time is the newest such,
+	 * found scanning back from the newest.  An escrow entry not folded yet
+	 * has no balance_after: the balance after it is the row's (folded)
+	 * balance plus the unfolded entries up to it, which are the newest.
 	 */
 	[STMT_BALANCE_AT] = {
+		"SELECT COALESCE(e.balance_after,"
+		"         (SELECT a.balance FROM ledger.accounts a"
+		"           WHERE a.account_id OPERATOR(pg_catalog.=) $1) OPERATOR(pg_catalog.+)"
+		"         " UNFOLDED_SUM("$1", " AND u.entry_id OPERATOR(pg_catalog.<=) e.entry_id") ")"
+		" FROM ledger.entries e"
+		" WHERE e.account_id OPERATOR(pg_catalog.=) $1"
+		"   AND e.created_at OPERATOR(pg_catalog.<=) $2"
+		" ORDER BY e.entry_id DESC"
+		" LIMIT 1",
+		SPI_OK_SELECT, 2, {INT8OID, TIMESTAMPTZOID},
+		NULL,
 		"SELECT balance_after FROM ledger.entries"
 		" WHERE account_id OPERATOR(pg_catalog.=) $1"
 		"   AND created_at OPERATOR(pg_catalog.<=) $2"
 		" ORDER BY entry_id DESC"
-		" LIMIT 1",
-		SPI_OK_SELECT, 2, {INT8OID, TIMESTAMPTZOID}
+		" LIMIT 1"
+	},
+
+	/* escrow.c: a slot's state, read in a fresh snapshot */
+	[STMT_ESCROW_LOAD] = {
+		"SELECT a.balance, a.held, a.escrow, " UNFOLDED_SUM("$1", "") ","
+		"       COALESCE((SELECT pg_catalog.max(e.entry_id) FROM ledger.entries e"
+		"                  WHERE e.account_id OPERATOR(pg_catalog.=) $1), 0),"
+		"       " NEWEST_FOLDED("$1")
+		" FROM ledger.accounts a"
+		" WHERE a.account_id OPERATOR(pg_catalog.=) $1",
+		SPI_OK_SELECT, 1, {INT8OID}
+	},
+
+	/*
+	 * fold.c: when a folder starts, the escrow accounts whose newest entry
+	 * is not folded (while it runs, settlement tells it which); then the
+	 * fold of one account
+	 */
+	[STMT_FOLD_DISCOVER] = {
+		"SELECT a.account_id FROM ledger.accounts a"
+		" WHERE a.escrow"
+		"   AND (SELECT e.balance_after IS NULL FROM ledger.entries e"
+		"         WHERE e.account_id OPERATOR(pg_catalog.=) a.account_id"
+		"         ORDER BY e.entry_id DESC LIMIT 1)",
+		SPI_OK_SELECT, 0, {InvalidOid}
+	},
+	[STMT_FOLD_LOCK] = {
+		"SELECT balance FROM ledger.accounts"
+		" WHERE account_id OPERATOR(pg_catalog.=) $1"
+		" FOR UPDATE SKIP LOCKED",
+		SPI_OK_SELECT, 1, {INT8OID}
+	},
+	[STMT_FOLD_ENTRIES] = {
+		"SELECT entry_id, amount::pg_catalog.int8 FROM ledger.entries"
+		" WHERE account_id OPERATOR(pg_catalog.=) $1"
+		"   AND entry_id OPERATOR(pg_catalog.>) " NEWEST_FOLDED("$1")
+		"   AND entry_id OPERATOR(pg_catalog.<) $2"
+		"   AND balance_after IS NULL"
+		" ORDER BY entry_id",
+		SPI_OK_SELECT, 2, {INT8OID, INT8OID}
+	},
+	[STMT_FOLD_ENTRIES_SET] = {
+		"UPDATE ledger.entries e SET balance_after = v.b"
+		" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS v(id, b)"
+		" WHERE e.account_id OPERATOR(pg_catalog.=) $1"
+		"   AND e.entry_id OPERATOR(pg_catalog.=) v.id"
+		"   AND e.entry_id OPERATOR(pg_catalog.>=) $4"
+		"   AND e.entry_id OPERATOR(pg_catalog.<=) $5"
+		"   AND e.balance_after IS NULL",
+		SPI_OK_UPDATE, 5, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, INT8OID, INT8OID}
+	},
+	[STMT_FOLD_BALANCE] = {
+		"UPDATE ledger.accounts SET balance = $2"
+		" WHERE account_id OPERATOR(pg_catalog.=) $1",
+		SPI_OK_UPDATE, 2, {INT8OID, INT8OID}
+	},
+
+	/* mode.c */
+	[STMT_MODE_LOCK] = {
+		"SELECT account_id, escrow FROM ledger.accounts"
+		" WHERE name OPERATOR(pg_catalog.=) $1"
+		" FOR UPDATE",
+		SPI_OK_SELECT, 1, {TEXTOID}
+	},
+	[STMT_MODE_SET] = {
+		"UPDATE ledger.accounts SET escrow = $2"
+		" WHERE account_id OPERATOR(pg_catalog.=) $1",
+		SPI_OK_UPDATE, 2, {INT8OID, BOOLOID}
+	},
+	[STMT_MODE_READ] = {
+		"SELECT escrow FROM ledger.accounts WHERE name OPERATOR(pg_catalog.=) $1",
+		SPI_OK_SELECT, 1, {TEXTOID}
 	},
 
 	[STMT_VERIFY] = {
-		VERIFY_HEAD VERIFY_CHECKS(VERIFY_HOLD_KEY) VERIFY_HOLD_CHECKS VERIFY_TAIL,
+		VERIFY_HEAD VERIFY_CHECKS(VERIFY_HOLD_KEY, VERIFY_FOLDED, VERIFY_ESCROW_KEY_BALANCE)
+		VERIFY_HOLD_CHECKS VERIFY_ESCROW_CHECKS VERIFY_TAIL,
 		SPI_OK_SELECT, 0, {InvalidOid},
-		VERIFY_HEAD VERIFY_CHECKS("false") VERIFY_TAIL
+		VERIFY_HEAD VERIFY_CHECKS("false", VERIFY_ALL_FOLDED, VERIFY_KEY_BALANCE) VERIFY_TAIL,
+		VERIFY_HEAD VERIFY_CHECKS(VERIFY_HOLD_KEY, VERIFY_ALL_FOLDED, VERIFY_KEY_BALANCE)
+		VERIFY_HOLD_CHECKS VERIFY_TAIL
 	},
 };
 
@@ -447,7 +635,7 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 static bool
 statement_scans(LedgerStatement stmt)
 {
-	return stmt == STMT_VERIFY;
+	return stmt == STMT_VERIFY || stmt == STMT_FOLD_DISCOVER;
 }
 
 /* The statements that write: the guard (guard.c) lets them through. */
@@ -464,6 +652,9 @@ statement_writes(LedgerStatement stmt)
 		case STMT_INSERT_TRANSFERS:
 		case STMT_INSERT_HOLDS:
 		case STMT_END_HOLDS:
+		case STMT_FOLD_ENTRIES_SET:
+		case STMT_FOLD_BALANCE:
+		case STMT_MODE_SET:
 			return true;
 		default:
 			return false;
@@ -471,17 +662,27 @@ statement_writes(LedgerStatement stmt)
 }
 
 static SPIPlanPtr plans[LEDGER_STATEMENT_COUNT];
-static bool plans_have_holds = false;
+static int	plans_version = 0;
+
+/* The version of the ledger's tables: 11, 12 (holds) or 13 (escrow mode). */
+static int
+tables_version(void)
+{
+	const LedgerRelations *r = ledger_relations();
+
+	return r->escrow ? 13 : OidIsValid(r->hold_sequence) ? 12 : 11;
+}
 
 static SPIPlanPtr
 statement_plan(LedgerStatement stmt)
 {
 	const StatementDefinition *def = &statements[stmt];
-	bool		holds = OidIsValid(ledger_relations()->hold_sequence);
+	int			version = tables_version();
+	const char *sql = def->sql;
 	SPIPlanPtr	plan;
 
 	/* the extension was updated (or dropped) under us: prepare anew */
-	if (holds != plans_have_holds)
+	if (version != plans_version)
 	{
 		for (int s = 0; s < LEDGER_STATEMENT_COUNT; s++)
 			if (plans[s] != NULL)
@@ -489,13 +690,16 @@ statement_plan(LedgerStatement stmt)
 				SPI_freeplan(plans[s]);
 				plans[s] = NULL;
 			}
-		plans_have_holds = holds;
+		plans_version = version;
 	}
 	if (plans[stmt] != NULL)
 		return plans[stmt];
 
-	plan = SPI_prepare(!holds && def->sql_1_1 != NULL ? def->sql_1_1 : def->sql,
-					   def->nargs, (Oid *) def->argtypes);
+	if (version < 13 && def->sql_1_2 != NULL)
+		sql = def->sql_1_2;
+	if (version < 12 && def->sql_1_1 != NULL)
+		sql = def->sql_1_1;
+	plan = SPI_prepare(sql, def->nargs, (Oid *) def->argtypes);
 	if (plan == NULL)
 		elog(ERROR, "ledger: SPI_prepare failed for statement %d: %s",
 			 (int) stmt, SPI_result_code_string(SPI_result));
@@ -547,6 +751,16 @@ ledger_execute(LedgerStatement stmt, Datum *values, const char *nulls,
 		elog(ERROR, "ledger: statement %d failed: %s",
 			 (int) stmt, SPI_result_code_string(rc));
 	return (int) SPI_processed;
+}
+
+/* A boolean column (1-based) of the last result; NULL reads false. */
+bool
+ledger_get_bool(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
 }
 
 /*

@@ -22,11 +22,11 @@ typedef enum TargetUse
 	APPEND_TRANSFERS
 } TargetUse;
 
-/* The columns of each use; those of holds (1.2) are absent before it. */
+/* The columns of each use; those of holds (1.2) and escrow (1.3) are absent before. */
 enum
 {
 	ACCOUNT_ID, ACCOUNT_NAME, ACCOUNT_CURRENCY, ACCOUNT_FLOOR, ACCOUNT_BALANCE,
-	ACCOUNT_HELD, ACCOUNT_NCOLUMNS
+	ACCOUNT_HELD, ACCOUNT_ESCROW, ACCOUNT_NCOLUMNS
 };
 
 enum

@@ -92,7 +92,7 @@ write_balances(LedgerAccount *accounts, int naccounts)
 	for (int a = 0; a < count; a++)
 	{
 		ledger_column_push(&ctids, PointerGetDatum(&touched[a]->ctid), false);
-		ledger_column_push(&balances, Int64GetDatum(touched[a]->balance), false);
+		ledger_column_push(&balances, Int64GetDatum(ledger_stored_balance(touched[a])), false);
 		ledger_column_push(&held, Int64GetDatum(touched[a]->held), false);
 	}
 	values[0] = PointerGetDatum(ledger_column_array(&ctids, TIDOID));
@@ -127,7 +127,7 @@ write_transfers(LedgerWrites *writes, const int64 *transfer_ids, TimestampTz now
 static void
 write_entries(LedgerWrites *writes, TimestampTz now)
 {
-	Datum		values[7];
+	Datum		values[9];
 
 	if (writes->entry_account.count == 0 || ledger_direct_append_entries(writes, now))
 		return;
@@ -138,6 +138,8 @@ write_entries(LedgerWrites *writes, TimestampTz now)
 	values[4] = PointerGetDatum(ledger_column_array(&writes->entry_key, TEXTOID));
 	values[5] = PointerGetDatum(ledger_column_array(&writes->entry_hold, INT8OID));
 	values[6] = TimestampTzGetDatum(now);
+	values[7] = PointerGetDatum(ledger_column_array(&writes->entry_id, INT8OID));
+	values[8] = PointerGetDatum(ledger_column_array(&writes->entry_created, TIMESTAMPTZOID));
 	ledger_execute(STMT_INSERT_ENTRIES, values, NULL, false);
 }
 

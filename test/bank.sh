@@ -17,6 +17,8 @@
 #   BANK_READERS   reader connections    (default 2)
 #   BANK_SECONDS   T seconds of load     (default 15)
 #   BANK_SEED      seed of the writers' and readers' choices (default: random, printed)
+#   --escrow       every other account, and the source, in escrow mode (the
+#                  library preloaded)
 #   BANK_BREAK     naive | total | floor | hold | release: break a guarantee
 #                  on purpose; the run must then FAIL (see bank.c)
 #
@@ -39,13 +41,20 @@ for v in "$K" "$M" "$R" "$T"; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || die "BANK_ACCOUNTS, BANK_CLIENTS, BANK_READERS and BANK_SECONDS must be positive integers"
 done
 args=(-k "$K" -m "$M" -r "$R" -t "$T")
+ESCROW=false
+[ "${1:-}" = --escrow ] && ESCROW=true && args+=(-e)
 [ -n "${BANK_SEED:-}" ] && args+=(-s "$BANK_SEED")
 [ -n "${BANK_BREAK:-}" ] && args+=(-b "$BANK_BREAK")
 
 # deadlock_timeout 100 ms: deposits and withdrawals deadlock on purpose
 # now and then (40P01, retried); no need to wait the default 1 s for it.
 max_connections=$(( M + R + 20 > 100 ? M + R + 20 : 100 ))
-cluster_start bank -c deadlock_timeout=100ms -c max_connections=$max_connections
+if $ESCROW; then
+	cluster_start bank -c deadlock_timeout=100ms -c max_connections=$max_connections \
+		-c shared_preload_libraries=ledger
+else
+	cluster_start bank -c deadlock_timeout=100ms -c max_connections=$max_connections
+fi
 TMP=$LEDGER_TMP
 
 log "compiling the bank client"
@@ -66,4 +75,6 @@ fi
 [ "$status" -ne 124 ] && [ "$status" -ne 137 ] || die "the bank client hung (killed after $((T + 120)) s)"
 [ "$status" -eq 0 ] || die "the bank client reported failures (exit status $status)"
 cluster_stop bank
-echo "bank: $K accounts, $M writers, $R readers, $T s: totals constant, no floor broken (balance or available), every hold as its writer left it, ledger_verify() empty; OK"
+mode=""
+$ESCROW && mode=" (half of them and the source in escrow mode)"
+echo "bank: $K accounts$mode, $M writers, $R readers, $T s: totals constant, no floor broken (balance or available), every hold as its writer left it, ledger_verify() empty; OK"

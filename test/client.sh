@@ -18,7 +18,8 @@
 #   CLI          every subcommand, --help, --json, --key replay, every
 #                reachable exit status; holds: authorise, capture, release,
 #                expiry, holds (escaped), balance --at, history --before,
-#                a lost reply to a hold and to a capture
+#                a lost reply to a hold and to a capture; mode, and an escrow
+#                history line not folded yet
 #
 # Needs the extension installed (builds and installs it if it is not).
 # Ends with one line "client: N passed, N failed"; exits non-zero on failure.
@@ -63,7 +64,7 @@ done
 cluster_ghost_standby syncrep
 SYNCREP_PORT=$(cluster_port syncrep)
 
-cluster_start client -c max_connections=60
+cluster_start client -c max_connections=60 -c shared_preload_libraries=ledger
 psql_q -c 'CREATE ROLE ledger_app LOGIN' -c 'CREATE ROLE ledger_nogrant LOGIN'
 for db in clientc clientv clientcli clientex; do
 	psql_q -c "CREATE DATABASE $db"
@@ -75,7 +76,7 @@ for db in clientc clientv clientcli clientex; do
 		ledger_transfer_batch(text[], text[], bigint[], text[]),
 		ledger_hold(text, bigint, interval, text), ledger_capture(bigint, bigint, text),
 		ledger_release(bigint), ledger_available(text), ledger_holds(text, int),
-		ledger_balance_at(text, timestamptz)
+		ledger_balance_at(text, timestamptz), ledger_account_mode(text)
 		TO ledger_app"
 done
 
@@ -296,7 +297,7 @@ expect "debit --help: --timeout" "--timeout SECONDS" "$OUT"
 expect "--help lists exit 25" "25  hold_not_found" "$OUT"
 expect "--help lists exit 26" "26  hold_not_pending" "$OUT"
 for cmd in open credit debit transfer balance history verify batch-debit hold capture release \
-	available holds; do
+	available holds mode; do
 	cli 0 "$cmd --help" "$cmd" --help && expect "$cmd --help" "Usage: pg_ledger $cmd" "$OUT"
 done
 cli 0 "--version" --version
@@ -673,6 +674,42 @@ stop_proxy
 expect "capture: what to do" "pg_ledger: the capture may or may not have been applied; run the same command again" "$ERR"
 cli 0 "the same capture again" capture "$hid5" && check "cli: the first result ($OUT)" test "$OUT" = "$((before - 9))"
 check "cli: posted once" test "$(psql_q -c "SELECT count(*) FROM ledger.entries WHERE hold_id = $hid5")" = 1
+
+# mode: read, set (prints the previous mode), an escrow history line with no
+# balance_after yet (an open transaction holds the account's fold limit)
+cli 0 "open em" open em --currency EUR
+cli 0 "mode of a new account" mode em && check "cli: locked ($OUT)" test "$OUT" = locked
+cli 0 "mode em escrow" mode em escrow && check "cli: prints the previous mode ($OUT)" test "$OUT" = locked
+cli 0 "--json mode em escrow" --json mode em escrow &&
+	expect "json mode" '{"status":"ok","account":"em","mode":"escrow","previous":"escrow","attempts":1}' "$OUT"
+cli 0 "--json mode em" --json mode em &&
+	expect "json mode read" '{"status":"ok","account":"em","mode":"escrow","attempts":1}' "$OUT"
+cli 2 "mode with a mode that is none" mode em frozen
+cli 2 "mode with too many arguments" mode em escrow locked
+cli 12 "mode of no account" mode nobody
+cli 19 "mode set by a role without the grant" -d "dbname=clientcli user=ledger_app" mode em locked
+cli 0 "mode read by the application" -d "dbname=clientcli user=ledger_app" mode em &&
+	check "cli: escrow ($OUT)" test "$OUT" = escrow
+cli 0 "credit em" credit em 100
+coproc BLOCKER { "$LEDGER_PG_BIN/psql" -X -q -At -d clientcli 2>&1; }
+echo "BEGIN; SELECT ledger_debit('em', 1);" >&"${BLOCKER[1]}"
+read -r -t 30 line <&"${BLOCKER[0]}"
+check "cli: a debit on em in an open transaction ($line)" test "$line" = 99
+cli 0 "debit em beside it" debit em 10 && check "cli: 90 ($OUT)" test "$OUT" = 90
+cli 0 "history of em" history em --limit 1 &&
+	check "cli: no balance_after yet: an empty field ($OUT)" \
+		test "$(printf '%s\n' "$OUT" | awk -F'\t' '{print NF ":" $2 ":" $3}')" = "6:-10:"
+cli 0 "--json history of em" --json history em --limit 1 &&
+	expect "json: balance_after null" '"amount":-10,"balance_after":null' "$OUT"
+json_one "--json history em" "$OUT"
+echo "COMMIT;" >&"${BLOCKER[1]}"
+exec {BLOCKER[1]}>&-
+wait "$BLOCKER_PID"
+cli 0 "mode em locked (folds what committed)" mode em locked &&
+	check "cli: escrow ($OUT)" test "$OUT" = escrow
+cli 0 "history of em, folded" history em --limit 1 &&
+	check "cli: balance_after 89 ($OUT)" \
+		test "$(printf '%s\n' "$OUT" | awk -F'\t' '{print $2 ":" $3}')" = "-10:89"
 
 # 3: the audit finds a tampered balance
 cli 0 "open an account with a tab and a newline in its name" open $'ta\tb\nc' --currency EUR

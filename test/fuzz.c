@@ -109,14 +109,16 @@
 typedef enum
 {
 	F_OPEN, F_CREDIT, F_DEBIT, F_TRANSFER, F_BALANCE, F_HISTORY, F_VERIFY,
-	F_HOLD, F_CAPTURE, F_RELEASE, F_AVAILABLE, F_HOLDS, F_EXPIRE, F_BALANCE_AT, NFUNCS
+	F_HOLD, F_CAPTURE, F_RELEASE, F_AVAILABLE, F_HOLDS, F_EXPIRE, F_BALANCE_AT,
+	F_SET_MODE, F_MODE, NFUNCS
 } func;
 
 static const char *const func_names[NFUNCS] = {
 	"ledger_open_account", "ledger_credit", "ledger_debit", "ledger_transfer",
 	"ledger_balance", "ledger_history", "ledger_verify",
 	"ledger_hold", "ledger_capture", "ledger_release", "ledger_available",
-	"ledger_holds", "ledger_expire_holds", "ledger_balance_at"
+	"ledger_holds", "ledger_expire_holds", "ledger_balance_at",
+	"ledger_set_account_mode", "ledger_account_mode"
 };
 
 /*
@@ -140,6 +142,9 @@ static const char *const documented[NFUNCS] = {
 	"LG002 22023 22004",
 	"LG002 22023 22004",
 	"",
+	"LG002 22023 22004",
+	/* 0A000: in REPEATABLE READ, or switching an account this transaction posted to in escrow mode */
+	"LG002 22023 22004 0A000",
 	"LG002 22023 22004"
 };
 static const char *const always_allowed = "40001 40P01";
@@ -741,6 +746,8 @@ gen_call(call *c)
 		d < 54 ? F_BALANCE : d < 62 ? F_HISTORY : d < 64 ? F_VERIFY : d < 76 ? F_HOLD :
 		d < 85 ? F_CAPTURE : d < 90 ? F_RELEASE : d < 93 ? F_AVAILABLE : d < 96 ? F_HOLDS :
 		d < 98 ? F_EXPIRE : F_BALANCE_AT;
+	if (below(50) == 0)
+		c->f = below(2) == 0 ? F_SET_MODE : F_MODE;
 	switch (c->f)
 	{
 		case F_OPEN:
@@ -815,6 +822,21 @@ gen_call(call *c)
 			add_text(c, gen_name(), 1);
 			c->pool_account = pool_index(c->values[0]);
 			add_timestamp(c);
+			break;
+		case F_SET_MODE:
+			{
+				static const char *const modes[] = {"escrow", "locked", "escrow", "locked",
+				"fast", "", "ESCROW"};
+				int			m = below(9);
+
+				add_text(c, gen_name(), 1);
+				c->pool_account = pool_index(c->values[0]);
+				add_text(c, m < 7 ? xstrdup(modes[m]) : m == 7 ? NULL : random_bytes(), 1);
+				break;
+			}
+		case F_MODE:
+			add_text(c, gen_name(), 1);
+			c->pool_account = pool_index(c->values[0]);
 			break;
 		case F_VERIFY:
 		case F_EXPIRE:
@@ -1162,6 +1184,21 @@ setup(PGconn *conn)
 			exit(1);
 		}
 		PQclear(res);
+		if (i % 2 == 0)
+		{
+			/* half the pool in escrow mode (the library is preloaded) */
+			res = PQexecParams(conn, "SELECT ledger_set_account_mode($1, 'escrow')", 1, NULL,
+							   open_params, NULL, NULL, 0);
+			if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+			{
+				fprintf(stderr, "fuzz: cannot put pool account %d in escrow mode: %s", i,
+						res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+				PQclear(res);
+				PQfinish(conn);
+				exit(1);
+			}
+			PQclear(res);
+		}
 	}
 }
 

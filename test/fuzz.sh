@@ -36,7 +36,7 @@ for v in "$CALLS" "$SECONDS_LIMIT"; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || die "FUZZ_CALLS and FUZZ_SECONDS must be positive integers"
 done
 
-cluster_start fuzz
+cluster_start fuzz -c shared_preload_libraries=ledger
 TMP=$LEDGER_TMP
 
 log "compiling the fuzzer"

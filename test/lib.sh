@@ -145,6 +145,7 @@ cluster_launch() {
 			start >/dev/null 2>&1; then
 			LEDGER_CLUSTERS="$LEDGER_CLUSTERS $name"
 			echo "$port" >"$dir/port"
+			echo "$*" >"$dir/options"
 			return 0
 		fi
 	done
@@ -160,12 +161,16 @@ cluster_pid() { head -n 1 "$LEDGER_TMP/$1/data/postmaster.pid" 2>/dev/null; }
 # Point the PG* variables at cluster NAME.
 cluster_use() { export PGHOST=127.0.0.1 PGPORT=$(cluster_port "$1") PGUSER=postgres PGDATABASE=postgres; }
 
-# Start an existing (stopped or crashed) cluster again on its port.
+# Start an existing (stopped or crashed) cluster again on its port, with
+# the options it was started with (cluster_start, cluster_launch) unless
+# others are given.
 cluster_restart() {
-	local name=$1 dir
+	local name=$1 dir options
+	shift
 	dir=$(cluster_dir "$name")
+	options=${*:-$(cat "$dir/options" 2>/dev/null || true)}
 	as_server_user "$LEDGER_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 \
-		-o "-p $(cluster_port "$name") -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir" \
+		-o "-p $(cluster_port "$name") -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir $options" \
 		start >/dev/null
 }
 

@@ -2,7 +2,7 @@
 #
 # Source lib.sh first.  These add what lib.sh's throwaway clusters lack:
 #
-#   standby_create NAME PRIMARY APPNAME
+#   standby_create NAME PRIMARY APPNAME [-c name=value ...]
 #                       pg_basebackup -R of cluster PRIMARY into a new
 #                       cluster NAME (same temp dir layout as cluster_start:
 #                       $LEDGER_TMP/NAME/{data,port,server.log}), whose
@@ -35,6 +35,7 @@ psql_on() {
 
 standby_create() {
 	local name=$1 primary=$2 app=$3 dir
+	shift 3
 	ensure_server_user
 	ledger_init_tmp
 	dir=$LEDGER_TMP/$name
@@ -47,7 +48,7 @@ standby_create() {
 		-d "host=127.0.0.1 port=$(cluster_port "$primary") user=postgres application_name=$app" \
 		-D "$dir/data" -R -X stream -c fast --no-sync >"$dir/basebackup.log" 2>&1 ||
 		{ cat "$dir/basebackup.log" >&2; return 1; }
-	cluster_launch "$name" || return 1
+	cluster_launch "$name" "$@" || return 1
 	log "standby $name of $primary up on 127.0.0.1:$(cluster_port "$name") (application_name $app)"
 }
 

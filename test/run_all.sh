@@ -7,9 +7,12 @@
 #   durability      test/durability.sh   fsync=off refusal, forced sync commit
 #   crash           test/crash.sh        SIGKILL mid-load, every ack survives (keyed debits and holds)
 #   crash-nokey     test/crash.sh --no-keys   the same for postings without keys
+#   crash-escrow    test/crash.sh --escrow    the same in escrow mode, commits unsettled at the kill
 #   restart         test/restart.sh      fast and immediate restarts keep every row, key and setting
 #   bank            test/bank.sh         Jepsen bank workload with holds, short run
+#   bank-escrow     test/bank.sh --escrow the same, half the accounts in escrow mode
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
+#   escrow          test/escrow.sh       escrow mode: a synchronous standby promoted under load; no preload: 55000
 #   dump-restore    test/dump_restore.sh pg_dump plain+custom, restore into another cluster, identical
 #   logical         test/logical.sh      logical replication of every posting path, whole and in commit order
 #   fuzz            test/fuzz.sh         20 000 seeded random calls, only documented SQLSTATEs
@@ -41,7 +44,8 @@ ledger_require_packages
 ledger_build_install
 
 # --- pg_regress and isolation specs -------------------------------------
-cluster_start regress
+# escrow mode needs the library preloaded; sql/escrow.sql PREPAREs
+cluster_start regress -c shared_preload_libraries=ledger -c max_prepared_transactions=2
 set +e
 make -C "$LEDGER_ROOT" -s PG_CONFIG="$LEDGER_PG_BIN/pg_config" installcheck \
 	>"$LEDGER_TMP/installcheck.log" 2>&1
@@ -91,9 +95,12 @@ done <<'SUITES'
 durability  test/durability.sh
 crash       test/crash.sh
 crash-nokey test/crash.sh --no-keys
+crash-escrow test/crash.sh --escrow
 restart     test/restart.sh
 bank        test/bank.sh
+bank-escrow test/bank.sh --escrow
 failover    test/failover.sh
+escrow      test/escrow.sh
 dump-restore test/dump_restore.sh
 logical     test/logical.sh
 fuzz        test/fuzz.sh

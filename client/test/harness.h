@@ -57,6 +57,7 @@ extern bool is_generated_key(const char *key);
 extern void test_outcomes(void);
 extern void test_trust(void);
 extern void test_holds(void);
+extern void test_escrow(void);
 extern void test_pooler(void);
 
 #endif

@@ -5,7 +5,8 @@
  *	  terminated backend, 40001 retries, 16 threads on one account,
  *	  pipeline batches with failures in the middle, and server batches
  *	  (ledger_post_batch: one commit, key replay, odd names, lost reply);
- *	  the other suites: test_outcomes.c, test_trust.c, test_holds.c.
+ *	  the other suites: test_outcomes.c, test_trust.c, test_holds.c,
+ *	  test_escrow.c.
  *
  * Run by test/client.sh, which prepares the cluster(s) and passes:
  *
@@ -1245,6 +1246,7 @@ main(int argc, char **argv)
 	test_outcomes();
 	test_trust();
 	test_holds();
+	test_escrow();
 
 done:
 	PQfinish(admin);

@@ -9,9 +9,9 @@
  *	  never silently returns NULL (spot-checked for every argument that
  *	  must not be NULL, plus the NULLs that are allowed);
  * that the writing functions are VOLATILE (the four postings of 1.0 and
- * 1.1, the batches, and hold, capture, release and the expiry sweep of
- * 1.2), and so are ledger_available and ledger_holds, which read the
- * clock; and that the data schema and everything in it belong to the
+ * 1.1, the batches, hold, capture, release and the expiry sweep of
+ * 1.2, and the mode switch of 1.3), and so are ledger_available and
+ * ledger_holds, which read the clock; and that the data schema and everything in it belong to the
  * installing superuser.
  */
 \set ON_ERROR_STOP 1
@@ -21,7 +21,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(101);
+SELECT plan(111);
 
 /* Every function that belongs to the extension and lives in its schema. */
 CREATE TEMP VIEW extension_function AS
@@ -42,7 +42,7 @@ SELECT p.oid AS fn_oid,
    AND e.extnamespace = p.pronamespace
  WHERE e.extname = 'ledger';
 
-/* ---- which functions: the sixteen of the API, no more, no fewer -------- */
+/* ---- which functions: the eighteen of the API, no more, no fewer ------- */
 
 SELECT set_eq(
 	$$SELECT signature FROM extension_function$$,
@@ -61,8 +61,10 @@ SELECT set_eq(
 		  'ledger_available(text)',
 		  'ledger_holds(text,integer)',
 		  'ledger_expire_holds()',
-		  'ledger_balance_at(text,timestamp with time zone)'],
-	'the extension''s schema holds exactly the sixteen API functions');
+		  'ledger_balance_at(text,timestamp with time zone)',
+		  'ledger_set_account_mode(text,text)',
+		  'ledger_account_mode(text)'],
+	'the extension''s schema holds exactly the eighteen API functions');
 
 /* ---- SECURITY DEFINER, pinned search_path, not STRICT ------------------- */
 
@@ -101,6 +103,8 @@ SELECT volatility_is('ledger_release', ARRAY['bigint'], 'volatile',
 					 'ledger_release is VOLATILE');
 SELECT volatility_is('ledger_expire_holds', ARRAY[]::text[], 'volatile',
 					 'ledger_expire_holds is VOLATILE');
+SELECT volatility_is('ledger_set_account_mode', ARRAY['text', 'text'], 'volatile',
+					 'ledger_set_account_mode is VOLATILE');
 
 /*
  * Expiry is decided by clock_timestamp(), not by the statement's start: a
@@ -189,6 +193,15 @@ SELECT throws_ok($$SELECT ledger_balance_at(NULL, now())$$,
 SELECT throws_ok($$SELECT ledger_balance_at('alice', NULL)$$,
 				 '22004', 'at must not be null',
 				 'ledger_balance_at with a NULL time raises 22004');
+SELECT throws_ok($$SELECT ledger_set_account_mode(NULL, 'escrow')$$,
+				 '22004', 'account must not be null',
+				 'ledger_set_account_mode with a NULL account raises 22004');
+SELECT throws_ok($$SELECT ledger_set_account_mode('alice', NULL)$$,
+				 '22004', 'mode must not be null',
+				 'ledger_set_account_mode with a NULL mode raises 22004');
+SELECT throws_ok($$SELECT ledger_account_mode(NULL)$$,
+				 '22004', 'account must not be null',
+				 'ledger_account_mode(NULL) raises 22004');
 
 /*
  * The NULLs that mean something: no floor, no idempotency key, a hold that

@@ -3,8 +3,9 @@
  *
  * Proves that
  *	- PUBLIC (so any role nobody granted anything) can execute none of the
- *	  sixteen API functions (the nine of 1.0/1.1 and the seven of holds,
- *	  1.2), nor any other function of the extension;
+ *	  eighteen API functions (the nine of 1.0/1.1, the seven of holds,
+ *	  1.2, and the two of escrow mode, 1.3), nor any other function of the
+ *	  extension;
  *	- PUBLIC has no privilege on the schema "ledger" nor on any table or
  *	  sequence in it (the hold tables of 1.2 included), and the tables
  *	  themselves grant nothing either, so the schema is not the only wall;
@@ -24,7 +25,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(206);
+SELECT plan(212);
 
 /* A role nobody granted anything, and the application role of the README. */
 CREATE ROLE tap_plain NOLOGIN;
@@ -45,7 +46,9 @@ GRANT EXECUTE ON FUNCTION
 	ledger_available(text),
 	ledger_holds(text, int),
 	ledger_expire_holds(),
-	ledger_balance_at(text, timestamptz)
+	ledger_balance_at(text, timestamptz),
+	ledger_set_account_mode(text, text),
+	ledger_account_mode(text)
 	TO tap_app;
 
 /* The API, one row per function, used by the catalog checks below. */
@@ -70,7 +73,9 @@ INSERT INTO api (fn, args) VALUES
 	('ledger_available', '{text}'),
 	('ledger_holds', '{text,integer}'),
 	('ledger_expire_holds', '{}'),
-	('ledger_balance_at', '{text,"timestamp with time zone"}');
+	('ledger_balance_at', '{text,"timestamp with time zone"}'),
+	('ledger_set_account_mode', '{text,text}'),
+	('ledger_account_mode', '{text}');
 
 /*
  * The data tables and the statements tried on each.  Every statement would
@@ -217,6 +222,12 @@ SELECT throws_ok($$SELECT ledger_expire_holds()$$, '42501',
 SELECT throws_ok($$SELECT ledger_balance_at('owner_a', now())$$, '42501',
 				 'permission denied for function ledger_balance_at',
 				 'an ungranted role cannot call ledger_balance_at');
+SELECT throws_ok($$SELECT ledger_set_account_mode('owner_a', 'escrow')$$, '42501',
+				 'permission denied for function ledger_set_account_mode',
+				 'an ungranted role cannot call ledger_set_account_mode');
+SELECT throws_ok($$SELECT ledger_account_mode('owner_a')$$, '42501',
+				 'permission denied for function ledger_account_mode',
+				 'an ungranted role cannot call ledger_account_mode');
 
 SELECT throws_ok(sql, '42501', 'permission denied for schema ledger',
 				 format('an ungranted role cannot %s ledger.%s', verb, tbl))

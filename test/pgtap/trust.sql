@@ -31,7 +31,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(59);
+SELECT plan(62);
 
 /* The operator recipe of the README: may create money. */
 CREATE ROLE tap_operator NOLOGIN;
@@ -51,7 +51,9 @@ GRANT EXECUTE ON FUNCTION
 	ledger_available(text),
 	ledger_holds(text, int),
 	ledger_expire_holds(),
-	ledger_balance_at(text, timestamptz)
+	ledger_balance_at(text, timestamptz),
+	ledger_account_mode(text),
+	ledger_set_account_mode(text, text)
 	TO tap_operator;
 
 /* The application recipe: moves money, cannot create it. */
@@ -69,7 +71,8 @@ GRANT EXECUTE ON FUNCTION
 	ledger_release(bigint),
 	ledger_available(text),
 	ledger_holds(text, int),
-	ledger_balance_at(text, timestamptz)
+	ledger_balance_at(text, timestamptz),
+	ledger_account_mode(text)
 	TO tap_mover;
 
 /* An ETL or restore tool, granted the predefined roles. */
@@ -224,6 +227,14 @@ SELECT throws_ok($$SELECT ledger_transfer('overdraft', 'carol', 1)$$, 'LG001', N
 				 'but not beyond it');
 SELECT is(ledger_transfer('carol', 'bank', 10) > 0, true,
 		  'money may go into a source');
+SELECT is(ledger_account_mode('carol'), 'locked', 'the mover reads an account''s mode');
+SELECT throws_ok($$SELECT ledger_set_account_mode('carol', 'locked')$$, '42501',
+				 'permission denied for function ledger_set_account_mode',
+				 'the mover cannot set an account''s mode');
+RESET ROLE;
+SET ROLE tap_operator;
+SELECT is(ledger_set_account_mode('carol', 'locked'), 'locked',
+		  'the operator sets an account''s mode (here to the one it has)');
 RESET ROLE;
 
 /* ---- holds: the application cannot create money through them either ----------------- */
