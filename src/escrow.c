@@ -519,6 +519,22 @@ release_place(EscrowSlot *slot, int k)
 	slot->to_fold = true;
 }
 
+/*
+ * Give back the place this call took on a locked slot: the reservation
+ * that carried it no longer does.
+ */
+static void
+release_new_place(LedgerAccount *account)
+{
+	Reservation *r = find_reservation(account->escrow_slot, GetCurrentSubTransactionId());
+
+	release_place(&shared->slots[account->escrow_slot], account->inflight_index);
+	if (r != NULL && r->inflight == account->inflight_index)
+		r->inflight = -1;
+	account->inflight_index = -1;
+	account->new_inflight = false;
+}
+
 /* Give back the places this call took on the first n of both[]. */
 static void
 release_new_places(LedgerAccount **both, int n)
@@ -530,10 +546,8 @@ release_new_places(LedgerAccount **both, int n)
 		if (account == NULL || account->escrow_slot < 0 || !account->new_inflight)
 			continue;
 		LWLockAcquire(SLOT_LOCK(account->escrow_slot), LW_EXCLUSIVE);
-		release_place(&shared->slots[account->escrow_slot], account->inflight_index);
+		release_new_place(account);
 		LWLockRelease(SLOT_LOCK(account->escrow_slot));
-		account->inflight_index = -1;
-		account->new_inflight = false;
 		ledger_fold_wake();
 	}
 }
@@ -582,13 +596,20 @@ retry:
 
 			LWLockAcquire(SLOT_LOCK(account->escrow_slot), LW_EXCLUSIVE);
 			r = find_reservation(account->escrow_slot, GetCurrentSubTransactionId());
-			if (r != NULL && r->inflight >= 0)
+			if (r == NULL)
+				r = new_reservation(account->escrow_slot);
+			if (r->inflight >= 0)
 				account->inflight_index = r->inflight;
 			for (int k = 0; k < ESCROW_INFLIGHT && account->inflight_index < 0; k++)
 				if (slot->inflight[k] == 0)
 				{
-					/* every id this transaction draws from now on is larger */
+					/*
+					 * Every id this transaction draws from now on is larger.
+					 * The reservation carries the place at once, so that an
+					 * error before ledger_escrow_end gives it back at abort.
+					 */
 					slot->inflight[k] = slot->last_id + 1;
+					r->inflight = k;
 					account->inflight_index = k;
 					account->new_inflight = true;
 				}
@@ -711,14 +732,10 @@ ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
 			slot->debits += effect->debit;
 			slot->credits += effect->credit;
 			slot->holds += effect->hold;
-			if (account->new_inflight && account->entry_ids > 0)
-			{
-				r->inflight = account->inflight_index;
-				account->new_inflight = false;
-			}
 		}
-		if (account->new_inflight)
-			release_place(slot, account->inflight_index);	/* wrote nothing */
+		if (account->new_inflight && (effect == NULL || account->entry_ids == 0))
+			release_new_place(account);	/* wrote nothing */
+		account->new_inflight = false;
 		LWLockRelease(SLOT_LOCK(account->escrow_slot));
 	}
 }
