@@ -109,6 +109,7 @@ typedef struct EscrowShared
 {
 	int			nslots;
 	int			hand;			/* where eviction looks next; map lock */
+	pg_atomic_uint64 forgotten;	/* slots evicted while to_fold was set */
 	EscrowSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } EscrowShared;
 
@@ -186,6 +187,7 @@ escrow_shmem_startup(void)
 	{
 		memset(shared, 0, escrow_shmem_size());
 		shared->nslots = escrow_accounts;
+		pg_atomic_init_u64(&shared->forgotten, 0);
 	}
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(EscrowKey);
@@ -320,23 +322,30 @@ load_slot(EscrowSlot *slot)
 
 /*
  * Free a slot nobody has pinned; the map lock is held exclusively.  A slot
- * whose lock is not free at once is in use: passed by.
+ * whose lock is not free at once is in use: passed by.  Slots the folder
+ * has work in are passed by in the first sweep; if none other is free, one
+ * of them goes, and the folders are told to look for its work themselves
+ * (ledger_escrow_forgotten): a database whose folder does not run must not
+ * keep slots from the others.
  */
 static int
 evict_one(void)
 {
-	for (int tries = 0; tries < 2 * shared->nslots; tries++)
+	for (int tries = 0; tries < 3 * shared->nslots; tries++)
 	{
 		int			i = shared->hand;
 		EscrowSlot *slot = &shared->slots[i];
+		bool		spare_to_fold = tries < shared->nslots;
 
 		shared->hand = (i + 1) % shared->nslots;
 		if (!slot->in_use)
 			return i;
 		if (!LWLockConditionalAcquire(SLOT_LOCK(i), LW_EXCLUSIVE))
 			continue;
-		if (slot->pins == 0 && !slot->switching && !slot->to_fold)
+		if (slot->pins == 0 && !slot->switching && !(slot->to_fold && spare_to_fold))
 		{
+			if (slot->to_fold)
+				pg_atomic_fetch_add_u64(&shared->forgotten, 1);
 			(void) hash_search(map, &slot->key, HASH_REMOVE, NULL);
 			slot->in_use = false;
 			slot->loaded = false;
@@ -349,7 +358,7 @@ evict_one(void)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("too many escrow accounts in use at once"),
-			 errdetail("All %d slots of ledger.escrow_accounts hold accounts with postings in flight or entries not folded yet.",
+			 errdetail("All %d slots of ledger.escrow_accounts hold accounts with postings in flight.",
 					   shared->nslots),
 			 errhint("Raise ledger.escrow_accounts and restart the server.")));
 	return -1;					/* keep the compiler quiet */
@@ -499,6 +508,51 @@ ledger_escrow_pin(LedgerAccount *account)
 }
 
 /*
+ * Give back place k among a locked slot's in-flight ids.  The fold limit
+ * may rise with it, so the folder looks at the account again, whether or
+ * not the place's transaction wrote entries.
+ */
+static void
+release_place(EscrowSlot *slot, int k)
+{
+	slot->inflight[k] = 0;
+	slot->to_fold = true;
+}
+
+/*
+ * Give back the place this call took on a locked slot: the reservation
+ * that carried it no longer does.
+ */
+static void
+release_new_place(LedgerAccount *account)
+{
+	Reservation *r = find_reservation(account->escrow_slot, GetCurrentSubTransactionId());
+
+	release_place(&shared->slots[account->escrow_slot], account->inflight_index);
+	if (r != NULL && r->inflight == account->inflight_index)
+		r->inflight = -1;
+	account->inflight_index = -1;
+	account->new_inflight = false;
+}
+
+/* Give back the places this call took on the first n of both[]. */
+static void
+release_new_places(LedgerAccount **both, int n)
+{
+	for (int m = 0; m < n; m++)
+	{
+		LedgerAccount *account = both[m];
+
+		if (account == NULL || account->escrow_slot < 0 || !account->new_inflight)
+			continue;
+		LWLockAcquire(SLOT_LOCK(account->escrow_slot), LW_EXCLUSIVE);
+		release_new_place(account);
+		LWLockRelease(SLOT_LOCK(account->escrow_slot));
+		ledger_fold_wake();
+	}
+}
+
+/*
  * Lock the slots of the escrow accounts among from and to (either may be
  * NULL), in account_id order, and show each as the rules should see it:
  * the account money is taken from as committed less the debits in
@@ -519,7 +573,14 @@ ledger_escrow_begin(LedgerAccount *from, LedgerAccount *to, bool writes_entries)
 		both[1] = from;
 	}
 
-	/* first a place among the in-flight ids, one slot at a time */
+	/*
+	 * First a place among the in-flight ids, one slot at a time.  When one
+	 * has none free, the places taken so far are given back before the
+	 * wait: a cancel must not leave one behind (it would hold back the
+	 * account's folding for good), nor should a waiting transfer hold back
+	 * the other account's.
+	 */
+retry:
 	for (int n = 0; n < 2; n++)
 	{
 		LedgerAccount *account = both[n];
@@ -528,20 +589,27 @@ ledger_escrow_begin(LedgerAccount *from, LedgerAccount *to, bool writes_entries)
 			continue;
 		account->inflight_index = -1;
 		account->new_inflight = false;
-		while (writes_entries && account->inflight_index < 0)
+		if (writes_entries)
 		{
 			EscrowSlot *slot = &shared->slots[account->escrow_slot];
 			Reservation *r;
 
 			LWLockAcquire(SLOT_LOCK(account->escrow_slot), LW_EXCLUSIVE);
 			r = find_reservation(account->escrow_slot, GetCurrentSubTransactionId());
-			if (r != NULL && r->inflight >= 0)
+			if (r == NULL)
+				r = new_reservation(account->escrow_slot);
+			if (r->inflight >= 0)
 				account->inflight_index = r->inflight;
 			for (int k = 0; k < ESCROW_INFLIGHT && account->inflight_index < 0; k++)
 				if (slot->inflight[k] == 0)
 				{
-					/* every id this transaction draws from now on is larger */
+					/*
+					 * Every id this transaction draws from now on is larger.
+					 * The reservation carries the place at once, so that an
+					 * error before ledger_escrow_end gives it back at abort.
+					 */
 					slot->inflight[k] = slot->last_id + 1;
+					r->inflight = k;
 					account->inflight_index = k;
 					account->new_inflight = true;
 				}
@@ -549,8 +617,10 @@ ledger_escrow_begin(LedgerAccount *from, LedgerAccount *to, bool writes_entries)
 			if (account->inflight_index < 0)
 			{
 				/* ESCROW_INFLIGHT transactions in flight on the account */
+				release_new_places(both, n);
 				pg_usleep(1000L);
 				CHECK_FOR_INTERRUPTS();
+				goto retry;
 			}
 		}
 	}
@@ -662,14 +732,10 @@ ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
 			slot->debits += effect->debit;
 			slot->credits += effect->credit;
 			slot->holds += effect->hold;
-			if (account->new_inflight && account->entry_ids > 0)
-			{
-				r->inflight = account->inflight_index;
-				account->new_inflight = false;
-			}
 		}
-		if (account->new_inflight)
-			slot->inflight[account->inflight_index] = 0;
+		if (account->new_inflight && (effect == NULL || account->entry_ids == 0))
+			release_new_place(account);	/* wrote nothing */
+		account->new_inflight = false;
 		LWLockRelease(SLOT_LOCK(account->escrow_slot));
 	}
 }
@@ -775,7 +841,10 @@ ledger_escrow_take_to_fold(int64 *ids, int max)
 	return n;
 }
 
-/* For the folder: an account it could not fold now (its row was locked). */
+/*
+ * For the folder: an escrow account it could not fold now (its row was
+ * locked).  One switched to locked mode meanwhile has nothing to fold.
+ */
 void
 ledger_escrow_fold_later(int64 account_id)
 {
@@ -784,8 +853,19 @@ ledger_escrow_fold_later(int64 account_id)
 	if (shared == NULL)
 		return;
 	i = lock_slot(account_id);
-	shared->slots[i].to_fold = true;
+	if (shared->slots[i].escrow)
+		shared->slots[i].to_fold = true;
 	LWLockRelease(SLOT_LOCK(i));
+}
+
+/*
+ * For the folder: how many slots were evicted with work for a folder; when
+ * it changes, the folder looks for that work in the tables.
+ */
+uint64
+ledger_escrow_forgotten(void)
+{
+	return shared == NULL ? 0 : pg_atomic_read_u64(&shared->forgotten);
 }
 
 /* How many of this transaction's reservations pin slot i. */
@@ -881,11 +961,7 @@ settle(Reservation *r, bool commit)
 			slot->hold_generation++;
 	}
 	if (r->inflight >= 0)
-	{
-		/* its entries committed, or no longer hold back the ones after them */
-		slot->inflight[r->inflight] = 0;
-		slot->to_fold = true;
-	}
+		release_place(slot, r->inflight);	/* its entries are to fold, or gone */
 	if (r->switching)
 	{
 		/* the mode changed, or went back: read it again */

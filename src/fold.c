@@ -26,11 +26,13 @@
  * a crash is simply done again (the entries it read are durable).
  *
  * Which accounts to fold: while a folder runs, the slot of every account
- * a transaction wrote entries on says so when the transaction ends
- * (escrow.c), and a slot with work is not evicted.  What no slot can say
- * -- entries left unfolded by a server that stopped or crashed, or by a
- * folder that failed -- a folder finds once when it starts: the escrow
- * accounts whose newest entry is not folded.  No index of unfolded
+ * a transaction wrote entries on says so when the transaction ends, or
+ * when a transaction gives back its place among the account's in-flight
+ * ids (escrow.c); a slot with work is evicted only when no other is free.
+ * What no slot can say -- entries left unfolded by a server that stopped
+ * or crashed, by a folder that failed, or in a slot evicted with work -- a
+ * folder finds in the tables when it starts and after such an eviction:
+ * the escrow accounts whose newest entry is not folded.  No index of unfolded
  * entries is kept: the fold's updates would leave it full of dead
  * entries that every read of a hot account would walk.
  *
@@ -86,9 +88,12 @@ static int	my_folder = -1;
 /* the accounts one round folds at most, so a round's transaction stays short */
 #define FOLD_ACCOUNTS_PER_ROUND 1000
 
-/* found when the folder started, not folded yet (TopMemoryContext) */
+/* found in the tables, not folded yet (TopMemoryContext) */
 static int64 *discovered = NULL;
 static int	ndiscovered = 0;
+
+/* ledger_escrow_forgotten() when the folder last looked in the tables */
+static uint64 forgotten_seen = 0;
 
 /*
  * The pause after a round that folded something, before the next: a round
@@ -132,8 +137,9 @@ ledger_is_folder(void)
 }
 
 /*
- * After a commit that wrote escrow entries: wake this database's folder.
- * Called from a transaction callback: nothing here can fail.
+ * After a transaction that wrote escrow entries ended, or gave back its
+ * place among an account's in-flight ids: wake this database's folder.
+ * Called from transaction callbacks: nothing here can fail.
  */
 void
 ledger_fold_wake(void)
@@ -206,10 +212,18 @@ ledger_fold_ensure(void)
 	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	worker.bgw_notify_pid = 0;
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		/* the next escrow posting tries again */
+		SpinLockAcquire(&fold_shared->mutex);
+		if (fold_shared->folders[free_slot].dboid == MyDatabaseId &&
+			fold_shared->folders[free_slot].pid == 0)
+			fold_shared->folders[free_slot].dboid = InvalidOid;
+		SpinLockRelease(&fold_shared->mutex);
 		ereport(WARNING,
 				(errmsg("could not start the ledger folder for this database"),
 				 errdetail("Escrow postings are kept, but not folded into their balance rows until a folder runs."),
 				 errhint("Raise max_worker_processes.")));
+	}
 }
 
 static void
@@ -321,14 +335,19 @@ ledger_fold_account(int64 account_id)
 }
 
 /*
- * The escrow accounts whose newest entry is not folded, into discovered;
- * in the folder's first transaction.
+ * The escrow accounts whose newest entry is not folded, into discovered:
+ * in the folder's first transaction, and again whenever a slot with work
+ * for a folder was evicted.
  */
 static void
 discover(void)
 {
-	int			rows = ledger_execute(STMT_FOLD_DISCOVER, NULL, NULL, true);
+	int			rows;
 
+	forgotten_seen = ledger_escrow_forgotten();
+	rows = ledger_execute(STMT_FOLD_DISCOVER, NULL, NULL, true);
+	if (discovered != NULL)
+		pfree(discovered);
 	discovered = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * Max(rows, 1));
 	for (int row = 0; row < rows; row++)
 		(void) ledger_get_int64(row, 1, &discovered[row]);
@@ -362,7 +381,7 @@ fold_round(void)
 		CommitTransactionCommand();
 		return -1;
 	}
-	if (discovered == NULL)
+	if (discovered == NULL || ledger_escrow_forgotten() != forgotten_seen)
 		discover();
 	PopActiveSnapshot();
 

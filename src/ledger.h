@@ -358,6 +358,7 @@ extern void ledger_escrow_undo(LedgerAccount *account, const LedgerEscrowEffect 
 extern int64 ledger_escrow_fold_limit(int64 account_id);
 extern int	ledger_escrow_take_to_fold(int64 *ids, int max);
 extern void ledger_escrow_fold_later(int64 account_id);
+extern uint64 ledger_escrow_forgotten(void);
 extern void ledger_escrow_begin_switch(int64 account_id, text *account);
 extern void ledger_escrow_note_switch(int64 account_id);
 
