@@ -346,6 +346,7 @@ evict_one(void)
 		{
 			if (slot->to_fold)
 				pg_atomic_fetch_add_u64(&shared->forgotten, 1);
+			slot->to_fold = false;
 			(void) hash_search(map, &slot->key, HASH_REMOVE, NULL);
 			slot->in_use = false;
 			slot->loaded = false;
@@ -716,6 +717,7 @@ ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
 		const LedgerEscrowEffect *effect = effects[n];
 		EscrowSlot *slot;
 		Reservation *r;
+		bool		released;
 
 		if (account == NULL || account->escrow_slot < 0)
 			continue;
@@ -733,10 +735,13 @@ ledger_escrow_end(LedgerAccount *from, LedgerAccount *to,
 			slot->credits += effect->credit;
 			slot->holds += effect->hold;
 		}
-		if (account->new_inflight && (effect == NULL || account->entry_ids == 0))
+		released = account->new_inflight && (effect == NULL || account->entry_ids == 0);
+		if (released)
 			release_new_place(account);	/* wrote nothing */
 		account->new_inflight = false;
 		LWLockRelease(SLOT_LOCK(account->escrow_slot));
+		if (released)
+			ledger_fold_wake();
 	}
 }
 

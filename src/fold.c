@@ -213,11 +213,11 @@ ledger_fold_ensure(void)
 	worker.bgw_notify_pid = 0;
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
-		/* the next escrow posting tries again */
+		/* an escrow posting tries again a second from now, not a minute */
 		SpinLockAcquire(&fold_shared->mutex);
 		if (fold_shared->folders[free_slot].dboid == MyDatabaseId &&
 			fold_shared->folders[free_slot].pid == 0)
-			fold_shared->folders[free_slot].dboid = InvalidOid;
+			fold_shared->folders[free_slot].started = now - 59 * USECS_PER_SEC;
 		SpinLockRelease(&fold_shared->mutex);
 		ereport(WARNING,
 				(errmsg("could not start the ledger folder for this database"),
@@ -336,8 +336,11 @@ ledger_fold_account(int64 account_id)
 
 /*
  * The escrow accounts whose newest entry is not folded, into discovered:
- * in the folder's first transaction, and again whenever a slot with work
- * for a folder was evicted.
+ * in the folder's first transaction, and again after a slot with work for
+ * a folder was evicted, once the accounts found before are done (so that
+ * evictions in every round cannot starve any of them).  The count of such
+ * evictions is read before the snapshot is taken: work a slot lost before
+ * the count moved had committed, and is seen.
  */
 static void
 discover(void)
@@ -345,7 +348,9 @@ discover(void)
 	int			rows;
 
 	forgotten_seen = ledger_escrow_forgotten();
+	PushActiveSnapshot(GetLatestSnapshot());
 	rows = ledger_execute(STMT_FOLD_DISCOVER, NULL, NULL, true);
+	PopActiveSnapshot();
 	if (discovered != NULL)
 		pfree(discovered);
 	discovered = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * Max(rows, 1));
@@ -381,7 +386,8 @@ fold_round(void)
 		CommitTransactionCommand();
 		return -1;
 	}
-	if (discovered == NULL || ledger_escrow_forgotten() != forgotten_seen)
+	if (discovered == NULL ||
+		(ndiscovered == 0 && ledger_escrow_forgotten() != forgotten_seen))
 		discover();
 	PopActiveSnapshot();
 

@@ -178,6 +178,7 @@ for i in $(seq 1 100); do
 	[ "$(psql_q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ledger folder'")" = 0 ] && break
 	sleep 0.1
 done
+sleep 1.5	# a failed start is tried again a second later
 psql_q -d nofolder -c "SELECT ledger_credit('n1', 1)" >/dev/null
 wait_folded nofolder || die "a folder started later left $(unfolded nofolder) entries unfolded"
 [ "$(psql_q -d nofolder -c "SELECT count(*) FROM ledger.accounts WHERE balance <> (SELECT sum(amount) FROM ledger.entries e WHERE e.account_id = accounts.account_id)")" = 0 ] ||
