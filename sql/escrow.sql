@@ -105,6 +105,11 @@ BEGIN;
 SELECT ledger_debit('hot', 1) AS debit;
 PREPARE TRANSACTION 'escrow';
 SELECT ledger_balance('hot') AS balance;
+-- ... and after a mode switch alone, which is undone too
+BEGIN;
+SELECT ledger_set_account_mode('hot', 'locked') AS previous;
+PREPARE TRANSACTION 'escrow';
+SELECT ledger_account_mode('hot') AS still_escrow;
 
 -- a point in time and the audit, folded and not
 SELECT pg_temp.folded() AS folded;

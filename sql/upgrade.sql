@@ -40,7 +40,7 @@ SELECT tgrelid::regclass AS tab, tgname, tgenabled
 SELECT ledger_debit('alice', 10, 'after-upgrade') AS balance;
 SELECT * FROM ledger_verify();
 
--- 1.2 -> 1.3 (escrow mode) rewrites no table either; it adds an index
+-- 1.2 -> 1.3 (escrow mode) rewrites no table either
 DROP TABLE filenodes;
 CREATE TEMP TABLE filenodes AS
 SELECT c.relname, pg_relation_filenode(c.oid) AS filenode

@@ -1011,9 +1011,9 @@ escrow_xact_callback(XactEvent event, void *arg)
 			if (nreservations > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that posted to an escrow account"),
-						 errdetail("An escrow posting's reservation lives in shared memory, which a prepared transaction cannot keep."),
-						 errhint("Commit it directly, or switch the account to locked mode.")));
+						 errmsg("cannot PREPARE a transaction that posted to an escrow account or switched an account's mode"),
+						 errdetail("Escrow postings and mode switches keep state in shared memory, which a prepared transaction cannot keep."),
+						 errhint("Commit it directly; postings to accounts in locked mode can be prepared.")));
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:

@@ -36,9 +36,9 @@
  * entries is kept: the fold's updates would leave it full of dead
  * entries that every read of a hot account would walk.
  *
- * A folder is started by the first escrow posting in its database that
- * finds none running, and keeps running; it exits when the extension is
- * gone from its database.
+ * A folder is started by the first escrow posting (or switch to escrow
+ * mode) in its database that finds none running, and keeps running; it
+ * exits when the extension is gone from its database.
  *
  *-------------------------------------------------------------------------
  */

@@ -12,7 +12,7 @@
 #   bank            test/bank.sh         Jepsen bank workload with holds, short run
 #   bank-escrow     test/bank.sh --escrow the same, half the accounts in escrow mode
 #   failover        test/failover.sh     synchronous standby, kill + promote, no acknowledged loss
-#   escrow          test/escrow.sh       escrow mode: a synchronous standby promoted under load; no preload: 55000
+#   escrow          test/escrow.sh       escrow mode: standby promoted under load; no preload: 55000; slots; a cancelled wait
 #   dump-restore    test/dump_restore.sh pg_dump plain+custom, restore into another cluster, identical
 #   logical         test/logical.sh      logical replication of every posting path, whole and in commit order
 #   fuzz            test/fuzz.sh         20 000 seeded random calls, only documented SQLSTATEs
