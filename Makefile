@@ -7,7 +7,7 @@
 #   make bench               the standard benchmark set, ledger vs the naive baseline
 #   make stress              long bank and fuzz runs
 
-EXTENSION = ledger
+EXTENSION = ledger ledger_router
 MODULE_big = ledger
 OBJS = \
 	src/ledger.o \
@@ -29,9 +29,10 @@ OBJS = \
 	src/relations.o \
 	src/direct_write.o \
 	src/journal.o \
-	src/audit.o
+	src/audit.o \
+	src/router.o
 
-DATA = $(wildcard sql/ledger--*.sql)
+DATA = $(wildcard sql/ledger--*.sql) $(wildcard sql/ledger_router--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
 REGRESS = account posting transfer idempotency history verify durability batch direct_write holds escrow escrow_model upgrade
