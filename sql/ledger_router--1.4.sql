@@ -29,7 +29,7 @@ CREATE FUNCTION ledger_router.hash(account text)
 CREATE FUNCTION ledger_router.id_hash(id bigint)
 	RETURNS int4
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN pg_catalog.coalesce(id OPERATOR(pg_catalog.&) 1023, 0)::int4;
+	RETURN COALESCE(id OPERATOR(pg_catalog.&) 1023, 0)::int4;
 
 -- ---- one account, nothing to encode ------------------------------------
 
@@ -169,7 +169,7 @@ CREATE FUNCTION ledger_expire_holds()
 	RETURNS bigint
 	LANGUAGE sql
 	BEGIN ATOMIC
-		SELECT pg_catalog.coalesce(pg_catalog.sum(n), 0)::bigint FROM ledger_router.expire_holds() n;
+		SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM ledger_router.expire_holds() n;
 	END;
 
 REVOKE ALL ON FUNCTION ledger_credit(text, bigint, text), ledger_debit(text, bigint, text),

@@ -34,7 +34,7 @@ router_state() { psql_q -v VERBOSITY=sqlstate -c "$1" 2>&1 | tail -n 1; }
 log "placement"
 [ "$(psql_q -c "SELECT ledger_router.hash(''), ledger_router.hash('a'), ledger_router.hash('foobar')")" = \
 	"-2128831035|-468965076|-1080231576" ] || die "the placement hash is not FNV-1a"
-psql_q -c "SELECT count(ledger_open_account('acct-' || i, 'EUR', NULL)) FROM generate_series(1, 200) i" >/dev/null
+psql_q -c "SELECT count(ledger_open_account('acct-' || i, 'EUR')) FROM generate_series(1, 200) i" >/dev/null
 for i in $(seq 0 $((NSHARDS - 1))); do
 	expected=$(psql_q -c "SELECT count(*) FROM generate_series(1, 200) i
 	                      WHERE ledger_router.hash('acct-' || i) & $((NSHARDS - 1)) = $i")
@@ -55,7 +55,10 @@ log "SQLSTATEs through the router"
 [ "$(router_state "SELECT ledger_debit('nobody', 1)")" = "ERROR:  LG002" ] || die "an unknown account is not LG002"
 [ "$(router_state "SELECT ledger_debit('acct-8', -1)")" = "ERROR:  22023" ] || die "a negative amount is not 22023"
 [ "$(router_state "SELECT ledger_debit(NULL, 1)")" = "ERROR:  22004" ] || die "a NULL account is not 22004"
-[ "$(router_state "SELECT ledger_open_account('acct-8', 'EUR')")" = "ERROR:  LG005" ] || die "a second open is not LG005"
+[ "$(router_state "SELECT ledger_open_account('acct-8', 'USD')")" = "ERROR:  LG005" ] ||
+	die "an open with another currency is not LG005"
+[ "$(psql_q -c "SELECT ledger_open_account('acct-8', 'EUR') = ledger_open_account('acct-8', 'EUR')")" = t ] ||
+	die "opening again gives another id"
 [ "$(psql_q -c "SELECT ledger_balance('acct-8')")" = 8 ] || die "a refusal changed the balance"
 
 log "holds by the router's ids"
