@@ -6,7 +6,8 @@
 #      through the router is on the shard its hash names, and only there;
 #   2. refusals keep their SQLSTATE through the router;
 #   3. holds: the ids the router returns route capture and release to the
-#      hold's shard.
+#      hold's shard;
+#   4. pg_ledger (libledger) works against the router unchanged.
 source "$(dirname "$0")/lib.sh"
 
 die() { echo "router: FAIL: $*" >&2; exit 1; }
@@ -73,4 +74,17 @@ other=$(psql_q -c "SELECT ledger_hold('acct-101', 1)")
 [ "$(router_state "SELECT ledger_release(($other >> 10) + 1 << 10 | ($other & 1023))")" = "ERROR:  LG006" ] ||
 	die "an unknown hold is not LG006"
 [ "$(psql_q -c 'SELECT ledger_expire_holds()')" = 0 ] || die "ledger_expire_holds over the shards"
-echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, holds routed by their ids; OK (work in progress)"
+log "libledger's CLI against the router, unchanged"
+make -s -C "$LEDGER_ROOT/client" PG_CONFIG="$LEDGER_PG_BIN/pg_config" all >/dev/null
+CLI=$LEDGER_ROOT/client/pg_ledger
+ROUTER="host=127.0.0.1 port=$(cluster_port router) dbname=postgres user=postgres"
+[ "$(LD_LIBRARY_PATH=$LEDGER_ROOT/client "$CLI" -d "$ROUTER" debit acct-9 4 --key cli-1)" = 5 ] ||
+	die "pg_ledger debit through the router"
+[ "$(LD_LIBRARY_PATH=$LEDGER_ROOT/client "$CLI" -d "$ROUTER" debit acct-9 4 --key cli-1)" = 5 ] ||
+	die "pg_ledger replay through the router"
+set +e
+LD_LIBRARY_PATH=$LEDGER_ROOT/client "$CLI" -d "$ROUTER" debit acct-9 6 >/dev/null 2>&1
+status=$?
+set -e
+[ "$status" = 11 ] || die "pg_ledger's overdraft through the router exits $status, not 11 (insufficient_funds)"
+echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, holds routed by their ids, pg_ledger unchanged; OK (work in progress)"
