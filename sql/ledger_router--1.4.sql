@@ -142,6 +142,48 @@ CREATE FUNCTION ledger_holds(account text, max_rows int DEFAULT 100)
 		SELECT * FROM ledger_router.holds(ledger_router.hash(account), account, max_rows);
 	END;
 
+-- ---- two accounts -------------------------------------------------------------
+
+-- how many shards ledger_shards names (p0 .. pN-1)
+CREATE FUNCTION ledger_router.shards()
+	RETURNS int4
+	LANGUAGE sql STABLE
+	BEGIN ATOMIC
+		SELECT pg_catalog.count(*)::int4
+		  FROM pg_catalog.pg_foreign_server s, pg_catalog.pg_options_to_table(s.srvoptions) o
+		 WHERE s.srvname OPERATOR(pg_catalog.=) 'ledger_shards'
+		   AND o.option_name OPERATOR(pg_catalog.~) '^p[0-9]+$';
+	END;
+
+CREATE FUNCTION ledger_router.transfer(h int4, from_account text, to_account text, amount bigint,
+									   idempotency_key text)
+	RETURNS bigint AS $$
+	CLUSTER 'ledger_shards'; RUN ON h;
+	SELECT (public.ledger_transfer($2, $3, $4, $5) OPERATOR(pg_catalog.<<) 10)
+		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
+$$ LANGUAGE plproxy;
+
+-- WIP: a transfer between shards is refused (0A000) until the protocol of
+-- doc/router-design.md is built
+CREATE FUNCTION ledger_transfer(from_account text, to_account text, amount bigint,
+								idempotency_key text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql
+	AS $$
+DECLARE
+	h int4 := ledger_router.hash(from_account);
+BEGIN
+	IF from_account IS NULL OR to_account IS NULL
+	   OR ((h OPERATOR(pg_catalog.#) ledger_router.hash(to_account))
+		   OPERATOR(pg_catalog.&) (ledger_router.shards() OPERATOR(pg_catalog.-) 1)) OPERATOR(pg_catalog.=) 0 THEN
+		-- one shard: one local transaction there (NULLs are refused there, 22004)
+		RETURN ledger_router.transfer(h, from_account, to_account, amount, idempotency_key);
+	END IF;
+	RAISE EXCEPTION 'transfers between shards are not supported yet'
+		USING ERRCODE = 'feature_not_supported';
+END
+$$;
+
 -- ---- a hold, by its id ---------------------------------------------------------
 
 CREATE FUNCTION ledger_release(hold_id bigint)
@@ -177,7 +219,7 @@ REVOKE ALL ON FUNCTION ledger_credit(text, bigint, text), ledger_debit(text, big
 	ledger_account_mode(text), ledger_set_account_mode(text, text),
 	ledger_open_account(text, text, bigint), ledger_hold(text, bigint, interval, text),
 	ledger_history(text, int, bigint), ledger_holds(text, int), ledger_release(bigint),
-	ledger_capture(bigint, bigint, text),
+	ledger_capture(bigint, bigint, text), ledger_transfer(text, text, bigint, text),
 	ledger_expire_holds()
 	FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ledger_router FROM PUBLIC;

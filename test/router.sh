@@ -62,6 +62,28 @@ log "SQLSTATEs through the router"
 	die "opening again gives another id"
 [ "$(psql_q -c "SELECT ledger_balance('acct-8')")" = 8 ] || die "a refusal changed the balance"
 
+log "transfers on one shard"
+same=$(psql_q -c "SELECT 'acct-' || i FROM generate_series(2, 200) i
+                  WHERE ledger_router.hash('acct-' || i) & $((NSHARDS - 1)) = ledger_router.hash('acct-1') & $((NSHARDS - 1))
+                  LIMIT 1")
+other=$(psql_q -c "SELECT 'acct-' || i FROM generate_series(2, 200) i
+                   WHERE ledger_router.hash('acct-' || i) & $((NSHARDS - 1)) <> ledger_router.hash('acct-1') & $((NSHARDS - 1))
+                   LIMIT 1")
+before=$(psql_q -c "SELECT ledger_balance('$same')")
+transfer=$(psql_q -c "SELECT ledger_transfer('acct-1', '$same', 1, 't-1')")
+[ "$(psql_q -c "SELECT ledger_transfer('acct-1', '$same', 1, 't-1')")" = "$transfer" ] ||
+	die "a replayed transfer has another id"
+[ "$(psql_q -c "SELECT ledger_balance('acct-1') || ' ' || ledger_balance('$same')")" = "0 $((before + 1))" ] ||
+	die "the transfer on one shard did not move the money"
+[ "$(psql_q -c "SELECT transfer_id FROM ledger_history('$same', 1)")" = "$transfer" ] ||
+	die "the history shows another transfer id than the transfer returned"
+[ "$(router_state "SELECT ledger_transfer('acct-1', '$same', 100)")" = "ERROR:  LG001" ] ||
+	die "an overdrawing transfer is not LG001"
+[ "$(router_state "SELECT ledger_transfer('acct-2', NULL, 1)")" = "ERROR:  22004" ] ||
+	die "a transfer to NULL is not 22004"
+[ "$(router_state "SELECT ledger_transfer('acct-1', '$other', 1)")" = "ERROR:  0A000" ] ||
+	die "a transfer between shards is not refused yet"
+
 log "holds by the router's ids"
 hold=$(psql_q -c "SELECT ledger_hold('acct-100', 60, NULL, 'h-1')")
 [ "$(psql_q -c "SELECT ledger_hold('acct-100', 60, NULL, 'h-1')")" = "$hold" ] || die "a replayed hold has another id"
@@ -87,4 +109,4 @@ LD_LIBRARY_PATH=$LEDGER_ROOT/client "$CLI" -d "$ROUTER" debit acct-9 6 >/dev/nul
 status=$?
 set -e
 [ "$status" = 11 ] || die "pg_ledger's overdraft through the router exits $status, not 11 (insufficient_funds)"
-echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, holds routed by their ids, pg_ledger unchanged; OK (work in progress)"
+echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, transfers on one shard, holds routed by their ids, pg_ledger unchanged; OK (work in progress)"
