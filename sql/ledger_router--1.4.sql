@@ -12,9 +12,10 @@
  *
  * Placement: an account lives on shard ledger_router.hash(name) & (N - 1).
  * Ids the router returns (account, hold and transfer ids) are the shard's
- * id shifted left by 10 bits, with the low 10 bits of the account's hash:
- * a call that takes an id is routed by them (N <= 1024) and sends the
- * shard's own id.
+ * id shifted left by 10 bits, with the shard's number in the low 10 bits
+ * (N <= 1024): a call that takes an id is routed by them and sends the
+ * shard's own id.  The internal functions that encode ids take the shard
+ * number as $1: their SELECT runs on the shard, which has no ledger_router.
  */
 \echo Use "CREATE EXTENSION ledger_router" to load this file. \quit
 
@@ -30,6 +31,23 @@ CREATE FUNCTION ledger_router.id_hash(id bigint)
 	RETURNS int4
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	RETURN COALESCE(id OPERATOR(pg_catalog.&) 1023, 0)::int4;
+
+-- how many shards ledger_shards names (p0 .. pN-1)
+CREATE FUNCTION ledger_router.shards()
+	RETURNS int4
+	LANGUAGE sql STABLE
+	BEGIN ATOMIC
+		SELECT pg_catalog.count(*)::int4
+		  FROM pg_catalog.pg_foreign_server s, pg_catalog.pg_options_to_table(s.srvoptions) o
+		 WHERE s.srvname OPERATOR(pg_catalog.=) 'ledger_shards'
+		   AND o.option_name OPERATOR(pg_catalog.~) '^p[0-9]+$';
+	END;
+
+-- the shard an account lives on
+CREATE FUNCTION ledger_router.shard(account text)
+	RETURNS int4
+	LANGUAGE sql STABLE
+	RETURN ledger_router.hash(account) OPERATOR(pg_catalog.&) (ledger_router.shards() OPERATOR(pg_catalog.-) 1);
 
 -- ---- one account, nothing to encode ------------------------------------
 
@@ -89,7 +107,7 @@ $$ LANGUAGE plproxy;
 CREATE FUNCTION ledger_open_account(account text, currency text DEFAULT 'XXX', min_balance bigint DEFAULT 0)
 	RETURNS bigint
 	LANGUAGE sql
-	RETURN ledger_router.open_account(ledger_router.hash(account), account, currency, min_balance);
+	RETURN ledger_router.open_account(ledger_router.shard(account), account, currency, min_balance);
 
 CREATE FUNCTION ledger_router.hold(h int4, account text, amount bigint, expires_in interval,
 								   idempotency_key text)
@@ -103,7 +121,7 @@ CREATE FUNCTION ledger_hold(account text, amount bigint, expires_in interval DEF
 							idempotency_key text DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE sql
-	RETURN ledger_router.hold(ledger_router.hash(account), account, amount, expires_in, idempotency_key);
+	RETURN ledger_router.hold(ledger_router.shard(account), account, amount, expires_in, idempotency_key);
 
 CREATE FUNCTION ledger_router.history(h int4, account text, max_rows int, before_entry_id bigint)
 	RETURNS TABLE(entry_id bigint, amount bigint, balance_after bigint, transfer_id bigint,
@@ -121,7 +139,7 @@ CREATE FUNCTION ledger_history(account text, max_rows int DEFAULT 100, before_en
 				  idempotency_key text, created_at timestamptz)
 	LANGUAGE sql
 	BEGIN ATOMIC
-		SELECT * FROM ledger_router.history(ledger_router.hash(account), account, max_rows, before_entry_id);
+		SELECT * FROM ledger_router.history(ledger_router.shard(account), account, max_rows, before_entry_id);
 	END;
 
 CREATE FUNCTION ledger_router.holds(h int4, account text, max_rows int)
@@ -139,21 +157,10 @@ CREATE FUNCTION ledger_holds(account text, max_rows int DEFAULT 100)
 				  created_at timestamptz, expires_at timestamptz, idempotency_key text)
 	LANGUAGE sql
 	BEGIN ATOMIC
-		SELECT * FROM ledger_router.holds(ledger_router.hash(account), account, max_rows);
+		SELECT * FROM ledger_router.holds(ledger_router.shard(account), account, max_rows);
 	END;
 
 -- ---- two accounts -------------------------------------------------------------
-
--- how many shards ledger_shards names (p0 .. pN-1)
-CREATE FUNCTION ledger_router.shards()
-	RETURNS int4
-	LANGUAGE sql STABLE
-	BEGIN ATOMIC
-		SELECT pg_catalog.count(*)::int4
-		  FROM pg_catalog.pg_foreign_server s, pg_catalog.pg_options_to_table(s.srvoptions) o
-		 WHERE s.srvname OPERATOR(pg_catalog.=) 'ledger_shards'
-		   AND o.option_name OPERATOR(pg_catalog.~) '^p[0-9]+$';
-	END;
 
 CREATE FUNCTION ledger_router.transfer(h int4, from_account text, to_account text, amount bigint,
 									   idempotency_key text)
@@ -171,13 +178,12 @@ CREATE FUNCTION ledger_transfer(from_account text, to_account text, amount bigin
 	LANGUAGE plpgsql
 	AS $$
 DECLARE
-	h int4 := ledger_router.hash(from_account);
+	shard int4 := ledger_router.shard(from_account);
 BEGIN
 	IF from_account IS NULL OR to_account IS NULL
-	   OR ((h OPERATOR(pg_catalog.#) ledger_router.hash(to_account))
-		   OPERATOR(pg_catalog.&) (ledger_router.shards() OPERATOR(pg_catalog.-) 1)) OPERATOR(pg_catalog.=) 0 THEN
+	   OR ledger_router.shard(to_account) OPERATOR(pg_catalog.=) shard THEN
 		-- one shard: one local transaction there (NULLs are refused there, 22004)
-		RETURN ledger_router.transfer(h, from_account, to_account, amount, idempotency_key);
+		RETURN ledger_router.transfer(shard, from_account, to_account, amount, idempotency_key);
 	END IF;
 	RAISE EXCEPTION 'transfers between shards are not supported yet'
 		USING ERRCODE = 'feature_not_supported';
