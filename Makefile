@@ -30,6 +30,7 @@ OBJS = \
 	src/direct_write.o \
 	src/journal.o \
 	src/audit.o \
+	src/transfer_out.o \
 	src/router.o
 
 DATA = $(wildcard sql/ledger--*.sql) $(wildcard sql/ledger_router--*.sql)

@@ -170,23 +170,125 @@ CREATE FUNCTION ledger_router.transfer(h int4, from_account text, to_account tex
 		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
 $$ LANGUAGE plproxy;
 
--- WIP: a transfer between shards is refused (0A000) until the protocol of
--- doc/router-design.md is built
+/*
+ * A transfer between shards (doc/router.md): each step one local
+ * transaction on one shard, idempotent under the transfer's key K.
+ *
+ *   0. transfer_check on the destination: the request is valid, the
+ *      destination exists, its currency.  Refusals here are final and
+ *      nothing was held: the only place a transfer is ever turned down
+ *      after it reached a shard that can refuse it for good.
+ *   1. transfer_out on the source: a hold and the intent, together.
+ *   2. on the destination: a credit under credit_key(K).
+ *   3. transfer_finish on the source: the hold captured (the debit).
+ *
+ * Steps 2 and 3 run in transfer_complete, as the extension's owner: the
+ * credit creates money on the destination shard, which only a role with
+ * that right may do there, and transfer_complete credits nothing but what
+ * an intent on the source holds.  After step 1 a transfer is only ever
+ * rolled forward, by the call itself or by ledger_recover().
+ */
+CREATE FUNCTION ledger_router.credit_key(idempotency_key text)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN 'lr/in/' OPERATOR(pg_catalog.||)
+		pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(idempotency_key, 'UTF8')), 'hex');
+
+CREATE FUNCTION ledger_router.transfer_check(from_account text, to_account text, amount bigint,
+											 idempotency_key text)
+	RETURNS text AS $$
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(to_account);
+	SELECT public.ledger_transfer_check($1, $2, $3, $4);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION ledger_router.transfer_out(h int4, from_account text, to_account text,
+										   to_currency text, amount bigint, idempotency_key text)
+	RETURNS bigint AS $$
+	CLUSTER 'ledger_shards'; RUN ON h;
+	SELECT (public.ledger_transfer_out($2, $3, $4, $5, $6) OPERATOR(pg_catalog.<<) 10)
+		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION ledger_router.transfer_intent(h int4, idempotency_key text)
+	RETURNS TABLE(to_account text, amount bigint, status text) AS $$
+	CLUSTER 'ledger_shards'; RUN ON h;
+	SELECT t.to_account, t.amount, t.status FROM public.ledger_transfers_out($2) t;
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION ledger_router.credit_in(account text, amount bigint, idempotency_key text)
+	RETURNS bigint AS $$
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(account);
+	SELECT public.ledger_credit($1, $2, $3);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION ledger_router.transfer_finish(h int4, idempotency_key text)
+	RETURNS bigint AS $$
+	CLUSTER 'ledger_shards'; RUN ON h;
+	SELECT (public.ledger_transfer_finish($2) OPERATOR(pg_catalog.<<) 10)
+		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
+$$ LANGUAGE plproxy;
+
+-- steps 2 and 3 of the transfer under key on shard source; its id
+CREATE FUNCTION ledger_router.transfer_complete(source int4, idempotency_key text)
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	intent record;
+BEGIN
+	SELECT * INTO intent FROM ledger_router.transfer_intent(source, idempotency_key);
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no cross-shard transfer has idempotency key "%" on shard %',
+			idempotency_key, source
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	-- captured: step 3 is done, and it runs only after step 2 committed
+	IF intent.status OPERATOR(pg_catalog.=) 'out' THEN
+		PERFORM ledger_router.credit_in(intent.to_account, intent.amount,
+										ledger_router.credit_key(idempotency_key));
+	END IF;
+	RETURN ledger_router.transfer_finish(source, idempotency_key);
+END
+$$;
+
 CREATE FUNCTION ledger_transfer(from_account text, to_account text, amount bigint,
 								idempotency_key text DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
-	shard int4 := ledger_router.shard(from_account);
+	source int4 := ledger_router.shard(from_account);
+	k text := COALESCE(idempotency_key, 'lr/gen/' OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid());
+	currency text;
+	id bigint;
+	state text;
+	message text;
+	detail text;
 BEGIN
 	IF from_account IS NULL OR to_account IS NULL
-	   OR ledger_router.shard(to_account) OPERATOR(pg_catalog.=) shard THEN
+	   OR ledger_router.shard(to_account) OPERATOR(pg_catalog.=) source THEN
 		-- one shard: one local transaction there (NULLs are refused there, 22004)
-		RETURN ledger_router.transfer(shard, from_account, to_account, amount, idempotency_key);
+		RETURN ledger_router.transfer(source, from_account, to_account, amount, idempotency_key);
 	END IF;
-	RAISE EXCEPTION 'transfers between shards are not supported yet'
-		USING ERRCODE = 'feature_not_supported';
+	currency := ledger_router.transfer_check(from_account, to_account, amount, k);
+	id := ledger_router.transfer_out(source, from_account, to_account, currency, amount, k);
+	BEGIN
+		RETURN ledger_router.transfer_complete(source, k);
+	EXCEPTION WHEN OTHERS THEN
+		-- held on the source: the transfer will happen, now or by recovery
+		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+			detail = PG_EXCEPTION_DETAIL;
+		RAISE EXCEPTION '%', message
+			USING ERRCODE = state,
+				  DETAIL = pg_catalog.concat_ws(' ', NULLIF(detail, ''),
+					pg_catalog.format('Cross-shard transfer %s is recorded: its money is held on account "%s" and ledger_recover() finishes it.',
+									  id, from_account)),
+				  HINT = CASE WHEN idempotency_key IS NULL
+						 THEN 'Do not call it again: without an idempotency key a retry is another transfer.'
+						 ELSE 'Calling again with the same idempotency key finishes it now.' END;
+	END;
 END
 $$;
 
@@ -198,12 +300,28 @@ CREATE FUNCTION ledger_release(hold_id bigint)
 	SELECT public.ledger_release($1 OPERATOR(pg_catalog.>>) 10);
 $$ LANGUAGE plproxy;
 
--- a capture to an account on another shard is not routed yet (WIP)
-CREATE FUNCTION ledger_capture(hold_id bigint, amount bigint DEFAULT NULL, to_account text DEFAULT NULL)
+CREATE FUNCTION ledger_router.capture(hold_id bigint, amount bigint, to_account text)
 	RETURNS bigint AS $$
 	CLUSTER 'ledger_shards'; RUN ON ledger_router.id_hash(hold_id);
 	SELECT public.ledger_capture($1 OPERATOR(pg_catalog.>>) 10, $2, $3);
 $$ LANGUAGE plproxy;
+
+-- a capture into an account on another shard is not routed (0A000)
+CREATE FUNCTION ledger_capture(hold_id bigint, amount bigint DEFAULT NULL, to_account text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF hold_id IS NOT NULL AND to_account IS NOT NULL
+	   AND ledger_router.shard(to_account) OPERATOR(pg_catalog.<>) ledger_router.id_hash(hold_id) THEN
+		RAISE EXCEPTION 'cannot capture hold % into account "%" on another shard', hold_id, to_account
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Capture it without to_account, then ledger_transfer the amount.';
+	END IF;
+	RETURN ledger_router.capture(hold_id, amount, to_account);
+END
+$$;
 
 -- ---- every shard -------------------------------------------------------------
 
@@ -220,12 +338,261 @@ CREATE FUNCTION ledger_expire_holds()
 		SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM ledger_router.expire_holds() n;
 	END;
 
+CREATE FUNCTION ledger_router.transfers_unfinished(h int4, older_than interval)
+	RETURNS TABLE(idempotency_key text) AS $$
+	CLUSTER 'ledger_shards'; RUN ON h;
+	SELECT t.idempotency_key FROM public.ledger_transfers_unfinished($2) t;
+$$ LANGUAGE plproxy;
+
+/*
+ * Rolls forward every cross-shard transfer whose source shard has held its
+ * money for at least min_age; returns how many it finished.  Shard by
+ * shard, transfer by transfer: one that cannot be finished now (a shard
+ * down) is left for the next run with a WARNING, and keeps nothing else
+ * from finishing.  Safe beside the calls themselves and beside another
+ * recovery: every step is idempotent.
+ */
+CREATE FUNCTION ledger_recover(min_age interval DEFAULT '1 minute')
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	finished bigint := 0;
+	k text;
+BEGIN
+	IF min_age IS NULL THEN
+		RAISE EXCEPTION 'min_age must not be null' USING ERRCODE = 'null_value_not_allowed';
+	ELSIF min_age OPERATOR(pg_catalog.<) '0'::interval THEN
+		RAISE EXCEPTION 'min_age must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR source IN 0 .. ledger_router.shards() OPERATOR(pg_catalog.-) 1 LOOP
+		BEGIN
+			FOR k IN SELECT t.idempotency_key FROM ledger_router.transfers_unfinished(source, min_age) t LOOP
+				BEGIN
+					PERFORM ledger_router.transfer_complete(source, k);
+					finished := finished OPERATOR(pg_catalog.+) 1;
+				EXCEPTION WHEN OTHERS THEN
+					RAISE WARNING 'could not finish cross-shard transfer "%" of shard %: %', k, source, SQLERRM;
+				END;
+			END LOOP;
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'could not read the unfinished transfers of shard %: %', source, SQLERRM;
+		END;
+	END LOOP;
+	RETURN finished;
+END
+$$;
+
+CREATE FUNCTION ledger_router.verify(h int4)
+	RETURNS TABLE(account text, problem text) AS $$
+	CLUSTER 'ledger_shards'; RUN ON h;
+	SELECT v.account, pg_catalog.format('shard %s: %s', $1, v.problem) AS problem FROM public.ledger_verify() v;
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION ledger_router.transfers_out(h int4)
+	RETURNS TABLE(transfer_id bigint, idempotency_key text, from_account text, to_account text,
+				  amount bigint, created_at timestamptz, status text, captured bigint) AS $$
+	CLUSTER 'ledger_shards'; RUN ON h;
+	SELECT (t.transfer_id OPERATOR(pg_catalog.<<) 10) OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023)
+			AS transfer_id,
+		   t.idempotency_key, t.from_account, t.to_account, t.amount, t.created_at, t.status, t.captured
+	  FROM public.ledger_transfers_out() t;
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION ledger_router.transfers_in(h int4, idempotency_keys text[])
+	RETURNS TABLE(idempotency_key text, account text, amount bigint) AS $$
+	CLUSTER 'ledger_shards'; RUN ON h;
+	SELECT * FROM public.ledger_transfers_in($2);
+$$ LANGUAGE plproxy;
+
+/*
+ * Every shard's own audit, and the cross-shard one: each finished transfer
+ * has its debit (the hold captured whole) and exactly its credit on the
+ * destination (one key, so at most one); no hold of a transfer ended any
+ * other way; none is left unfinished longer than
+ * ledger_router.unfinished_limit (default 5 minutes: recovery runs every
+ * minute).
+ */
+CREATE FUNCTION ledger_verify()
+	RETURNS TABLE(account text, problem text)
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	n int4 := ledger_router.shards();
+	lag interval := COALESCE(NULLIF(pg_catalog.current_setting('ledger_router.unfinished_limit', true), ''),
+							 '5 minutes')::interval;
+BEGIN
+	RETURN QUERY SELECT v.account, v.problem
+				   FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
+						LATERAL ledger_router.verify(h) v;
+	RETURN QUERY
+		WITH o AS (
+			SELECT t.*, ledger_router.credit_key(t.idempotency_key) AS in_key,
+				   ledger_router.shard(t.to_account) AS dest
+			  FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
+				   LATERAL ledger_router.transfers_out(h) t),
+		i AS (
+			SELECT c.*
+			  FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
+				   LATERAL ledger_router.transfers_in(h,
+						ARRAY(SELECT o.in_key FROM o WHERE o.dest OPERATOR(pg_catalog.=) h)) c)
+		SELECT o.from_account,
+			   CASE
+				 WHEN o.status OPERATOR(pg_catalog.=) 'out' THEN
+					pg_catalog.format('cross-shard transfer %s to account "%s" unfinished since %s',
+									  o.transfer_id, o.to_account, o.created_at)
+				 WHEN o.status OPERATOR(pg_catalog.<>) 'captured' THEN
+					pg_catalog.format('cross-shard transfer %s: its hold was %s, not captured',
+									  o.transfer_id, o.status)
+				 WHEN o.captured OPERATOR(pg_catalog.<>) o.amount THEN
+					pg_catalog.format('cross-shard transfer %s of %s: its hold was captured for %s',
+									  o.transfer_id, o.amount, o.captured)
+				 ELSE
+					pg_catalog.format('cross-shard transfer %s of %s to account "%s": no such credit on its shard',
+									  o.transfer_id, o.amount, o.to_account)
+			   END
+		  FROM o
+		  LEFT JOIN i ON i.idempotency_key OPERATOR(pg_catalog.=) o.in_key
+		 WHERE (o.status OPERATOR(pg_catalog.=) 'out'
+				AND o.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) lag))
+			OR o.status NOT IN ('out', 'captured')
+			OR (o.status OPERATOR(pg_catalog.=) 'captured'
+				AND (o.captured OPERATOR(pg_catalog.<>) o.amount
+					 OR i.idempotency_key IS NULL
+					 OR i.account OPERATOR(pg_catalog.<>) o.to_account
+					 OR i.amount OPERATOR(pg_catalog.<>) o.amount));
+END
+$$;
+
+/*
+ * Batches.  Debits: each shard's items in one call there, SPLIT by
+ * PL/Proxy (one transaction per shard, not one for the batch), numbered
+ * back to the caller's ordinals.  Transfers: item by item through
+ * ledger_transfer, whose refusals become statuses as on one node.  An
+ * ill-formed batch (a NULL array or element, arrays of other lengths) is
+ * sent whole to shard 0, which refuses it as one node would, before
+ * posting anything.
+ */
+CREATE FUNCTION ledger_router.debit_batch(ordinals int4[], accounts text[], amounts bigint[],
+										  idempotency_keys text[])
+	RETURNS TABLE(ordinal int4, status text, result bigint) AS $$
+	CLUSTER 'ledger_shards';
+	SPLIT ordinals, accounts, amounts, idempotency_keys;
+	RUN ON ledger_router.hash(accounts);
+	SELECT ($1)[b.ordinal] AS ordinal, b.status, b.result FROM public.ledger_debit_batch($2, $3, $4) b;
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION ledger_router.debit_batch_whole(accounts text[], amounts bigint[], idempotency_keys text[])
+	RETURNS TABLE(ordinal int4, status text, result bigint) AS $$
+	CLUSTER 'ledger_shards'; RUN ON 0;
+	SELECT * FROM public.ledger_debit_batch($1, $2, $3);
+$$ LANGUAGE plproxy;
+
+CREATE FUNCTION ledger_router.transfer_batch_whole(from_accounts text[], to_accounts text[],
+												   amounts bigint[], idempotency_keys text[])
+	RETURNS TABLE(ordinal int4, status text, result bigint) AS $$
+	CLUSTER 'ledger_shards'; RUN ON 0;
+	SELECT * FROM public.ledger_transfer_batch($1, $2, $3, $4);
+$$ LANGUAGE plproxy;
+
+-- whether a batch's arrays are ill-formed, as one node refuses them
+CREATE FUNCTION ledger_router.batch_ill_formed(names text[], more_names text[], amounts bigint[],
+											   idempotency_keys text[])
+	RETURNS boolean
+	LANGUAGE sql IMMUTABLE
+	RETURN names IS NULL OR amounts IS NULL
+		OR pg_catalog.array_ndims(names) OPERATOR(pg_catalog.>) 1
+		OR pg_catalog.array_ndims(more_names) OPERATOR(pg_catalog.>) 1
+		OR pg_catalog.array_ndims(amounts) OPERATOR(pg_catalog.>) 1
+		OR pg_catalog.array_ndims(idempotency_keys) OPERATOR(pg_catalog.>) 1
+		OR pg_catalog.array_position(names, NULL) IS NOT NULL
+		OR pg_catalog.array_position(more_names, NULL) IS NOT NULL
+		OR pg_catalog.array_position(amounts, NULL) IS NOT NULL
+		OR pg_catalog.cardinality(amounts) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(names)
+		OR pg_catalog.cardinality(more_names) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(names)
+		OR pg_catalog.cardinality(idempotency_keys) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(names);
+
+CREATE FUNCTION ledger_debit_batch(accounts text[], amounts bigint[], idempotency_keys text[] DEFAULT NULL)
+	RETURNS TABLE(ordinal int4, status text, result bigint)
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	n int4 := COALESCE(pg_catalog.cardinality(accounts), 0);
+BEGIN
+	IF ledger_router.batch_ill_formed(accounts, accounts, amounts, idempotency_keys) THEN
+		RETURN QUERY SELECT * FROM ledger_router.debit_batch_whole(accounts, amounts, idempotency_keys);
+		RETURN;
+	END IF;
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		RETURN;
+	END IF;
+	RETURN QUERY
+		SELECT b.ordinal, b.status, b.result
+		  FROM ledger_router.debit_batch(
+				ARRAY(SELECT pg_catalog.generate_series(1, n)), accounts, amounts,
+				COALESCE(idempotency_keys, pg_catalog.array_fill(NULL::text, ARRAY[n]))) b
+		 ORDER BY b.ordinal;
+END
+$$;
+
+CREATE FUNCTION ledger_transfer_batch(from_accounts text[], to_accounts text[], amounts bigint[],
+									  idempotency_keys text[] DEFAULT NULL)
+	RETURNS TABLE(ordinal int4, status text, result bigint)
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	state text;
+BEGIN
+	IF ledger_router.batch_ill_formed(from_accounts, to_accounts, amounts, idempotency_keys) THEN
+		RETURN QUERY SELECT * FROM ledger_router.transfer_batch_whole(from_accounts, to_accounts,
+																	  amounts, idempotency_keys);
+		RETURN;
+	END IF;
+	FOR i IN 1 .. COALESCE(pg_catalog.cardinality(from_accounts), 0) LOOP
+		ordinal := i;
+		BEGIN
+			result := @extschema@.ledger_transfer(from_accounts[i], to_accounts[i], amounts[i],
+											 idempotency_keys[i]);
+			status := 'ok';
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
+			status := ledger_router.condition_name(state);
+			IF status IS NULL THEN
+				RAISE;
+			END IF;
+			result := NULL;
+		END;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+
+-- a refusal's condition name, as a batch's status column names it on one node
+CREATE FUNCTION ledger_router.condition_name(sqlstate text)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE
+	RETURN CASE sqlstate
+		WHEN '22023' THEN 'invalid_parameter_value'
+		WHEN 'LG002' THEN 'account_not_found'
+		WHEN 'LG003' THEN 'idempotency_conflict'
+		WHEN 'LG004' THEN 'currency_mismatch'
+		WHEN 'LG001' THEN 'insufficient_funds'
+		WHEN '22003' THEN 'numeric_value_out_of_range'
+		WHEN '42501' THEN 'insufficient_privilege'
+	END;
+
 REVOKE ALL ON FUNCTION ledger_credit(text, bigint, text), ledger_debit(text, bigint, text),
 	ledger_balance(text), ledger_available(text), ledger_balance_at(text, timestamptz),
 	ledger_account_mode(text), ledger_set_account_mode(text, text),
 	ledger_open_account(text, text, bigint), ledger_hold(text, bigint, interval, text),
 	ledger_history(text, int, bigint), ledger_holds(text, int), ledger_release(bigint),
 	ledger_capture(bigint, bigint, text), ledger_transfer(text, text, bigint, text),
-	ledger_expire_holds()
+	ledger_expire_holds(), ledger_recover(interval), ledger_verify(),
+	ledger_debit_batch(text[], bigint[], text[]),
+	ledger_transfer_batch(text[], text[], bigint[], text[])
 	FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ledger_router FROM PUBLIC;

@@ -20,6 +20,9 @@
  *	  ledger_rule_capture	a capture replays its own capture, and posts
  *							only a pending hold, at most its amount
  *	  ledger_hold_expired	a hold stops reserving at its expiry
+ *	  ledger_rule_transfer_hold	a cross-shard transfer's hold ends only
+ *							by its finish (and only such a transfer makes
+ *							a hold under its key prefix: ledger_rule_request)
  *
  * They decide on locked accounts held in memory (the row lock is the
  * caller's) and return a refusal instead of raising it: a batch records
@@ -99,6 +102,24 @@ interval_parts_bounded(const Interval *interval)
 		interval->time <= LEDGER_MAX_HOLD_DAYS * USECS_PER_DAY;
 }
 
+/* whether a key begins with the prefix of a cross-shard transfer's hold */
+static bool
+is_transfer_hold_key(const char *key, int len)
+{
+	int			prefix = strlen(LEDGER_TRANSFER_HOLD_KEY_PREFIX);
+
+	return key != NULL && len >= prefix &&
+		memcmp(key, LEDGER_TRANSFER_HOLD_KEY_PREFIX, prefix) == 0;
+}
+
+/* A hold under that reserved prefix, not made by a cross-shard transfer. */
+static bool
+hold_key_reserved(const LedgerItem *item)
+{
+	return !item->cross_shard && item->key != NULL &&
+		is_transfer_hold_key(VARDATA_ANY(item->key), VARSIZE_ANY_EXHDR(item->key));
+}
+
 /*
  * The request itself, before any account is read: names and key of 1 to
  * 255 bytes, a positive amount, a transfer between two accounts, a
@@ -121,6 +142,8 @@ ledger_rule_request(const LedgerItem *item)
 		case LEDGER_EXPIRE:
 			return LEDGER_ACCEPTED;
 		case LEDGER_HOLD:
+			if (hold_key_reserved(item))
+				return LEDGER_REFUSE_INVALID;
 			if (item->expires_in != NULL &&
 				(!interval_is_positive(item->expires_in) ||
 				 !interval_parts_bounded(item->expires_in)))
@@ -284,6 +307,28 @@ ledger_rule_capture(const LedgerItem *item, TimestampTz now, bool *replay)
 	return LEDGER_ACCEPTED;
 }
 
+/*
+ * The hold of a cross-shard transfer (its key begins with "lr/out/";
+ * transfer_out.c) ends only by ledger_transfer_finish: the transfer's
+ * credit on the other shard may already be posted, and a release, or a
+ * capture to anywhere else, would leave that credit without its debit.
+ * Raised at once: captures and releases are single calls.
+ */
+void
+ledger_rule_transfer_hold(const LedgerItem *item)
+{
+	const LedgerHold *hold = &item->hold;
+
+	if (item->op == LEDGER_EXPIRE || item->cross_shard || hold->key == NULL ||
+		!is_transfer_hold_key(hold->key, strlen(hold->key)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("hold " INT64_FORMAT " belongs to a cross-shard transfer", item->hold_id),
+			 errdetail("Its key is \"%s\"; only ledger_transfer_finish ends it.", hold->key),
+			 errhint("The router finishes the transfer; ledger_recover() finishes one left unfinished.")));
+}
+
 /* What an item asked for, in the words of an error's detail. */
 static char *
 describe_request(const LedgerItem *item)
@@ -338,6 +383,11 @@ ledger_raise_refusal(const LedgerItem *item)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("cannot transfer from account \"%s\" to itself",
 								text_to_cstring(item->account))));
+			if (item->op == LEDGER_HOLD && hold_key_reserved(item))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("idempotency keys beginning with \"%s\" are reserved for holds of cross-shard transfers",
+								LEDGER_TRANSFER_HOLD_KEY_PREFIX)));
 			if (item->op == LEDGER_HOLD)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

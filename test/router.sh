@@ -81,8 +81,86 @@ transfer=$(psql_q -c "SELECT ledger_transfer('acct-1', '$same', 1, 't-1')")
 	die "an overdrawing transfer is not LG001"
 [ "$(router_state "SELECT ledger_transfer('acct-2', NULL, 1)")" = "ERROR:  22004" ] ||
 	die "a transfer to NULL is not 22004"
-[ "$(router_state "SELECT ledger_transfer('acct-1', '$other', 1)")" = "ERROR:  0A000" ] ||
-	die "a transfer between shards is not refused yet"
+
+log "transfers between shards"
+# acct-2, -3 and -4 have 2, 3 and 4; $other is on none of their shards
+other=$(psql_q -c "SELECT 'acct-' || i FROM generate_series(150, 200) i
+                   WHERE ledger_router.shard('acct-' || i) NOT IN
+                         (ledger_router.shard('acct-2'), ledger_router.shard('acct-3'), ledger_router.shard('acct-4'))
+                   LIMIT 1")
+src_shard=$(psql_q -c "SELECT ledger_router.shard('acct-2')")
+before=$(psql_q -c "SELECT ledger_balance('$other')")
+xfer=$(psql_q -c "SELECT ledger_transfer('acct-2', '$other', 2, 'x-1')")
+[ "$(psql_q -c "SELECT ledger_transfer('acct-2', '$other', 2, 'x-1')")" = "$xfer" ] ||
+	die "a replayed cross-shard transfer has another id"
+[ $((xfer & 1023)) = "$src_shard" ] || die "a cross-shard transfer id does not name its source shard"
+[ "$(psql_q -c "SELECT ledger_balance('acct-2') || ' ' || ledger_available('acct-2') || ' ' || ledger_balance('$other')")" = \
+	"0 0 $((before + 2))" ] || die "the cross-shard transfer did not move the money exactly once"
+[ "$(router_state "SELECT ledger_transfer('acct-2', '$other', 3, 'x-1')")" = "ERROR:  LG003" ] ||
+	die "a key reused for another cross-shard transfer is not LG003"
+[ "$(router_state "SELECT ledger_transfer('acct-3', '$other', 4)")" = "ERROR:  LG001" ] ||
+	die "an overdrawing cross-shard transfer is not LG001"
+[ "$(router_state "SELECT ledger_transfer('acct-3', '$other', 0)")" = "ERROR:  22023" ] ||
+	die "a cross-shard transfer of 0 is not 22023"
+[ "$(router_state "SELECT ledger_transfer('acct-3', '$other', 1, '')")" = "ERROR:  22023" ] ||
+	die "a cross-shard transfer with an empty key is not 22023"
+nobody=$(psql_q -c "SELECT 'nobody-' || i FROM generate_series(1, 100) i
+                    WHERE ledger_router.shard('nobody-' || i) <> ledger_router.shard('acct-3') LIMIT 1")
+[ "$(router_state "SELECT ledger_transfer('acct-3', '$nobody', 1)")" = "ERROR:  LG002" ] ||
+	die "a cross-shard transfer to an unknown account is not LG002"
+usd=$(psql_q -c "SELECT 'usd-' || i FROM generate_series(1, 100) i
+                 WHERE ledger_router.shard('usd-' || i) <> ledger_router.shard('acct-3') LIMIT 1")
+psql_q -c "SELECT ledger_open_account('$usd', 'USD')" >/dev/null
+[ "$(router_state "SELECT ledger_transfer('acct-3', '$usd', 1)")" = "ERROR:  LG004" ] ||
+	die "a cross-shard transfer between currencies is not LG004"
+[ "$(psql_q -c "SELECT ledger_available('acct-3')")" = 3 ] || die "a refused cross-shard transfer held money"
+xhold=$(psql_q -c "SELECT hold_id FROM ledger_holds('acct-2') LIMIT 1")
+[ "$(router_state "SELECT ledger_release($xhold)")" = "ERROR:  55000" ] ||
+	die "the hold of a cross-shard transfer could be released"
+[ "$(router_state "SELECT ledger_hold('acct-3', 1, NULL, 'lr/out/mine')")" = "ERROR:  22023" ] ||
+	die "a hold under the reserved key prefix was made"
+
+log "cross-shard transfers interrupted after each step, then recovered"
+cur=$(psql_q -c "SELECT ledger_transfer_check_currency FROM (SELECT ledger_router.transfer_check('acct-4', '$other', 1, 'k') AS ledger_transfer_check_currency) c")
+four=$(psql_q -c "SELECT ledger_router.shard('acct-4')")
+before=$(psql_q -c "SELECT ledger_balance('$other')")
+# after step 1: held on the source, nothing on the destination
+psql_q -c "SELECT ledger_router.transfer_out($four, 'acct-4', '$other', '$cur', 1, 'cut-1')" >/dev/null
+# after step 2: credited too, not yet captured
+psql_q -c "SELECT ledger_router.transfer_out($four, 'acct-4', '$other', '$cur', 2, 'cut-2')" >/dev/null
+psql_q -c "SELECT ledger_router.credit_in('$other', 2, ledger_router.credit_key('cut-2'))" >/dev/null
+[ "$(psql_q -c "SELECT ledger_balance('acct-4') || ' ' || ledger_available('acct-4') || ' ' || ledger_balance('$other')")" = \
+	"4 1 $((before + 2))" ] || die "the interrupted transfers are not as their steps left them"
+[ "$(psql_q -c "SET ledger_router.unfinished_limit = '0'; SELECT count(*) FROM ledger_verify() WHERE problem LIKE '%unfinished%'")" = 2 ] ||
+	die "ledger_verify does not report the unfinished transfers"
+[ "$(psql_q -c "SELECT ledger_recover('1 hour')")" = 0 ] || die "ledger_recover finished young transfers"
+[ "$(psql_q -c "SELECT ledger_recover('0')")" = 2 ] || die "ledger_recover did not finish both"
+[ "$(psql_q -c "SELECT ledger_balance('acct-4') || ' ' || ledger_available('acct-4') || ' ' || ledger_balance('$other')")" = \
+	"1 1 $((before + 3))" ] || die "recovery did not apply each transfer exactly once"
+[ "$(psql_q -c "SELECT ledger_recover('0')")" = 0 ] || die "a second recovery found work"
+[ "$(router_state "SELECT ledger_recover(NULL)")" = "ERROR:  22004" ] || die "ledger_recover(NULL) is not 22004"
+[ "$(router_state "SELECT ledger_recover('-1 second')")" = "ERROR:  22023" ] ||
+	die "ledger_recover of a negative age is not 22023"
+[ "$(psql_q -c "SET ledger_router.unfinished_limit = '0'; SELECT count(*) FROM ledger_verify()")" = 0 ] ||
+	die "ledger_verify is not clean after recovery"
+
+log "batches through the router"
+psql_q -c "SELECT ledger_credit('acct-' || i, 10) FROM generate_series(20, 29) i" >/dev/null
+[ "$(psql_q -c "SELECT string_agg(ordinal || ':' || status, ',' ORDER BY ordinal)
+                FROM ledger_debit_batch(ARRAY(SELECT 'acct-' || i FROM generate_series(20, 29) i),
+                                        ARRAY[1, 2, 3, 4, 5, 60, 7, 8, 9, 10]::bigint[])")" = \
+	"1:ok,2:ok,3:ok,4:ok,5:ok,6:insufficient_funds,7:ok,8:ok,9:ok,10:ok" ] || die "a debit batch over the shards"
+[ "$(psql_q -c "SELECT ledger_balance('acct-25') || ' ' || ledger_balance('acct-26')")" = "35 29" ] ||
+	die "the debit batch's results"
+[ "$(psql_q -c "SELECT string_agg(ordinal || ':' || status, ',' ORDER BY ordinal)
+                FROM ledger_transfer_batch(ARRAY['acct-20', 'acct-21', 'acct-22'], ARRAY['acct-23', 'nobody', 'acct-24'],
+                                           ARRAY[1, 1, 100]::bigint[])")" = \
+	"1:ok,2:account_not_found,3:insufficient_funds" ] || die "a transfer batch over the shards"
+[ "$(router_state "SELECT * FROM ledger_debit_batch(ARRAY['acct-20'], NULL)")" = "ERROR:  22004" ] ||
+	die "a debit batch without amounts is not 22004"
+[ "$(router_state "SELECT * FROM ledger_transfer_batch(ARRAY['acct-20'], ARRAY['acct-21'], ARRAY[1, 2]::bigint[])")" = "ERROR:  22023" ] ||
+	die "a transfer batch of arrays of other lengths is not 22023"
+[ "$(psql_q -c "SELECT count(*) FROM ledger_verify()")" = 0 ] || die "ledger_verify after the batches"
 
 log "holds by the router's ids"
 hold=$(psql_q -c "SELECT ledger_hold('acct-100', 60, NULL, 'h-1')")
