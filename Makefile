@@ -36,7 +36,7 @@ OBJS = \
 DATA = $(wildcard sql/ledger--*.sql) $(wildcard sql/ledger_router--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
-REGRESS = account posting transfer idempotency history verify durability batch direct_write holds escrow escrow_model upgrade
+REGRESS = account posting transfer idempotency history verify durability batch direct_write holds escrow escrow_model cross_shard upgrade
 # isolation specs: test/specs/<name>.spec against test/expected/<name>.out
 ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race direct_write_ddl \
 	hold_race hold_expiry hold_snapshot escrow_race escrow_key escrow_hold

@@ -100,18 +100,25 @@ REVOKE ALL ON FUNCTION ledger_transfers_out(text) FROM PUBLIC;
 CREATE FUNCTION ledger_transfers_unfinished(older_than interval)
 	RETURNS TABLE(transfer_id bigint, idempotency_key text, from_account text,
 				  to_account text, amount bigint, created_at timestamptz)
-	LANGUAGE sql STABLE SECURITY DEFINER
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
-	BEGIN ATOMIC
+	AS $$
+BEGIN
+	IF older_than IS NULL THEN
+		RAISE EXCEPTION 'older_than must not be null' USING ERRCODE = 'null_value_not_allowed';
+	ELSIF older_than OPERATOR(pg_catalog.<) '0'::pg_catalog.interval THEN
+		RAISE EXCEPTION 'older_than must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN QUERY
 	SELECT t.transfer_id, t.idempotency_key::pg_catalog.text, a.name::pg_catalog.text,
 		   t.to_account::pg_catalog.text, t.amount::pg_catalog.int8, t.created_at
 	  FROM ledger.pending_holds p
 	  JOIN ledger.transfers_out t ON t.hold_id OPERATOR(pg_catalog.=) p.hold_id
 	  JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) t.from_account_id
-	 WHERE t.created_at OPERATOR(pg_catalog.<=)
-		   (pg_catalog.now() OPERATOR(pg_catalog.-) COALESCE(older_than, '0'::pg_catalog.interval))
+	 WHERE t.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than)
 	 ORDER BY t.transfer_id;
-	END;
+END
+$$;
 REVOKE ALL ON FUNCTION ledger_transfers_unfinished(interval) FROM PUBLIC;
 
 /*
@@ -120,13 +127,19 @@ REVOKE ALL ON FUNCTION ledger_transfers_unfinished(interval) FROM PUBLIC;
  */
 CREATE FUNCTION ledger_transfers_in(idempotency_keys text[])
 	RETURNS TABLE(idempotency_key text, account text, amount bigint)
-	LANGUAGE sql STABLE SECURITY DEFINER
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
-	BEGIN ATOMIC
-	SELECT k.idempotency_key, k.account, k.amount
+	AS $$
+BEGIN
+	IF idempotency_keys IS NULL THEN
+		RAISE EXCEPTION 'idempotency_keys must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	RETURN QUERY
+	SELECT k.idempotency_key::pg_catalog.text, k.account::pg_catalog.text, k.amount::pg_catalog.int8
 	  FROM ledger.idempotency_keys k
 	 WHERE k.idempotency_key OPERATOR(pg_catalog.=) ANY (idempotency_keys)
 	   AND k.idempotency_key OPERATOR(pg_catalog.^@) 'lr/in/'
 	   AND k.operation OPERATOR(pg_catalog.=) 'credit';
-	END;
+END
+$$;
 REVOKE ALL ON FUNCTION ledger_transfers_in(text[]) FROM PUBLIC;
