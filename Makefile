@@ -39,7 +39,7 @@ DATA = $(wildcard sql/ledger--*.sql) $(wildcard sql/ledger_router--*.sql)
 REGRESS = account posting transfer idempotency history verify durability batch direct_write holds escrow escrow_model cross_shard upgrade
 # isolation specs: test/specs/<name>.spec against test/expected/<name>.out
 ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race direct_write_ddl \
-	hold_race hold_expiry hold_snapshot escrow_race escrow_key escrow_hold
+	hold_race hold_expiry hold_snapshot escrow_race escrow_key escrow_hold transfer_out_race
 ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
