@@ -8,8 +8,8 @@
  *
  *	 1. on the source shard, ledger_transfer_out: a hold of the amount that
  *		never expires, and this intent row, in one transaction;
- *	 2. on the destination shard, ledger_credit under a key derived from
- *		the transfer's;
+ *	 2. on the destination shard, ledger_transfer_in: a credit under the
+ *		key "lr/in/<the router's transfer id>";
  *	 3. on the source shard, ledger_transfer_finish: the hold captured
  *		whole.
  *
@@ -60,6 +60,14 @@ CREATE FUNCTION ledger_transfer_out(from_account text, to_account text, to_curre
 	SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION ledger_transfer_out(text, text, text, bigint, text) FROM PUBLIC;
 
+CREATE FUNCTION ledger_transfer_in(to_account text, currency text, amount bigint,
+								   transfer_id bigint)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'ledger_transfer_in'
+	LANGUAGE C VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION ledger_transfer_in(text, text, bigint, bigint) FROM PUBLIC;
+
 CREATE FUNCTION ledger_transfer_finish(idempotency_key text)
 	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'ledger_transfer_finish'
@@ -75,13 +83,14 @@ REVOKE ALL ON FUNCTION ledger_transfer_finish(text) FROM PUBLIC;
  */
 CREATE FUNCTION ledger_transfers_out(idempotency_key text DEFAULT NULL)
 	RETURNS TABLE(transfer_id bigint, idempotency_key text, from_account text,
-				  to_account text, amount bigint, created_at timestamptz,
+				  to_account text, amount bigint, currency text, created_at timestamptz,
 				  status text, captured bigint)
 	LANGUAGE sql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	BEGIN ATOMIC
 	SELECT t.transfer_id, t.idempotency_key::pg_catalog.text, a.name::pg_catalog.text,
-		   t.to_account::pg_catalog.text, t.amount::pg_catalog.int8, t.created_at,
+		   t.to_account::pg_catalog.text, t.amount::pg_catalog.int8,
+		   a.currency::pg_catalog.text, t.created_at,
 		   COALESCE(e.status, 'out'), e.captured::pg_catalog.int8
 	  FROM ledger.transfers_out t
 	  JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) t.from_account_id
@@ -123,7 +132,7 @@ REVOKE ALL ON FUNCTION ledger_transfers_unfinished(interval) FROM PUBLIC;
 
 /*
  * On a destination shard, for the router's audit: the credits posted under
- * the given keys of cross-shard transfers (keys "lr/in/...").
+ * the given keys of cross-shard transfers ("lr/in/<transfer id>").
  */
 CREATE FUNCTION ledger_transfers_in(idempotency_keys text[])
 	RETURNS TABLE(idempotency_key text, account text, amount bigint)

@@ -175,25 +175,22 @@ $$ LANGUAGE plproxy;
  * transaction on one shard, idempotent under the transfer's key K.
  *
  *   0. transfer_check on the destination: the request is valid, the
- *      destination exists, its currency.  Refusals here are final and
- *      nothing was held: the only place a transfer is ever turned down
- *      after it reached a shard that can refuse it for good.
+ *      destination exists, its currency.  A refusal here is final and
+ *      nothing was held: the one place a transfer is turned down for a
+ *      reason of the destination's.
  *   1. transfer_out on the source: a hold and the intent, together.
- *   2. on the destination: a credit under credit_key(K).
+ *   2. transfer_in on the destination: a credit under a key made of the
+ *      transfer's id, in the currency the intent records.
  *   3. transfer_finish on the source: the hold captured (the debit).
  *
- * Steps 2 and 3 run in transfer_complete, as the extension's owner: the
- * credit creates money on the destination shard, which only a role with
- * that right may do there, and transfer_complete credits nothing but what
- * an intent on the source holds.  After step 1 a transfer is only ever
- * rolled forward, by the call itself or by ledger_recover().
+ * Steps 2 and 3 run in transfer_complete, as the extension's owner, whose
+ * user mapping names a shard role that may create money: on its own
+ * either step would create or destroy money until the other is done, so
+ * the shards let no application role run them.  transfer_complete runs
+ * them only for an intent the source shard holds, as it records it.
+ * After step 1 a transfer is only ever rolled forward, by the call itself,
+ * a retry with its key, or ledger_recover().
  */
-CREATE FUNCTION ledger_router.credit_key(idempotency_key text)
-	RETURNS text
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN 'lr/in/' OPERATOR(pg_catalog.||)
-		pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(idempotency_key, 'UTF8')), 'hex');
-
 CREATE FUNCTION ledger_router.transfer_check(from_account text, to_account text, amount bigint,
 											 idempotency_key text)
 	RETURNS text AS $$
@@ -210,15 +207,18 @@ CREATE FUNCTION ledger_router.transfer_out(h int4, from_account text, to_account
 $$ LANGUAGE plproxy;
 
 CREATE FUNCTION ledger_router.transfer_intent(h int4, idempotency_key text)
-	RETURNS TABLE(to_account text, amount bigint, status text) AS $$
+	RETURNS TABLE(transfer_id bigint, to_account text, amount bigint, currency text, status text) AS $$
 	CLUSTER 'ledger_shards'; RUN ON h;
-	SELECT t.to_account, t.amount, t.status FROM public.ledger_transfers_out($2) t;
+	SELECT (t.transfer_id OPERATOR(pg_catalog.<<) 10) OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023)
+			AS transfer_id,
+		   t.to_account, t.amount, t.currency, t.status
+	  FROM public.ledger_transfers_out($2) t;
 $$ LANGUAGE plproxy;
 
-CREATE FUNCTION ledger_router.credit_in(account text, amount bigint, idempotency_key text)
+CREATE FUNCTION ledger_router.transfer_in(to_account text, currency text, amount bigint, transfer_id bigint)
 	RETURNS bigint AS $$
-	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(account);
-	SELECT public.ledger_credit($1, $2, $3);
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(to_account);
+	SELECT public.ledger_transfer_in($1, $2, $3, $4);
 $$ LANGUAGE plproxy;
 
 CREATE FUNCTION ledger_router.transfer_finish(h int4, idempotency_key text)
@@ -227,6 +227,12 @@ CREATE FUNCTION ledger_router.transfer_finish(h int4, idempotency_key text)
 	SELECT (public.ledger_transfer_finish($2) OPERATOR(pg_catalog.<<) 10)
 		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
 $$ LANGUAGE plproxy;
+
+-- the key of a transfer's credit on its destination (ledger_transfer_in makes it)
+CREATE FUNCTION ledger_router.credit_key(transfer_id bigint)
+	RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN 'lr/in/' OPERATOR(pg_catalog.||) transfer_id;
 
 -- steps 2 and 3 of the transfer under key on shard source; its id
 CREATE FUNCTION ledger_router.transfer_complete(source int4, idempotency_key text)
@@ -243,11 +249,10 @@ BEGIN
 			idempotency_key, source
 			USING ERRCODE = 'no_data_found';
 	END IF;
-	-- captured: step 3 is done, and it runs only after step 2 committed
-	IF intent.status OPERATOR(pg_catalog.=) 'out' THEN
-		PERFORM ledger_router.credit_in(intent.to_account, intent.amount,
-										ledger_router.credit_key(idempotency_key));
-	END IF;
+	-- again after a finish, too: the credit replays, and a finish that ran
+	-- first by itself is made whole
+	PERFORM ledger_router.transfer_in(intent.to_account, intent.currency, intent.amount,
+									  intent.transfer_id);
 	RETURN ledger_router.transfer_finish(source, idempotency_key);
 END
 $$;
@@ -260,10 +265,10 @@ CREATE FUNCTION ledger_transfer(from_account text, to_account text, amount bigin
 	AS $$
 DECLARE
 	source int4 := ledger_router.shard(from_account);
-	k text := COALESCE(idempotency_key, 'lr/gen/' OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid());
+	-- without a key, one of its own, so that each step is still idempotent
+	k text := COALESCE(idempotency_key, 'router/' OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid());
 	currency text;
 	id bigint;
-	state text;
 	message text;
 	detail text;
 BEGIN
@@ -277,14 +282,14 @@ BEGIN
 	BEGIN
 		RETURN ledger_router.transfer_complete(source, k);
 	EXCEPTION WHEN OTHERS THEN
-		-- held on the source: the transfer will happen, now or by recovery
-		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-			detail = PG_EXCEPTION_DETAIL;
-		RAISE EXCEPTION '%', message
-			USING ERRCODE = state,
+		-- held on the source: the transfer happens, now or by recovery.
+		-- 40003: not a refusal; a retry under the same key finishes it.
+		GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+		RAISE EXCEPTION 'cross-shard transfer % is recorded but not finished: %', id, message
+			USING ERRCODE = 'statement_completion_unknown',
 				  DETAIL = pg_catalog.concat_ws(' ', NULLIF(detail, ''),
-					pg_catalog.format('Cross-shard transfer %s is recorded: its money is held on account "%s" and ledger_recover() finishes it.',
-									  id, from_account)),
+					pg_catalog.format('Its money is held on account "%s"; ledger_recover() moves it to account "%s".',
+									  from_account, to_account)),
 				  HINT = CASE WHEN idempotency_key IS NULL
 						 THEN 'Do not call it again: without an idempotency key a retry is another transfer.'
 						 ELSE 'Calling again with the same idempotency key finishes it now.' END;
@@ -313,7 +318,10 @@ CREATE FUNCTION ledger_capture(hold_id bigint, amount bigint DEFAULT NULL, to_ac
 	SET search_path = pg_catalog, pg_temp
 	AS $$
 BEGIN
-	IF hold_id IS NOT NULL AND to_account IS NOT NULL
+	-- an invalid name goes to the hold's shard, which refuses it (22023)
+	IF hold_id IS NOT NULL
+	   AND pg_catalog.octet_length(to_account) OPERATOR(pg_catalog.>=) 1
+	   AND pg_catalog.octet_length(to_account) OPERATOR(pg_catalog.<=) 255
 	   AND ledger_router.shard(to_account) OPERATOR(pg_catalog.<>) ledger_router.id_hash(hold_id) THEN
 		RAISE EXCEPTION 'cannot capture hold % into account "%" on another shard', hold_id, to_account
 			USING ERRCODE = 'feature_not_supported',
@@ -429,7 +437,7 @@ BEGIN
 						LATERAL ledger_router.verify(h) v;
 	RETURN QUERY
 		WITH o AS (
-			SELECT t.*, ledger_router.credit_key(t.idempotency_key) AS in_key,
+			SELECT t.*, ledger_router.credit_key(t.transfer_id) AS in_key,
 				   ledger_router.shard(t.to_account) AS dest
 			  FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
 				   LATERAL ledger_router.transfers_out(h) t),
@@ -470,10 +478,12 @@ $$;
  * Batches.  Debits: each shard's items in one call there, SPLIT by
  * PL/Proxy (one transaction per shard, not one for the batch), numbered
  * back to the caller's ordinals.  Transfers: item by item through
- * ledger_transfer, whose refusals become statuses as on one node.  An
- * ill-formed batch (a NULL array or element, arrays of other lengths) is
- * sent whole to shard 0, which refuses it as one node would, before
- * posting anything.
+ * ledger_transfer, whose refusals become statuses as on one node; any
+ * other error (a shard down; 40003, a cross-shard transfer recorded but
+ * not finished) ends the batch, with the items before it done: call it
+ * again with the same keys.  An ill-formed batch (a NULL array or
+ * element, arrays of other lengths, too many items) is sent whole to
+ * shard 0, which refuses it as one node would, before posting anything.
  */
 CREATE FUNCTION ledger_router.debit_batch(ordinals int4[], accounts text[], amounts bigint[],
 										  idempotency_keys text[])
@@ -498,11 +508,13 @@ CREATE FUNCTION ledger_router.transfer_batch_whole(from_accounts text[], to_acco
 $$ LANGUAGE plproxy;
 
 -- whether a batch's arrays are ill-formed, as one node refuses them
+-- (batch.c; LEDGER_MAX_BATCH_ITEMS is 1 000 000)
 CREATE FUNCTION ledger_router.batch_ill_formed(names text[], more_names text[], amounts bigint[],
 											   idempotency_keys text[])
 	RETURNS boolean
 	LANGUAGE sql IMMUTABLE
-	RETURN names IS NULL OR amounts IS NULL
+	RETURN names IS NULL OR more_names IS NULL OR amounts IS NULL
+		OR pg_catalog.cardinality(names) OPERATOR(pg_catalog.>) 1000000
 		OR pg_catalog.array_ndims(names) OPERATOR(pg_catalog.>) 1
 		OR pg_catalog.array_ndims(more_names) OPERATOR(pg_catalog.>) 1
 		OR pg_catalog.array_ndims(amounts) OPERATOR(pg_catalog.>) 1

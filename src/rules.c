@@ -21,8 +21,9 @@
  *							only a pending hold, at most its amount
  *	  ledger_hold_expired	a hold stops reserving at its expiry
  *	  ledger_rule_transfer_hold	a cross-shard transfer's hold ends only
- *							by its finish (and only such a transfer makes
- *							a hold under its key prefix: ledger_rule_request)
+ *							by its finish (and only such a transfer posts
+ *							under a key of the ledger's own prefix "lr/":
+ *							ledger_rule_request)
  *
  * They decide on locked accounts held in memory (the row lock is the
  * caller's) and return a refusal instead of raising it: a batch records
@@ -102,22 +103,26 @@ interval_parts_bounded(const Interval *interval)
 		interval->time <= LEDGER_MAX_HOLD_DAYS * USECS_PER_DAY;
 }
 
-/* whether a key begins with the prefix of a cross-shard transfer's hold */
+/* whether a key begins with prefix */
 static bool
-is_transfer_hold_key(const char *key, int len)
+key_has_prefix(const char *key, int len, const char *prefix)
 {
-	int			prefix = strlen(LEDGER_TRANSFER_HOLD_KEY_PREFIX);
+	int			n = strlen(prefix);
 
-	return key != NULL && len >= prefix &&
-		memcmp(key, LEDGER_TRANSFER_HOLD_KEY_PREFIX, prefix) == 0;
+	return key != NULL && len >= n && memcmp(key, prefix, n) == 0;
 }
 
-/* A hold under that reserved prefix, not made by a cross-shard transfer. */
+/*
+ * A key of the ledger's own (LEDGER_RESERVED_KEY_PREFIX) in a posting that
+ * is not a step of a cross-shard transfer: a caller who took one first
+ * could make a transfer's credit or hold replay the wrong posting.
+ */
 static bool
-hold_key_reserved(const LedgerItem *item)
+key_reserved(const LedgerItem *item)
 {
 	return !item->cross_shard && item->key != NULL &&
-		is_transfer_hold_key(VARDATA_ANY(item->key), VARSIZE_ANY_EXHDR(item->key));
+		key_has_prefix(VARDATA_ANY(item->key), VARSIZE_ANY_EXHDR(item->key),
+					   LEDGER_RESERVED_KEY_PREFIX);
 }
 
 /*
@@ -129,7 +134,7 @@ hold_key_reserved(const LedgerItem *item)
 LedgerRefusal
 ledger_rule_request(const LedgerItem *item)
 {
-	if (item->key != NULL && !ledger_name_is_valid(item->key))
+	if (item->key != NULL && (!ledger_name_is_valid(item->key) || key_reserved(item)))
 		return LEDGER_REFUSE_INVALID;
 	switch (item->op)
 	{
@@ -142,8 +147,6 @@ ledger_rule_request(const LedgerItem *item)
 		case LEDGER_EXPIRE:
 			return LEDGER_ACCEPTED;
 		case LEDGER_HOLD:
-			if (hold_key_reserved(item))
-				return LEDGER_REFUSE_INVALID;
 			if (item->expires_in != NULL &&
 				(!interval_is_positive(item->expires_in) ||
 				 !interval_parts_bounded(item->expires_in)))
@@ -320,7 +323,7 @@ ledger_rule_transfer_hold(const LedgerItem *item)
 	const LedgerHold *hold = &item->hold;
 
 	if (item->op == LEDGER_EXPIRE || item->cross_shard || hold->key == NULL ||
-		!is_transfer_hold_key(hold->key, strlen(hold->key)))
+		!key_has_prefix(hold->key, strlen(hold->key), LEDGER_TRANSFER_HOLD_KEY_PREFIX))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -383,11 +386,11 @@ ledger_raise_refusal(const LedgerItem *item)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("cannot transfer from account \"%s\" to itself",
 								text_to_cstring(item->account))));
-			if (item->op == LEDGER_HOLD && hold_key_reserved(item))
+			if (key_reserved(item))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("idempotency keys beginning with \"%s\" are reserved for holds of cross-shard transfers",
-								LEDGER_TRANSFER_HOLD_KEY_PREFIX)));
+						 errmsg("idempotency keys beginning with \"%s\" are reserved for the steps of cross-shard transfers",
+								LEDGER_RESERVED_KEY_PREFIX)));
 			if (item->op == LEDGER_HOLD)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

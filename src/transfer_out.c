@@ -15,16 +15,20 @@
  *	 1. ledger_transfer_out, on the source shard: a hold of the amount that
  *		never expires, under the key "lr/out/" || hex(sha256(K)), and the
  *		intent row (ledger.transfers_out) in the same transaction.
- *	 2. ledger_credit on the destination shard, under a key the router
- *		derives from K.
+ *	 2. ledger_transfer_in, on the destination shard: a credit under the
+ *		key "lr/in/<transfer id>", in the currency the intent records.
  *	 3. ledger_transfer_finish, on the source shard: the hold captured
  *		whole, which is the transfer's debit; a capture again replays.
  *
+ * Steps 2 and 3 take the right to create money (the router runs them as
+ * its own role): until both are done, one shard has the money and the
+ * other has not given it up.
+ *
  * Every posting goes through posting.c like any other: the floor, the key
  * and the locks are decided there.  What this file adds is the intent,
- * and the one mark that makes the hold the transfer's alone: its key
- * prefix, which ordinary holds may not use and which only a finish may
- * end (rules.c).
+ * and the marks that make the steps the transfer's alone: keys under the
+ * prefix "lr/", which no other posting may use, and a hold under
+ * "lr/out/", which only a finish may end (rules.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -58,12 +62,24 @@ hold_key(text *key)
 	return cstring_to_text(psprintf("%s%s", LEDGER_TRANSFER_HOLD_KEY_PREFIX, hex));
 }
 
-/* A transfer's key: required here (the router makes one when none is given). */
+/*
+ * A transfer's key: required here (the router makes one when none is
+ * given), and not of the ledger's own prefix, as for any posting.
+ */
 static text *
 arg_transfer_key(FunctionCallInfo fcinfo, int argno)
 {
+	text	   *key;
+
 	ledger_require_not_null(fcinfo, argno, "idempotency_key");
-	return ledger_arg_key(fcinfo, argno);
+	key = ledger_arg_key(fcinfo, argno);
+	if (VARSIZE_ANY_EXHDR(key) >= strlen(LEDGER_RESERVED_KEY_PREFIX) &&
+		memcmp(VARDATA_ANY(key), LEDGER_RESERVED_KEY_PREFIX, strlen(LEDGER_RESERVED_KEY_PREFIX)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency keys beginning with \"%s\" are reserved for the steps of cross-shard transfers",
+						LEDGER_RESERVED_KEY_PREFIX)));
+	return key;
 }
 
 /*
@@ -99,6 +115,20 @@ find_intent(text *key, text *from, text *to, int64 amount, int64 *transfer_id)
 }
 
 /*
+ * Steps 2 and 3 create money on one shard until the other step is done:
+ * only the router's own role (an operator, who may create money) runs
+ * them, never an application role on its own.
+ */
+static void
+require_router_right(const char *action)
+{
+	if (!ledger_may_create_money())
+		ledger_raise_money_creation_denied(action,
+										   "The router runs this step as its own role, "
+										   "which needs the right to create money.");
+}
+
+/*
  * ledger_transfer_check(from_account text, to_account text, amount bigint,
  *						 idempotency_key text) RETURNS text
  *
@@ -113,7 +143,7 @@ ledger_transfer_check(PG_FUNCTION_ARGS)
 	text	   *from = ledger_arg_name(fcinfo, 0, "from_account");
 	text	   *to = ledger_arg_name(fcinfo, 1, "to_account");
 	Datum		values[1] = {PointerGetDatum(to)};
-	char	   *currency;
+	text	   *currency;
 
 	(void) ledger_arg_amount(fcinfo, 2);
 	(void) arg_transfer_key(fcinfo, 3);
@@ -125,9 +155,12 @@ ledger_transfer_check(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (ledger_execute(STMT_FIND_ACCOUNT, values, NULL, true) == 0)
 		ledger_raise_account_not_found(to);
-	currency = ledger_get_cstring(0, 2);
+	/* the result outlives SPI's memory */
+	currency = SPI_palloc(sizeof(text) + LEDGER_MAX_CURRENCY + 1);
+	snprintf(VARDATA(currency), LEDGER_MAX_CURRENCY + 1, "%s", ledger_get_cstring(0, 2));
+	SET_VARSIZE(currency, VARHDRSZ + strlen(VARDATA(currency)));
 	SPI_finish();
-	PG_RETURN_TEXT_P(cstring_to_text(currency));
+	PG_RETURN_TEXT_P(currency);
 }
 
 /*
@@ -213,12 +246,65 @@ ledger_transfer_out(PG_FUNCTION_ARGS)
 }
 
 /*
+ * ledger_transfer_in(to_account text, currency text, amount bigint,
+ *					  transfer_id bigint) RETURNS bigint
+ *
+ * Step 2 on the destination shard: credits amount to to_account under the
+ * key "lr/in/<transfer_id>" (the router's id of the transfer, unique over
+ * all shards), and returns the new balance; again, the same balance.
+ * currency is the source account's, as the intent on the source records
+ * it: another currency here is LG004, and no account LG002 -- then the
+ * money stays held on the source, and ledger_verify() reports it.  The
+ * router checked both before step 1; only a caller that went around it
+ * can meet them.
+ */
+PG_FUNCTION_INFO_V1(ledger_transfer_in);
+Datum
+ledger_transfer_in(PG_FUNCTION_ARGS)
+{
+	text	   *to = ledger_arg_name(fcinfo, 0, "to_account");
+	text	   *currency = ledger_arg_currency(fcinfo, 1);
+	int64		amount = ledger_arg_amount(fcinfo, 2);
+	Datum		values[1] = {PointerGetDatum(to)};
+	LedgerItem	item = {0};
+	int64		transfer_id;
+	bool		same_currency;
+
+	ledger_require_not_null(fcinfo, 3, "transfer_id");
+	transfer_id = PG_GETARG_INT64(3);
+	require_router_right("credit a cross-shard transfer");
+
+	SPI_connect();
+	if (ledger_execute(STMT_FIND_ACCOUNT, values, NULL, true) == 0)
+		ledger_raise_account_not_found(to);
+	same_currency = strcmp(ledger_get_cstring(0, 2), text_to_cstring(currency)) == 0;
+	if (!same_currency)
+		ereport(ERROR,
+				(errcode(ERRCODE_LEDGER_CURRENCY_MISMATCH),
+				 errmsg("cannot credit cross-shard transfer " INT64_FORMAT " to account \"%s\": currencies differ",
+						transfer_id, text_to_cstring(to)),
+				 errdetail("The transfer is in %s; account \"%s\" is in %s.",
+						   text_to_cstring(currency), text_to_cstring(to),
+						   ledger_get_cstring(0, 2))));
+	SPI_finish();
+
+	item.op = LEDGER_CREDIT;
+	item.account = to;
+	item.amount = amount;
+	item.key = cstring_to_text(psprintf(LEDGER_TRANSFER_CREDIT_KEY_FORMAT, transfer_id));
+	item.cross_shard = true;
+	PG_RETURN_INT64(ledger_post_single(&item));
+}
+
+/*
  * ledger_transfer_finish(idempotency_key text) RETURNS bigint
  *
  * Step 3 on the source shard: captures the transfer's hold whole (the
  * debit of the transfer; a finished one replays) and returns the transfer
  * id.  The router calls it only after the credit on the destination
- * (step 2) committed.  No intent under the key: P0002.
+ * (step 2) committed, as the role that made that credit: a finish before
+ * its credit would leave the transfer's debit without it, so it takes the
+ * same right.  No intent under the key: P0002.
  */
 PG_FUNCTION_INFO_V1(ledger_transfer_finish);
 Datum
@@ -230,6 +316,7 @@ ledger_transfer_finish(PG_FUNCTION_ARGS)
 	int64		transfer_id;
 	int64		hold_id;
 
+	require_router_right("finish a cross-shard transfer");
 	SPI_connect();
 	if (ledger_execute(STMT_FIND_TRANSFER_OUT, values, NULL, false) == 0)
 		ereport(ERROR,

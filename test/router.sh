@@ -9,26 +9,16 @@
 #      hold's shard;
 #   4. pg_ledger (libledger) works against the router unchanged.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/replication.sh"
+source "$(dirname "$0")/router_lib.sh"
 
 die() { echo "router: FAIL: $*" >&2; exit 1; }
 NSHARDS=4
 
 ledger_require_packages postgresql-15-plproxy
 ledger_build_install
-trap ledger_cleanup EXIT
 
-options=""
-for i in $(seq 0 $((NSHARDS - 1))); do
-	cluster_start "shard$i" -c shared_buffers=32MB
-	psql_q -c 'CREATE EXTENSION ledger'
-	options="$options${options:+, }p$i 'host=127.0.0.1 port=$(cluster_port "shard$i") dbname=postgres user=postgres'"
-done
-cluster_start router -c shared_buffers=32MB
-psql_q <<SQL
-CREATE EXTENSION ledger_router CASCADE;
-CREATE SERVER ledger_shards FOREIGN DATA WRAPPER plproxy OPTIONS ($options);
-CREATE USER MAPPING FOR PUBLIC SERVER ledger_shards;
-SQL
+router_start $NSHARDS
 shard_sql() { PGPORT=$(cluster_port "shard$1") psql_q -c "$2"; }
 router_state() { psql_q -v VERBOSITY=sqlstate -c "$1" 2>&1 | tail -n 1; }
 
@@ -121,14 +111,14 @@ xhold=$(psql_q -c "SELECT hold_id FROM ledger_holds('acct-2') LIMIT 1")
 	die "a hold under the reserved key prefix was made"
 
 log "cross-shard transfers interrupted after each step, then recovered"
-cur=$(psql_q -c "SELECT ledger_transfer_check_currency FROM (SELECT ledger_router.transfer_check('acct-4', '$other', 1, 'k') AS ledger_transfer_check_currency) c")
+cur=$(psql_q -c "SELECT ledger_router.transfer_check('acct-4', '$other', 1, 'k')")
 four=$(psql_q -c "SELECT ledger_router.shard('acct-4')")
 before=$(psql_q -c "SELECT ledger_balance('$other')")
 # after step 1: held on the source, nothing on the destination
 psql_q -c "SELECT ledger_router.transfer_out($four, 'acct-4', '$other', '$cur', 1, 'cut-1')" >/dev/null
 # after step 2: credited too, not yet captured
-psql_q -c "SELECT ledger_router.transfer_out($four, 'acct-4', '$other', '$cur', 2, 'cut-2')" >/dev/null
-psql_q -c "SELECT ledger_router.credit_in('$other', 2, ledger_router.credit_key('cut-2'))" >/dev/null
+cut2=$(psql_q -c "SELECT ledger_router.transfer_out($four, 'acct-4', '$other', '$cur', 2, 'cut-2')")
+psql_q -c "SELECT ledger_router.transfer_in('$other', '$cur', 2, $cut2)" >/dev/null
 [ "$(psql_q -c "SELECT ledger_balance('acct-4') || ' ' || ledger_available('acct-4') || ' ' || ledger_balance('$other')")" = \
 	"4 1 $((before + 2))" ] || die "the interrupted transfers are not as their steps left them"
 [ "$(psql_q -c "SET ledger_router.unfinished_limit = '0'; SELECT count(*) FROM ledger_verify() WHERE problem LIKE '%unfinished%'")" = 2 ] ||
@@ -187,4 +177,68 @@ LD_LIBRARY_PATH=$LEDGER_ROOT/client "$CLI" -d "$ROUTER" debit acct-9 6 >/dev/nul
 status=$?
 set -e
 [ "$status" = 11 ] || die "pg_ledger's overdraft through the router exits $status, not 11 (insufficient_funds)"
-echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, transfers on one shard, holds routed by their ids, pg_ledger unchanged; OK (work in progress)"
+log "roles: per-role user mappings, and an application role that tries to create money"
+# On every shard the README's two recipes: the application's, with the two
+# steps of a cross-shard transfer it runs itself (check, out), and the
+# operator's, every function.  The owner of ledger_router (postgres here)
+# maps to the operator: it runs steps 2 and 3 and recovery.
+for i in $(seq 0 $((NSHARDS - 1))); do
+	shard_sql "$i" "
+	CREATE ROLE ledger_app LOGIN;
+	GRANT EXECUTE ON FUNCTION ledger_open_account(text, text, bigint), ledger_debit(text, bigint, text),
+		ledger_transfer(text, text, bigint, text), ledger_balance(text), ledger_history(text, int, bigint),
+		ledger_hold(text, bigint, interval, text), ledger_capture(bigint, bigint, text),
+		ledger_release(bigint), ledger_available(text), ledger_holds(text, int),
+		ledger_transfer_check(text, text, bigint, text), ledger_transfer_out(text, text, text, bigint, text)
+		TO ledger_app;
+	CREATE ROLE ledger_operator LOGIN;
+	GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO ledger_operator;"
+done
+psql_q >/dev/null <<'SQL'
+CREATE ROLE app;
+GRANT USAGE ON SCHEMA ledger_router TO app;
+GRANT USAGE ON FOREIGN SERVER ledger_shards TO app;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ledger_router TO app;
+GRANT EXECUTE ON FUNCTION ledger_open_account(text, text, bigint), ledger_debit(text, bigint, text),
+	ledger_transfer(text, text, bigint, text), ledger_balance(text), ledger_available(text),
+	ledger_hold(text, bigint, interval, text), ledger_capture(bigint, bigint, text),
+	ledger_release(bigint), ledger_holds(text, int) TO app;
+CREATE USER MAPPING FOR app SERVER ledger_shards OPTIONS (user 'ledger_app');
+-- the owner of ledger_router runs steps 2 and 3 (and recovery): not a superuser on the shards
+CREATE USER MAPPING FOR postgres SERVER ledger_shards OPTIONS (user 'ledger_operator');
+SQL
+as_app() { { psql_q -v VERBOSITY=sqlstate -c "SET ROLE app" -c "$1" 2>&1 || true; } | tail -n 1; }
+far=$(psql_q -c "SELECT 'acct-' || i FROM generate_series(150, 200) i
+                 WHERE ledger_router.shard('acct-' || i) <> ledger_router.shard('acct-5') LIMIT 1")
+idr=$(psql_q -c "SELECT 'idr-' || i FROM generate_series(1, 100) i
+                 WHERE ledger_router.shard('idr-' || i) = ledger_router.shard('acct-5') LIMIT 1")
+psql_q -c "SELECT ledger_open_account('$idr', 'IDR'), ledger_credit('$idr', 1000000)" >/dev/null
+src=$(psql_q -c "SELECT 'src-' || i FROM generate_series(1, 100) i
+                 WHERE ledger_router.shard('src-' || i) <> ledger_router.shard('$far') LIMIT 1")
+psql_q -c "SELECT ledger_open_account('$src', 'EUR', NULL)" >/dev/null
+before=$(psql_q -c "SELECT ledger_balance('acct-5') || ' ' || ledger_balance('$far') || ' ' || ledger_balance('$usd')")
+[ "$(as_app "SELECT ledger_transfer('acct-5', '$far', 5, 'app-1') > 0")" = t ] ||
+	die "the application's cross-shard transfer, through its own mapping and the router's steps"
+[ "$(as_app "SELECT ledger_credit('acct-5', 1)")" = "ERROR:  42501" ] || die "the application credits through the router"
+[ "$(as_app "SELECT ledger_router.transfer_in('$far', 'EUR', 1000, 1)")" = "ERROR:  42501" ] ||
+	die "the application runs a transfer's credit by itself"
+src5=$(psql_q -c "SELECT ledger_router.shard('acct-5')")
+[ "$(as_app "SELECT ledger_router.transfer_out($src5, '$idr', '$usd', 'IDR', 100, 'app-2') > 0")" = t ] ||
+	die "the application sends a transfer out, going around ledger_transfer"
+[ "$(as_app "SELECT ledger_router.transfer_finish($src5, 'app-2')")" = "ERROR:  42501" ] ||
+	die "the application finishes a transfer before its credit"
+[ "$(as_app "SELECT ledger_router.transfer_complete($src5, 'app-2')")" = "ERROR:  LG004" ] ||
+	die "a transfer of rupiah, sent out as dollars, was credited in dollars"
+[ "$(psql_q -c "SELECT ledger_recover('0')")" = 0 ] || die "recovery credited the rupiah in dollars"
+xhold=$(psql_q -c "SELECT hold_id FROM ledger_holds('$idr') WHERE status = 'pending'")
+[ "$(as_app "SELECT ledger_release($xhold)")" = "ERROR:  55000" ] || die "the application released a transfer's hold"
+[ "$(as_app "SELECT ledger_transfer('$src', '$far', 1)")" = "ERROR:  42501" ] ||
+	die "the application took money out of a source across shards"
+[ "$(as_app "SELECT ledger_recover('0')")" = "ERROR:  42501" ] || die "the application may run ledger_recover"
+[ "$(psql_q -c "SELECT ledger_balance('acct-5') || ' ' || ledger_balance('$far') || ' ' || ledger_balance('$usd')")" = \
+	"$(echo "$before" | awk '{ print $1 - 5 " " $2 + 5 " " $3 }')" ] || die "money moved other than by the one transfer"
+[ "$(psql_q -c "SET ledger_router.unfinished_limit = '0'; SELECT string_agg(problem, '; ') FROM ledger_verify()")" = \
+	"cross-shard transfer $(psql_q -c "SELECT transfer_id FROM ledger_router.transfers_out($src5) WHERE idempotency_key = 'app-2'") to account \"$usd\" unfinished since $(psql_q -c "SELECT created_at FROM ledger_router.transfers_out($src5) WHERE idempotency_key = 'app-2'")" ] ||
+	die "ledger_verify does not report (only) the rupiah held for a transfer that can never be credited"
+
+echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, transfers on one shard and across shards (interrupted after each step and recovered), batches, holds routed by their ids, pg_ledger unchanged, per-role mappings hold against an application role; OK"
