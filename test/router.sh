@@ -164,19 +164,44 @@ other=$(psql_q -c "SELECT ledger_hold('acct-101', 1)")
 [ "$(router_state "SELECT ledger_release(($other >> 10) + 1 << 10 | ($other & 1023))")" = "ERROR:  LG006" ] ||
 	die "an unknown hold is not LG006"
 [ "$(psql_q -c 'SELECT ledger_expire_holds()')" = 0 ] || die "ledger_expire_holds over the shards"
-log "libledger's CLI against the router, unchanged"
+log "libledger's CLI against the router, unchanged: every command"
 make -s -C "$LEDGER_ROOT/client" PG_CONFIG="$LEDGER_PG_BIN/pg_config" all >/dev/null
-CLI=$LEDGER_ROOT/client/pg_ledger
 ROUTER="host=127.0.0.1 port=$(cluster_port router) dbname=postgres user=postgres"
-[ "$(LD_LIBRARY_PATH=$LEDGER_ROOT/client "$CLI" -d "$ROUTER" debit acct-9 4 --key cli-1)" = 5 ] ||
-	die "pg_ledger debit through the router"
-[ "$(LD_LIBRARY_PATH=$LEDGER_ROOT/client "$CLI" -d "$ROUTER" debit acct-9 4 --key cli-1)" = 5 ] ||
-	die "pg_ledger replay through the router"
-set +e
-LD_LIBRARY_PATH=$LEDGER_ROOT/client "$CLI" -d "$ROUTER" debit acct-9 6 >/dev/null 2>&1
-status=$?
-set -e
-[ "$status" = 11 ] || die "pg_ledger's overdraft through the router exits $status, not 11 (insufficient_funds)"
+cli() { LD_LIBRARY_PATH=$LEDGER_ROOT/client "$LEDGER_ROOT/client/pg_ledger" -d "$ROUTER" "$@"; }
+# cli_status EXPECTED ARGS...: the exit status of a refused command
+cli_status() {
+	local expected=$1 status=0
+	shift
+	cli "$@" >/dev/null 2>&1 || status=$?
+	[ "$status" = "$expected" ] || die "pg_ledger $* exits $status, not $expected"
+}
+cli_a=$(psql_q -c "SELECT 'cli-' || i FROM generate_series(1, 100) i
+                   WHERE ledger_router.shard('cli-' || i) = 0 LIMIT 1")
+cli_b=$(psql_q -c "SELECT 'cli-' || i FROM generate_series(1, 100) i
+                   WHERE ledger_router.shard('cli-' || i) = 1 LIMIT 1")
+cli open "$cli_a" --currency EUR >/dev/null && cli open "$cli_b" --currency EUR >/dev/null || die "pg_ledger open"
+cli_status 15 open "$cli_a" --currency USD
+[ "$(cli credit "$cli_a" 100 --key cli-c1)" = 100 ] || die "pg_ledger credit through the router"
+[ "$(cli debit "$cli_a" 10 --key cli-d1)" = 90 ] || die "pg_ledger debit through the router"
+[ "$(cli debit "$cli_a" 10 --key cli-d1)" = 90 ] || die "pg_ledger's replay through the router"
+cli_status 11 debit "$cli_a" 91
+cli_status 12 debit nobody-at-all 1
+cli_status 13 debit "$cli_a" 11 --key cli-d1
+xid=$(cli transfer "$cli_a" "$cli_b" 30 --key cli-t1) || die "pg_ledger transfer across shards"
+[ "$(cli transfer "$cli_a" "$cli_b" 30 --key cli-t1)" = "$xid" ] || die "pg_ledger's replayed transfer across shards"
+cli_status 11 transfer "$cli_a" "$cli_b" 61
+cli_status 12 transfer "$cli_a" nobody-at-all 1
+[ "$(cli balance "$cli_a") $(cli balance "$cli_b")" = "60 30" ] || die "pg_ledger balance after the transfer"
+cli history "$cli_b" --limit 1 | grep -q -- 30 || die "pg_ledger history through the router"
+[ "$(cli batch-debit "$cli_a:5" "$cli_b:5" "$cli_b:500" 2>/dev/null | grep -c ok)" = 2 ] ||
+	die "pg_ledger batch-debit across shards"
+hid=$(cli hold "$cli_a" 20 --key cli-h1) || die "pg_ledger hold"
+[ "$(cli available "$cli_a")" = 35 ] || die "pg_ledger available"
+cli holds "$cli_a" | grep -q "$hid" || die "pg_ledger holds shows another id"
+[ "$(cli capture "$hid" 5)" = 50 ] || die "pg_ledger capture by the router's id"
+cli_status 0 release "$(cli hold "$cli_a" 1)"
+cli_status 0 verify
+[ "$(cli mode "$cli_a")" = locked ] || die "pg_ledger mode through the router"
 log "roles: per-role user mappings, and an application role that tries to create money"
 # On every shard the README's two recipes: the application's, with the two
 # steps of a cross-shard transfer it runs itself (check, out), and the
