@@ -76,7 +76,9 @@ test:
 bench:
 	bash bench/run.sh
 
-# long runs of the bank test and the fuzzer (about 15 minutes)
+# long runs of the bank tests and the fuzzer (about 20 minutes)
 stress:
 	BANK_ACCOUNTS=100 BANK_CLIENTS=32 BANK_SECONDS=300 bash test/bank.sh
+	RBANK_ACCOUNTS=64 RBANK_CLIENTS=16 RBANK_SECONDS=120 bash test/router_bank.sh
+	RBANK_ACCOUNTS=64 RBANK_CLIENTS=16 RBANK_SECONDS=120 bash test/router_bank.sh failover
 	FUZZ_CALLS=300000 FUZZ_SECONDS=600 bash test/fuzz.sh

@@ -24,7 +24,7 @@ LEDGER_PG_BIN=/usr/lib/postgresql/$LEDGER_PG_MAJOR/bin
 LEDGER_TEST_USER=${LEDGER_TEST_USER:-ledgertest}
 LEDGER_PACKAGES="postgresql-$LEDGER_PG_MAJOR postgresql-server-dev-$LEDGER_PG_MAJOR libpq-dev \
 postgresql-$LEDGER_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc libc6-dev \
-valgrind pkgconf postgresql-$LEDGER_PG_MAJOR-cron pgbouncer"
+valgrind pkgconf postgresql-$LEDGER_PG_MAJOR-cron postgresql-$LEDGER_PG_MAJOR-plproxy pgbouncer"
 
 LEDGER_TMP=""
 LEDGER_CLUSTERS=""
