@@ -15,7 +15,10 @@
 # primary is killed for good, the standby promoted and the router pointed
 # at it with ALTER SERVER ledger_shards OPTIONS (SET p1 ...).
 #
-# Afterwards ledger_recover() finishes whatever was left half done, and:
+# Afterwards ledger_recover(), scheduled with pg_cron on the router every
+# minute as a role granted only it (the README's recipe), finishes
+# whatever was left half done -- one transfer is cut after its first step
+# on purpose, so that there is always one -- and:
 #   - every acknowledged transfer is applied, every refused one is not,
 #     nothing is applied that no client sent, and no key twice;
 #   - every balance is 200 plus what applied transfers brought in, less
@@ -28,6 +31,9 @@
 # Usage: bash test/router_bank.sh [kills|failover]
 # Environment: RBANK_ACCOUNTS (16), RBANK_CLIENTS (8), RBANK_SECONDS (20),
 # RBANK_SEED (random, printed).  make stress runs it for 120 s.
+# RBANK_BREAK=finish-first breaks the protocol on purpose (the router
+# captures the source's hold and never credits the destination); the run
+# must then FAIL.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/replication.sh"
 source "$(dirname "$0")/router_lib.sh"
@@ -48,7 +54,7 @@ done
 RANDOM=$SEED
 log "router_bank $MODE: $A accounts, $M clients, $T s, seed $SEED"
 
-ledger_require_packages postgresql-15-plproxy
+ledger_require_packages postgresql-15-plproxy postgresql-15-cron
 ledger_build_install
 
 CLIENT_PIDS=()
@@ -61,7 +67,24 @@ ledger_init_tmp
 trap bank_cleanup EXIT
 TMP=$LEDGER_TMP
 
+ROUTER_OPTIONS="-c shared_preload_libraries=pg_cron -c cron.database_name=postgres -c cron.use_background_workers=on"
 if [ "$MODE" = failover ]; then router_start $NSHARDS 1; else router_start $NSHARDS; fi
+psql_on router >/dev/null <<'SQL'
+CREATE EXTENSION pg_cron;
+CREATE ROLE ledger_recoverer LOGIN;   -- no password: nobody logs in as it
+GRANT EXECUTE ON FUNCTION ledger_recover(interval) TO ledger_recoverer;
+GRANT USAGE ON SCHEMA cron TO ledger_recoverer;
+SQL
+if [ "${RBANK_BREAK:-}" = finish-first ]; then
+	log "RBANK_BREAK=finish-first: transfers between shards are never credited; this run must FAIL"
+	psql_on router >/dev/null <<'SQL'
+CREATE OR REPLACE FUNCTION ledger_router.transfer_complete(source int4, idempotency_key text)
+	RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	RETURN ledger_router.transfer_finish(source, idempotency_key);
+SQL
+elif [ -n "${RBANK_BREAK:-}" ]; then
+	die "unknown RBANK_BREAK '$RBANK_BREAK' (only: finish-first)"
+fi
 ROUTER="$(shard_conninfo router) user=postgres application_name=rbank connect_timeout=5"
 
 log "compiling the client"
@@ -126,15 +149,33 @@ CLIENT_PIDS=()
 [ "$client_kills" -gt 0 ] && [ "$router_kills" -gt 0 ] && [ "$shard_kills" -gt 0 ] ||
 	log "note: not every kind of kill happened in this run (seed $SEED)"
 
-log "recovery"
-for attempt in $(seq 1 20); do
-	psql_on router -c "SELECT ledger_recover('0')" >/dev/null 2>&1 || true
+log "recovery by pg_cron"
+# one transfer cut after step 1, as if its router backend died right then
+cut_from=$(psql_on router -c "SELECT 'b-' || i FROM generate_series(0, $A - 1) i
+                              ORDER BY ledger_available('b-' || i) DESC LIMIT 1")
+cut_to=$(psql_on router -c "SELECT 'b-' || i FROM generate_series(0, $A - 1) i
+                            WHERE ledger_router.shard('b-' || i) <> ledger_router.shard('$cut_from') LIMIT 1")
+psql_on router -c "SELECT ledger_router.transfer_out(ledger_router.shard('$cut_from'), '$cut_from', '$cut_to',
+                   ledger_router.transfer_check('$cut_from', '$cut_to', 1, 'cut'), 1, 'cut')" >/dev/null
+echo "A cut $cut_from $cut_to 1" >"$TMP/client.cut.log"
+left=$(psql_on router -c "SELECT count(*) FROM generate_series(0, $NSHARDS - 1) h,
+                          LATERAL ledger_router.transfers_unfinished(h, '0')")
+[ "$left" -ge 1 ] || die "no transfer is unfinished before recovery"
+psql_on router -c "SET ROLE ledger_recoverer" \
+	-c "SELECT cron.schedule('ledger-recover', '* * * * *', \$\$SELECT ledger_recover('0')\$\$)" >/dev/null
+# pg_cron runs at the start of each minute; a shard restarted at the wrong
+# moment leaves work for the next run
+for attempt in $(seq 1 180); do
 	left=$(psql_on router -c "SELECT count(*) FROM generate_series(0, $NSHARDS - 1) h,
 	                          LATERAL ledger_router.transfers_unfinished(h, '0')" 2>/dev/null || echo unknown)
 	[ "$left" = 0 ] && break
-	sleep 0.5
+	sleep 1
 done
-[ "$left" = 0 ] || die "ledger_recover left $left transfers unfinished"
+[ "$left" = 0 ] || die "$left transfers still unfinished after 3 minutes of ledger_recover() by pg_cron"
+runs=$(psql_on router -c "SELECT count(*) FROM cron.job_run_details
+                          WHERE status = 'succeeded' AND username = 'ledger_recoverer'")
+[ "$runs" -ge 1 ] || die "no successful run of the pg_cron job as ledger_recoverer"
+psql_on router -c "SET ROLE ledger_recoverer" -c "SELECT cron.unschedule('ledger-recover')" >/dev/null
 
 log "checks"
 live_shards="shard0 shard1 shard2 shard3"
@@ -192,4 +233,4 @@ SQL
 counts=$(awk -F, '{ n[$1]++ } END { printf "%d sent, %d acknowledged, %d refused", n["A"], n["K"], n["R"] }' "$TMP/log.csv")
 acked=$(awk -F, '$1 == "K"' "$TMP/log.csv" | wc -l)
 [ "$acked" -ge 50 ] || die "only $acked transfers were acknowledged: the load did not run"
-echo "router_bank $MODE: $counts; $(wc -l <"$TMP/applied") applied, each once; $client_kills clients, $router_kills router backends, $shard_kills shards killed$($failed_over && echo ', shard 1 failed over'); sums, floors and ledger_verify() clean; OK"
+echo "router_bank $MODE: $counts; $(wc -l <"$TMP/applied") applied, each once, the unfinished finished by pg_cron's ledger_recover(); $client_kills clients, $router_kills router backends, $shard_kills shards killed$($failed_over && echo ', shard 1 failed over'); sums, floors and ledger_verify() clean; OK"

@@ -9,7 +9,8 @@
 #       setup; the README shows per-role mappings).  With STANDBY_SHARD,
 #       that shard also gets a synchronous standby, cluster
 #       shard<STANDBY_SHARD>s (application_name s<STANDBY_SHARD>).
-#       Leaves the PG* variables pointing at the router.
+#       Leaves the PG* variables pointing at the router.  ROUTER_OPTIONS:
+#       more "-c name=value" options for the router cluster.
 #   shard_conninfo NAME     the conninfo of cluster NAME, as ledger_shards holds
 #                           it (the user comes from the user mapping)
 #   router_point SHARD NAME point partition SHARD at cluster NAME (a failover)
@@ -31,7 +32,8 @@ router_start() {
 		fi
 		options="$options${options:+, }p$i '$(shard_conninfo "shard$i")'"
 	done
-	cluster_start router -c shared_buffers=32MB -c max_connections=60
+	# shellcheck disable=SC2086  # ROUTER_OPTIONS: more -c options, split on purpose
+	cluster_start router -c shared_buffers=32MB -c max_connections=60 ${ROUTER_OPTIONS:-}
 	psql_q >/dev/null <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION ledger_router CASCADE;
