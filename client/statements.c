@@ -114,7 +114,7 @@ static const struct
  * names and signatures (ledger itself first, should a database have both).
  */
 static const char *const find_schema_sql =
-"SELECT pg_catalog.quote_ident(n.nspname)"
+"SELECT pg_catalog.quote_ident(n.nspname), e.extname"
 " FROM pg_catalog.pg_extension e"
 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
 " WHERE e.extname OPERATOR(pg_catalog.=) ANY ('{ledger,ledger_router}'::pg_catalog.text[])"
@@ -213,6 +213,7 @@ find_schema(LedgerConn *conn, LedgerStatus *status)
 	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 	{
 		conn->schema = strdup(PQgetvalue(res, 0, 0));
+		conn->router = strcmp(PQgetvalue(res, 0, 1), "ledger_router") == 0;
 		PQclear(res);
 		if (conn->schema != NULL)
 			return ATTEMPT_DONE;

@@ -3,6 +3,24 @@
 \echo Use "ALTER EXTENSION ledger UPDATE TO '1.4'" to load this file. \quit
 
 /*
+ * From 1.4 on keys beginning with "lr/" are the ledger's own (rules.c): a
+ * posting made earlier under one could no longer be replayed, and a credit
+ * under "lr/in/<n>" would be taken for a transfer's.  Such keys stop the
+ * upgrade; nothing has changed yet.
+ */
+DO $$
+BEGIN
+	IF EXISTS (SELECT FROM ledger.idempotency_keys
+				WHERE idempotency_key OPERATOR(pg_catalog.~~) 'lr/%') THEN
+		RAISE EXCEPTION 'cannot update ledger to 1.4: idempotency keys beginning with "lr/" are in use'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'From 1.4 on such keys belong to the steps of cross-shard transfers.',
+				  HINT = 'Stay on 1.3, or ask for a migration of those keys.';
+	END IF;
+END
+$$;
+
+/*
  * A transfer between accounts on two shard databases (ledger_router,
  * ARCHITECTURE §9) runs as three local transactions, each idempotent:
  *
@@ -131,24 +149,21 @@ $$;
 REVOKE ALL ON FUNCTION ledger_transfers_unfinished(interval) FROM PUBLIC;
 
 /*
- * On a destination shard, for the router's audit: the credits posted under
- * the given keys of cross-shard transfers ("lr/in/<transfer id>").
+ * On a destination shard, for the router's audit: the credits of
+ * cross-shard transfers ("lr/in/<transfer id>"), under the given keys, or
+ * all of them (NULL).
  */
-CREATE FUNCTION ledger_transfers_in(idempotency_keys text[])
+CREATE FUNCTION ledger_transfers_in(idempotency_keys text[] DEFAULT NULL)
 	RETURNS TABLE(idempotency_key text, account text, amount bigint)
-	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	LANGUAGE sql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
-	AS $$
-BEGIN
-	IF idempotency_keys IS NULL THEN
-		RAISE EXCEPTION 'idempotency_keys must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	RETURN QUERY
+	BEGIN ATOMIC
 	SELECT k.idempotency_key::pg_catalog.text, k.account::pg_catalog.text, k.amount::pg_catalog.int8
 	  FROM ledger.idempotency_keys k
-	 WHERE k.idempotency_key OPERATOR(pg_catalog.=) ANY (idempotency_keys)
-	   AND k.idempotency_key OPERATOR(pg_catalog.^@) 'lr/in/'
-	   AND k.operation OPERATOR(pg_catalog.=) 'credit';
-END
-$$;
+	 WHERE k.idempotency_key OPERATOR(pg_catalog.~~) 'lr/in/%'
+	   AND k.operation OPERATOR(pg_catalog.=) 'credit'
+	   AND (ledger_transfers_in.idempotency_keys IS NULL
+			OR k.idempotency_key OPERATOR(pg_catalog.=) ANY (ledger_transfers_in.idempotency_keys))
+	 ORDER BY k.idempotency_key;
+	END;
 REVOKE ALL ON FUNCTION ledger_transfers_in(text[]) FROM PUBLIC;

@@ -1,13 +1,9 @@
 /*
  * ledger_router 1.4: the ledger's SQL API on a router database, each call
- * sent by PL/Proxy to the shard that owns its account.
- *
- * WORK IN PROGRESS (issue 16, branch router): single-account calls and
- * holds are routed; transfers between shards, the batches, ledger_verify
- * across shards and ledger_recover are not written yet.
+ * sent by PL/Proxy to the shard that owns its account (doc/router.md).
  *
  * The shards: the SQL/MED server ledger_shards (FOREIGN DATA WRAPPER
- * plproxy, options p0 .. pN-1, N a power of two) and a user mapping; each
+ * plproxy, options p0 .. pN-1, N a power of two) and user mappings; each
  * shard runs CREATE EXTENSION ledger in schema public.
  *
  * Placement: an account lives on shard ledger_router.hash(name) & (N - 1).
@@ -15,7 +11,10 @@
  * id shifted left by 10 bits, with the shard's number in the low 10 bits
  * (N <= 1024): a call that takes an id is routed by them and sends the
  * shard's own id.  The internal functions that encode ids take the shard
- * number as $1: their SELECT runs on the shard, which has no ledger_router.
+ * number as $1 (their SELECT runs on the shard, which has no
+ * ledger_router) but are routed by the account's hash, never by $1: a
+ * caller passing another number gets a wrong id back, and cannot put an
+ * account on a shard it does not belong to.
  */
 \echo Use "CREATE EXTENSION ledger_router" to load this file. \quit
 
@@ -95,11 +94,12 @@ $$ LANGUAGE plproxy;
 
 -- ---- one account, ids encoded on the way back -----------------------------
 -- The SELECT of a PL/Proxy function runs on the shard, which has no
--- ledger_router: the internal function takes the account's hash as $1.
+-- ledger_router: the internal function takes the shard's number as $1,
+-- for the ids only (the header comment).
 
 CREATE FUNCTION ledger_router.open_account(h int4, account text, currency text, min_balance bigint)
 	RETURNS bigint AS $$
-	CLUSTER 'ledger_shards'; RUN ON h;
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(account);
 	SELECT (public.ledger_open_account($2, $3, $4) OPERATOR(pg_catalog.<<) 10)
 		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
 $$ LANGUAGE plproxy;
@@ -112,7 +112,7 @@ CREATE FUNCTION ledger_open_account(account text, currency text DEFAULT 'XXX', m
 CREATE FUNCTION ledger_router.hold(h int4, account text, amount bigint, expires_in interval,
 								   idempotency_key text)
 	RETURNS bigint AS $$
-	CLUSTER 'ledger_shards'; RUN ON h;
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(account);
 	SELECT (public.ledger_hold($2, $3, $4, $5) OPERATOR(pg_catalog.<<) 10)
 		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
 $$ LANGUAGE plproxy;
@@ -126,7 +126,7 @@ CREATE FUNCTION ledger_hold(account text, amount bigint, expires_in interval DEF
 CREATE FUNCTION ledger_router.history(h int4, account text, max_rows int, before_entry_id bigint)
 	RETURNS TABLE(entry_id bigint, amount bigint, balance_after bigint, transfer_id bigint,
 				  idempotency_key text, created_at timestamptz) AS $$
-	CLUSTER 'ledger_shards'; RUN ON h;
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(account);
 	SELECT x.entry_id, x.amount, x.balance_after,
 		   (x.transfer_id OPERATOR(pg_catalog.<<) 10)
 			OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023) AS transfer_id,
@@ -145,7 +145,7 @@ CREATE FUNCTION ledger_history(account text, max_rows int DEFAULT 100, before_en
 CREATE FUNCTION ledger_router.holds(h int4, account text, max_rows int)
 	RETURNS TABLE(hold_id bigint, amount bigint, captured bigint, status text,
 				  created_at timestamptz, expires_at timestamptz, idempotency_key text) AS $$
-	CLUSTER 'ledger_shards'; RUN ON h;
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(account);
 	SELECT (x.hold_id OPERATOR(pg_catalog.<<) 10)
 			OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023) AS hold_id,
 		   x.amount, x.captured, x.status, x.created_at, x.expires_at, x.idempotency_key
@@ -165,7 +165,7 @@ CREATE FUNCTION ledger_holds(account text, max_rows int DEFAULT 100)
 CREATE FUNCTION ledger_router.transfer(h int4, from_account text, to_account text, amount bigint,
 									   idempotency_key text)
 	RETURNS bigint AS $$
-	CLUSTER 'ledger_shards'; RUN ON h;
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(from_account);
 	SELECT (public.ledger_transfer($2, $3, $4, $5) OPERATOR(pg_catalog.<<) 10)
 		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
 $$ LANGUAGE plproxy;
@@ -201,7 +201,7 @@ $$ LANGUAGE plproxy;
 CREATE FUNCTION ledger_router.transfer_out(h int4, from_account text, to_account text,
 										   to_currency text, amount bigint, idempotency_key text)
 	RETURNS bigint AS $$
-	CLUSTER 'ledger_shards'; RUN ON h;
+	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(from_account);
 	SELECT (public.ledger_transfer_out($2, $3, $4, $5, $6) OPERATOR(pg_catalog.<<) 10)
 		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
 $$ LANGUAGE plproxy;
@@ -243,6 +243,14 @@ CREATE FUNCTION ledger_router.transfer_complete(source int4, idempotency_key tex
 DECLARE
 	intent record;
 BEGIN
+	-- the transfer id, and with it the credit's key, is made of source: it
+	-- must be the shard's own number, or one intent could be credited
+	-- under many keys
+	IF source IS NULL OR source OPERATOR(pg_catalog.<) 0
+	   OR source OPERATOR(pg_catalog.>=) ledger_router.shards() THEN
+		RAISE EXCEPTION 'no shard has number %', source
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	SELECT * INTO intent FROM ledger_router.transfer_intent(source, idempotency_key);
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'no cross-shard transfer has idempotency key "%" on shard %',
@@ -269,6 +277,7 @@ DECLARE
 	k text := COALESCE(idempotency_key, 'router/' OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid());
 	currency text;
 	id bigint;
+	state text;
 	message text;
 	detail text;
 BEGIN
@@ -278,10 +287,27 @@ BEGIN
 		RETURN ledger_router.transfer(source, from_account, to_account, amount, idempotency_key);
 	END IF;
 	currency := ledger_router.transfer_check(from_account, to_account, amount, k);
-	id := ledger_router.transfer_out(source, from_account, to_account, currency, amount, k);
+	BEGIN
+		id := ledger_router.transfer_out(source, from_account, to_account, currency, amount, k);
+	EXCEPTION WHEN OTHERS OR query_canceled THEN
+		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+		-- a refusal: nothing was held
+		IF ledger_router.condition_name(state) IS NOT NULL OR state OPERATOR(pg_catalog.~) '^(22|LG)' THEN
+			RAISE;
+		END IF;
+		-- anything else (a lost connection to the shard, a cancel): step 1
+		-- may have committed
+		RAISE EXCEPTION 'cross-shard transfer under key "%" may have been recorded: %', k, message
+			USING ERRCODE = 'statement_completion_unknown',
+				  DETAIL = pg_catalog.format('If it was, its money is held on account "%s" and ledger_recover() moves it to account "%s".',
+											 from_account, to_account),
+				  HINT = CASE WHEN idempotency_key IS NULL
+						 THEN 'Do not call it again: without an idempotency key a retry is another transfer.'
+						 ELSE 'Calling again with the same idempotency key finishes it, or refuses it if it was not recorded.' END;
+	END;
 	BEGIN
 		RETURN ledger_router.transfer_complete(source, k);
-	EXCEPTION WHEN OTHERS THEN
+	EXCEPTION WHEN OTHERS OR query_canceled THEN
 		-- held on the source: the transfer happens, now or by recovery.
 		-- 40003: not a refusal; a retry under the same key finishes it.
 		GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
@@ -416,9 +442,10 @@ $$ LANGUAGE plproxy;
 
 /*
  * Every shard's own audit, and the cross-shard one: each finished transfer
- * has its debit (the hold captured whole) and exactly its credit on the
- * destination (one key, so at most one); no hold of a transfer ended any
- * other way; none is left unfinished longer than
+ * has its debit (the hold captured whole) and its credit on the
+ * destination (one key, so at most one); every credit under a transfer's
+ * key belongs to a transfer; no hold of a transfer ended any other way;
+ * none is left unfinished longer than
  * ledger_router.unfinished_limit (default 5 minutes: recovery runs every
  * minute).
  */
@@ -444,8 +471,7 @@ BEGIN
 		i AS (
 			SELECT c.*
 			  FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
-				   LATERAL ledger_router.transfers_in(h,
-						ARRAY(SELECT o.in_key FROM o WHERE o.dest OPERATOR(pg_catalog.=) h)) c)
+				   LATERAL ledger_router.transfers_in(h, NULL) c)
 		SELECT o.from_account,
 			   CASE
 				 WHEN o.status OPERATOR(pg_catalog.=) 'out' THEN
@@ -470,7 +496,14 @@ BEGIN
 				AND (o.captured OPERATOR(pg_catalog.<>) o.amount
 					 OR i.idempotency_key IS NULL
 					 OR i.account OPERATOR(pg_catalog.<>) o.to_account
-					 OR i.amount OPERATOR(pg_catalog.<>) o.amount));
+					 OR i.amount OPERATOR(pg_catalog.<>) o.amount))
+		UNION ALL
+		-- a credit of a cross-shard transfer that no intent made: money created
+		SELECT i.account,
+			   pg_catalog.format('credit of %s under key "%s" belongs to no cross-shard transfer',
+								 i.amount, i.idempotency_key)
+		  FROM i
+		 WHERE NOT EXISTS (SELECT FROM o WHERE o.in_key OPERATOR(pg_catalog.=) i.idempotency_key);
 END
 $$;
 
@@ -533,6 +566,8 @@ CREATE FUNCTION ledger_debit_batch(accounts text[], amounts bigint[], idempotenc
 	AS $$
 DECLARE
 	n int4 := COALESCE(pg_catalog.cardinality(accounts), 0);
+	state text;
+	message text;
 BEGIN
 	IF ledger_router.batch_ill_formed(accounts, accounts, amounts, idempotency_keys) THEN
 		RETURN QUERY SELECT * FROM ledger_router.debit_batch_whole(accounts, amounts, idempotency_keys);
@@ -541,12 +576,21 @@ BEGIN
 	IF n OPERATOR(pg_catalog.=) 0 THEN
 		RETURN;
 	END IF;
-	RETURN QUERY
-		SELECT b.ordinal, b.status, b.result
-		  FROM ledger_router.debit_batch(
-				ARRAY(SELECT pg_catalog.generate_series(1, n)), accounts, amounts,
-				COALESCE(idempotency_keys, pg_catalog.array_fill(NULL::text, ARRAY[n]))) b
-		 ORDER BY b.ordinal;
+	BEGIN
+		RETURN QUERY
+			SELECT b.ordinal, b.status, b.result
+			  FROM ledger_router.debit_batch(
+					ARRAY(SELECT pg_catalog.generate_series(1, n)), accounts[:], amounts[:],
+					COALESCE(idempotency_keys[:], pg_catalog.array_fill(NULL::text, ARRAY[n]))) b
+			 ORDER BY b.ordinal;
+	EXCEPTION WHEN OTHERS OR query_canceled THEN
+		-- the shards' parts run apart: some may have committed
+		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+		RAISE EXCEPTION 'the batch''s items on some shards may have been applied: %', message
+			USING ERRCODE = 'statement_completion_unknown',
+				  DETAIL = pg_catalog.format('A shard''s part failed with %s.', state),
+				  HINT = 'Call it again with the same idempotency keys: applied items replay.';
+	END;
 END
 $$;
 
@@ -558,23 +602,34 @@ CREATE FUNCTION ledger_transfer_batch(from_accounts text[], to_accounts text[], 
 	AS $$
 DECLARE
 	state text;
+	message text;
 BEGIN
 	IF ledger_router.batch_ill_formed(from_accounts, to_accounts, amounts, idempotency_keys) THEN
 		RETURN QUERY SELECT * FROM ledger_router.transfer_batch_whole(from_accounts, to_accounts,
 																	  amounts, idempotency_keys);
 		RETURN;
 	END IF;
+	-- numbered from 1, whatever the arrays' lower bounds (one server's batch reads them in order)
+	from_accounts := from_accounts[:];
+	to_accounts := to_accounts[:];
+	amounts := amounts[:];
+	idempotency_keys := idempotency_keys[:];
 	FOR i IN 1 .. COALESCE(pg_catalog.cardinality(from_accounts), 0) LOOP
 		ordinal := i;
 		BEGIN
 			result := @extschema@.ledger_transfer(from_accounts[i], to_accounts[i], amounts[i],
-											 idempotency_keys[i]);
+												  idempotency_keys[i]);
 			status := 'ok';
-		EXCEPTION WHEN OTHERS THEN
-			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
+		EXCEPTION WHEN OTHERS OR query_canceled THEN
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
 			status := ledger_router.condition_name(state);
-			IF status IS NULL THEN
+			IF status IS NULL AND i OPERATOR(pg_catalog.=) 1 THEN
 				RAISE;
+			ELSIF status IS NULL THEN
+				RAISE EXCEPTION 'item % of the batch failed after items 1 to % were applied: %', i, i - 1, message
+					USING ERRCODE = 'statement_completion_unknown',
+						  DETAIL = pg_catalog.format('It failed with %s.', state),
+						  HINT = 'Call it again with the same idempotency keys: applied items replay.';
 			END IF;
 			result := NULL;
 		END;

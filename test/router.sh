@@ -146,6 +146,10 @@ psql_q -c "SELECT ledger_credit('acct-' || i, 10) FROM generate_series(20, 29) i
                 FROM ledger_transfer_batch(ARRAY['acct-20', 'acct-21', 'acct-22'], ARRAY['acct-23', 'nobody', 'acct-24'],
                                            ARRAY[1, 1, 100]::bigint[])")" = \
 	"1:ok,2:account_not_found,3:insufficient_funds" ] || die "a transfer batch over the shards"
+[ "$(psql_q -c "SELECT string_agg(ordinal || ':' || status, ',' ORDER BY ordinal)
+                FROM ledger_transfer_batch('[0:1]={acct-20,acct-21}'::text[], '[5:6]={acct-22,acct-23}'::text[],
+                                           '[2:3]={1,1}'::bigint[])")" = "1:ok,2:ok" ] ||
+	die "a transfer batch of arrays with other lower bounds"
 [ "$(router_state "SELECT * FROM ledger_debit_batch(ARRAY['acct-20'], NULL)")" = "ERROR:  22004" ] ||
 	die "a debit batch without amounts is not 22004"
 [ "$(router_state "SELECT * FROM ledger_transfer_batch(ARRAY['acct-20'], ARRAY['acct-21'], ARRAY[1, 2]::bigint[])")" = "ERROR:  22023" ] ||
@@ -202,6 +206,15 @@ cli holds "$cli_a" | grep -q "$hid" || die "pg_ledger holds shows another id"
 cli_status 0 release "$(cli hold "$cli_a" 1)"
 cli_status 0 verify
 [ "$(cli mode "$cli_a")" = locked ] || die "pg_ledger mode through the router"
+log "a shard down: libledger's outcome is unknown (XX000 from PL/Proxy), and a retry with the key applies once"
+down=$(psql_q -c "SELECT ledger_router.shard('$cli_a')")
+cluster_stop "shard$down"
+cli_status 23 --retries 2 --timeout 5 debit "$cli_a" 1 --key cli-down
+cluster_restart "shard$down"
+before=$(cli balance "$cli_a")
+[ "$(cli debit "$cli_a" 1 --key cli-down)" = $((before - 1)) ] || die "the retry after a shard came back"
+[ "$(cli debit "$cli_a" 1 --key cli-down)" = $((before - 1)) ] || die "the replay after a shard came back"
+
 log "roles: per-role user mappings, and an application role that tries to create money"
 # On every shard the README's two recipes: the application's, with the two
 # steps of a cross-shard transfer it runs itself (check, out), and the
@@ -250,6 +263,13 @@ before=$(psql_q -c "SELECT ledger_balance('acct-5') || ' ' || ledger_balance('$f
 src5=$(psql_q -c "SELECT ledger_router.shard('acct-5')")
 [ "$(as_app "SELECT ledger_router.transfer_out($src5, '$idr', '$usd', 'IDR', 100, 'app-2') > 0")" = t ] ||
 	die "the application sends a transfer out, going around ledger_transfer"
+[ "$(as_app "SELECT ledger_router.transfer_complete($src5 + $NSHARDS, 'app-1')")" = "ERROR:  22023" ] ||
+	die "the application completed a transfer again under another shard number (a second credit)"
+wrong=$(( ($(psql_q -c "SELECT ledger_router.shard('app-made')") + 1) % NSHARDS ))
+as_app "SELECT ledger_router.open_account($wrong, 'app-made', 'EUR', 0)" >/dev/null
+[ "$(shard_sql "$(psql_q -c "SELECT ledger_router.shard('app-made')")" "SELECT count(*) FROM ledger.accounts WHERE name = 'app-made'")" = 1 ] &&
+	[ "$(shard_sql "$wrong" "SELECT count(*) FROM ledger.accounts WHERE name = 'app-made'")" = 0 ] ||
+	die "the application opened an account on a shard of its choosing"
 [ "$(as_app "SELECT ledger_router.transfer_finish($src5, 'app-2')")" = "ERROR:  42501" ] ||
 	die "the application finishes a transfer before its credit"
 [ "$(as_app "SELECT ledger_router.transfer_complete($src5, 'app-2')")" = "ERROR:  LG004" ] ||
@@ -265,5 +285,9 @@ xhold=$(psql_q -c "SELECT hold_id FROM ledger_holds('$idr') WHERE status = 'pend
 [ "$(psql_q -c "SET ledger_router.unfinished_limit = '0'; SELECT string_agg(problem, '; ') FROM ledger_verify()")" = \
 	"cross-shard transfer $(psql_q -c "SELECT transfer_id FROM ledger_router.transfers_out($src5) WHERE idempotency_key = 'app-2'") to account \"$usd\" unfinished since $(psql_q -c "SELECT created_at FROM ledger_router.transfers_out($src5) WHERE idempotency_key = 'app-2'")" ] ||
 	die "ledger_verify does not report (only) the rupiah held for a transfer that can never be credited"
+psql_q -c "SELECT ledger_router.transfer_in('$far', 'EUR', 7, 999999)" >/dev/null
+[ "$(psql_q -c "SELECT count(*) FROM ledger_verify()
+                WHERE problem = 'credit of 7 under key \"lr/in/999999\" belongs to no cross-shard transfer'")" = 1 ] ||
+	die "ledger_verify does not report a transfer's credit that no intent made"
 
 echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, transfers on one shard and across shards (interrupted after each step and recovered), batches, holds routed by their ids, pg_ledger unchanged, per-role mappings hold against an application role; OK"
