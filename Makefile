@@ -7,7 +7,7 @@
 #   make bench               the standard benchmark set, ledger vs the naive baseline
 #   make stress              long bank and fuzz runs
 
-EXTENSION = ledger
+EXTENSION = ledger ledger_router
 MODULE_big = ledger
 OBJS = \
 	src/ledger.o \
@@ -29,15 +29,17 @@ OBJS = \
 	src/relations.o \
 	src/direct_write.o \
 	src/journal.o \
-	src/audit.o
+	src/audit.o \
+	src/transfer_out.o \
+	src/router.o
 
-DATA = $(wildcard sql/ledger--*.sql)
+DATA = $(wildcard sql/ledger--*.sql) $(wildcard sql/ledger_router--*.sql)
 
 # pg_regress: sql/<name>.sql against expected/<name>.out
-REGRESS = account posting transfer idempotency history verify durability batch direct_write holds escrow escrow_model upgrade
+REGRESS = account posting transfer idempotency history verify durability batch direct_write holds escrow escrow_model cross_shard upgrade
 # isolation specs: test/specs/<name>.spec against test/expected/<name>.out
 ISOLATION = debit_race transfer_cross idempotency_race debit_credit_race batch_race direct_write_ddl \
-	hold_race hold_expiry hold_snapshot escrow_race escrow_key escrow_hold
+	hold_race hold_expiry hold_snapshot escrow_race escrow_key escrow_hold transfer_out_race
 ISOLATION_OPTS = --inputdir=test
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
@@ -74,7 +76,9 @@ test:
 bench:
 	bash bench/run.sh
 
-# long runs of the bank test and the fuzzer (about 15 minutes)
+# long runs of the bank tests and the fuzzer (about 20 minutes)
 stress:
 	BANK_ACCOUNTS=100 BANK_CLIENTS=32 BANK_SECONDS=300 bash test/bank.sh
+	RBANK_ACCOUNTS=64 RBANK_CLIENTS=16 RBANK_SECONDS=120 bash test/router_bank.sh
+	RBANK_ACCOUNTS=64 RBANK_CLIENTS=16 RBANK_SECONDS=120 bash test/router_bank.sh failover
 	FUZZ_CALLS=300000 FUZZ_SECONDS=600 bash test/fuzz.sh

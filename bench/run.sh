@@ -4,7 +4,8 @@
 # the test command).  Builds and installs the extension, starts a
 # throwaway cluster with durable settings (fsync = on,
 # synchronous_commit = on), loads the naive baseline, opens accounts
-# a1..aN in both, and runs bench/bench for each workload.
+# a1..aN in both, and runs bench/bench for each workload; then
+# bench/router.sh, the router over four shards.
 source "$(dirname "$0")/../test/lib.sh"
 
 smoke=false
@@ -112,3 +113,7 @@ echo "WAL written during the runs: $(psql_q -c "SELECT pg_size_pretty(pg_wal_lsn
 
 [ "$(psql_q -c 'SELECT count(*) FROM ledger_verify()')" = 0 ] || { echo "bench: ledger_verify() found problems" >&2; exit 1; }
 echo "bench: done, ledger_verify() clean"
+cluster_stop bench
+
+# the router (ledger_router) over four shards: its own clusters
+bash "$LEDGER_ROOT/bench/router.sh" $($smoke && echo --smoke)

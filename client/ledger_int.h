@@ -67,6 +67,7 @@ struct LedgerConn
 	/* about the server session of pg; reset with it */
 	unsigned int prepared;		/* bit per LedgerStmt prepared on pg */
 	char	   *schema;			/* the extension's, quoted; NULL: not known yet */
+	bool		router;			/* it is ledger_router's (outcome.c) */
 	char	   *texts[LEDGER_N_STMTS];	/* each statement's SQL in that schema */
 	char		names[LEDGER_N_STMTS][64];	/* and its name, from its text */
 	uint64_t	rng;			/* xorshift state for backoff jitter */

@@ -108,12 +108,17 @@ static const struct
 	"SELECT %s.ledger_account_mode($1::pg_catalog.text)"},
 };
 
-/* The schema of the extension, quoted as an identifier; one row or none. */
+/*
+ * The schema of the extension, quoted as an identifier; one row or none.
+ * On a router database the functions are ledger_router's, with the same
+ * names and signatures (ledger itself first, should a database have both).
+ */
 static const char *const find_schema_sql =
-"SELECT pg_catalog.quote_ident(n.nspname)"
+"SELECT pg_catalog.quote_ident(n.nspname), e.extname"
 " FROM pg_catalog.pg_extension e"
 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-" WHERE e.extname OPERATOR(pg_catalog.=) 'ledger'";
+" WHERE e.extname OPERATOR(pg_catalog.=) ANY ('{ledger,ledger_router}'::pg_catalog.text[])"
+" ORDER BY e.extname LIMIT 1";
 
 
 int
@@ -208,6 +213,7 @@ find_schema(LedgerConn *conn, LedgerStatus *status)
 	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 	{
 		conn->schema = strdup(PQgetvalue(res, 0, 0));
+		conn->router = strcmp(PQgetvalue(res, 0, 1), "ledger_router") == 0;
 		PQclear(res);
 		if (conn->schema != NULL)
 			return ATTEMPT_DONE;

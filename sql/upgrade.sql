@@ -53,6 +53,22 @@ SELECT f.relname, f.filenode = pg_relation_filenode(('ledger.' || f.relname)::re
 SELECT ledger_account_mode('alice') AS mode, ledger_debit('alice', 10, 'after-1.3') AS balance;
 SELECT * FROM ledger_verify();
 
+-- 1.3 -> 1.4 (the shard side of cross-shard transfers) adds a table and
+-- functions; it rewrites no table
+DROP TABLE filenodes;
+CREATE TEMP TABLE filenodes AS
+SELECT c.relname, pg_relation_filenode(c.oid) AS filenode
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'ledger' AND c.relkind IN ('r', 'i');
+ALTER EXTENSION ledger UPDATE TO '1.4';
+SELECT extversion FROM pg_extension WHERE extname = 'ledger';
+SELECT f.relname, f.filenode = pg_relation_filenode(('ledger.' || f.relname)::regclass) AS same_filenode
+  FROM filenodes f ORDER BY 1;
+SELECT ledger_transfer_out('alice', 'elsewhere', 'XXX', 5, 'after-1.4') > 0 AS transfer_out,
+       ledger_transfer_finish('after-1.4') > 0 AS finished,
+       ledger_balance('alice') AS balance;
+SELECT * FROM ledger_verify();
+
 -- a fresh install has the same objects as an upgraded one
 CREATE TEMP TABLE upgraded AS
 SELECT pg_describe_object(classid, objid, objsubid) AS object

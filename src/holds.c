@@ -61,6 +61,7 @@ ledger_read_hold(int64 hold_id, LedgerHold *hold)
 		? DatumGetTextPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull))
 		: NULL;
 	(void) ledger_get_int64(0, 8, &hold->result);
+	hold->key = ledger_get_cstring(0, 9);
 }
 
 /*

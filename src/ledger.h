@@ -65,6 +65,8 @@ typedef enum LedgerStatement
 	STMT_MODE_LOCK,
 	STMT_MODE_SET,
 	STMT_MODE_READ,
+	STMT_FIND_TRANSFER_OUT,
+	STMT_INSERT_TRANSFER_OUT,
 	LEDGER_STATEMENT_COUNT
 } LedgerStatement;
 
@@ -188,6 +190,7 @@ typedef struct LedgerHold
 	int64		captured;		/* the posted amount of a capture */
 	text	   *to_account;		/* a capture's destination, or NULL */
 	int64		result;			/* a capture's result */
+	char	   *key;			/* its idempotency key, or NULL */
 } LedgerHold;
 
 /* One posting to decide: the request, then its outcome. */
@@ -203,6 +206,7 @@ typedef struct LedgerItem
 	Interval   *expires_in;		/* hold: NULL never expires */
 	int64		hold_id;		/* capture, release, expire */
 	LedgerHold	hold;			/* capture, release, expire: as read */
+	bool		cross_shard;	/* a step of a cross-shard transfer (transfer_out.c) */
 
 	/* the outcome (posting.c) */
 	LedgerRefusal refusal;
@@ -252,6 +256,11 @@ extern LedgerRefusal ledger_rule_replay(const LedgerStoredKey *stored,
 extern bool ledger_hold_expired(const LedgerHold *hold, TimestampTz now);
 extern LedgerRefusal ledger_rule_capture(const LedgerItem *item, TimestampTz now,
 										 bool *replay);
+/* keys the ledger makes itself, for the steps of a cross-shard transfer */
+#define LEDGER_RESERVED_KEY_PREFIX "lr/"
+#define LEDGER_TRANSFER_HOLD_KEY_PREFIX "lr/out/"
+#define LEDGER_TRANSFER_CREDIT_KEY_FORMAT "lr/in/" INT64_FORMAT
+extern void ledger_rule_transfer_hold(const LedgerItem *item);
 extern const char *ledger_refusal_name(LedgerRefusal refusal);
 extern void ledger_raise_refusal(const LedgerItem *item) pg_attribute_noreturn();
 extern const char *ledger_operation_name(LedgerOperation op);

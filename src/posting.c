@@ -198,6 +198,7 @@ read_holds(LedgerItem *items, int nitems, bool under_lock)
 			item->refusal = LEDGER_REFUSE_HOLD_NOT_FOUND;
 		else
 		{
+			ledger_rule_transfer_hold(item);
 			item->account = item->hold.account;
 			if (item->to_account != NULL && ledger_same_text(item->account, item->to_account))
 				item->refusal = LEDGER_REFUSE_INVALID;

@@ -20,6 +20,10 @@
  *	  ledger_rule_capture	a capture replays its own capture, and posts
  *							only a pending hold, at most its amount
  *	  ledger_hold_expired	a hold stops reserving at its expiry
+ *	  ledger_rule_transfer_hold	a cross-shard transfer's hold ends only
+ *							by its finish (and only such a transfer posts
+ *							under a key of the ledger's own prefix "lr/":
+ *							ledger_rule_request)
  *
  * They decide on locked accounts held in memory (the row lock is the
  * caller's) and return a refusal instead of raising it: a batch records
@@ -99,6 +103,28 @@ interval_parts_bounded(const Interval *interval)
 		interval->time <= LEDGER_MAX_HOLD_DAYS * USECS_PER_DAY;
 }
 
+/* whether a key begins with prefix */
+static bool
+key_has_prefix(const char *key, int len, const char *prefix)
+{
+	int			n = strlen(prefix);
+
+	return key != NULL && len >= n && memcmp(key, prefix, n) == 0;
+}
+
+/*
+ * A key of the ledger's own (LEDGER_RESERVED_KEY_PREFIX) in a posting that
+ * is not a step of a cross-shard transfer: a caller who took one first
+ * could make a transfer's credit or hold replay the wrong posting.
+ */
+static bool
+key_reserved(const LedgerItem *item)
+{
+	return !item->cross_shard && item->key != NULL &&
+		key_has_prefix(VARDATA_ANY(item->key), VARSIZE_ANY_EXHDR(item->key),
+					   LEDGER_RESERVED_KEY_PREFIX);
+}
+
 /*
  * The request itself, before any account is read: names and key of 1 to
  * 255 bytes, a positive amount, a transfer between two accounts, a
@@ -108,7 +134,7 @@ interval_parts_bounded(const Interval *interval)
 LedgerRefusal
 ledger_rule_request(const LedgerItem *item)
 {
-	if (item->key != NULL && !ledger_name_is_valid(item->key))
+	if (item->key != NULL && (!ledger_name_is_valid(item->key) || key_reserved(item)))
 		return LEDGER_REFUSE_INVALID;
 	switch (item->op)
 	{
@@ -284,6 +310,28 @@ ledger_rule_capture(const LedgerItem *item, TimestampTz now, bool *replay)
 	return LEDGER_ACCEPTED;
 }
 
+/*
+ * The hold of a cross-shard transfer (its key begins with "lr/out/";
+ * transfer_out.c) ends only by ledger_transfer_finish: the transfer's
+ * credit on the other shard may already be posted, and a release, or a
+ * capture to anywhere else, would leave that credit without its debit.
+ * Raised at once: captures and releases are single calls.
+ */
+void
+ledger_rule_transfer_hold(const LedgerItem *item)
+{
+	const LedgerHold *hold = &item->hold;
+
+	if (item->op == LEDGER_EXPIRE || item->cross_shard || hold->key == NULL ||
+		!key_has_prefix(hold->key, strlen(hold->key), LEDGER_TRANSFER_HOLD_KEY_PREFIX))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("hold " INT64_FORMAT " belongs to a cross-shard transfer", item->hold_id),
+			 errdetail("Its key is \"%s\"; only ledger_transfer_finish ends it.", hold->key),
+			 errhint("The router finishes the transfer; ledger_recover() finishes one left unfinished.")));
+}
+
 /* What an item asked for, in the words of an error's detail. */
 static char *
 describe_request(const LedgerItem *item)
@@ -338,6 +386,11 @@ ledger_raise_refusal(const LedgerItem *item)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("cannot transfer from account \"%s\" to itself",
 								text_to_cstring(item->account))));
+			if (key_reserved(item))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("idempotency keys beginning with \"%s\" are reserved for the steps of cross-shard transfers",
+								LEDGER_RESERVED_KEY_PREFIX)));
 			if (item->op == LEDGER_HOLD)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -453,7 +453,7 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 	 */
 	[STMT_FIND_HOLD] = {
 		"SELECT h.account_id, a.name, h.amount, h.expires_at,"
-		"       e.status, e.captured, t.name, e.result"
+		"       e.status, e.captured, t.name, e.result, h.idempotency_key"
 		"  FROM ledger.holds h"
 		"  JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) h.account_id"
 		"  LEFT JOIN ledger.hold_ends e ON e.hold_id OPERATOR(pg_catalog.=) h.hold_id"
@@ -621,6 +621,26 @@ static const StatementDefinition statements[LEDGER_STATEMENT_COUNT] = {
 		SPI_OK_SELECT, 1, {TEXTOID}
 	},
 
+	/*
+	 * transfer_out.c: a cross-shard transfer's intent on its source shard
+	 * (1.4), by its key.
+	 */
+	[STMT_FIND_TRANSFER_OUT] = {
+		"SELECT t.transfer_id, a.name, t.to_account, t.amount, t.hold_id"
+		"  FROM ledger.transfers_out t"
+		"  JOIN ledger.accounts a ON a.account_id OPERATOR(pg_catalog.=) t.from_account_id"
+		" WHERE t.idempotency_key OPERATOR(pg_catalog.=) $1",
+		SPI_OK_SELECT, 1, {TEXTOID}
+	},
+	[STMT_INSERT_TRANSFER_OUT] = {
+		"INSERT INTO ledger.transfers_out"
+		" (transfer_id, idempotency_key, hold_id, from_account_id, to_account, amount, created_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		" ON CONFLICT (idempotency_key) DO NOTHING"
+		" RETURNING transfer_id",
+		SPI_OK_INSERT_RETURNING, 7, {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+	},
+
 	[STMT_VERIFY] = {
 		VERIFY_HEAD VERIFY_CHECKS(VERIFY_HOLD_KEY, VERIFY_FOLDED, VERIFY_ESCROW_KEY_BALANCE)
 		VERIFY_HOLD_CHECKS VERIFY_ESCROW_CHECKS VERIFY_TAIL,
@@ -655,6 +675,7 @@ statement_writes(LedgerStatement stmt)
 		case STMT_FOLD_ENTRIES_SET:
 		case STMT_FOLD_BALANCE:
 		case STMT_MODE_SET:
+		case STMT_INSERT_TRANSFER_OUT:
 			return true;
 		default:
 			return false;

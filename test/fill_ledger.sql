@@ -47,3 +47,7 @@ SELECT ledger_hold('acct-5', 30, NULL, :'round' || '-pending') > 0 AS pending_ke
        ledger_hold('acct-6', 20, '30 days') > 0 AS pending_late;
 SELECT ledger_open_account('usd-1', 'USD') > 0 AS usd_account,
        ledger_transfer('usd-bank', 'usd-1', 500, :'round' || '-usd') > 0 AS usd_deposit;
+-- cross-shard transfers' source side (1.4): one finished, one still held
+SELECT ledger_transfer_out('acct-7', 'far-away', 'EUR', 10, :'round' || '-out-done') > 0 AS sent_out,
+       ledger_transfer_finish(:'round' || '-out-done') > 0 AS finished;
+SELECT ledger_transfer_out('acct-8', 'far-away', 'EUR', 5, :'round' || '-out-held') > 0 AS held_out;

@@ -24,7 +24,7 @@ LEDGER_PG_BIN=/usr/lib/postgresql/$LEDGER_PG_MAJOR/bin
 LEDGER_TEST_USER=${LEDGER_TEST_USER:-ledgertest}
 LEDGER_PACKAGES="postgresql-$LEDGER_PG_MAJOR postgresql-server-dev-$LEDGER_PG_MAJOR libpq-dev \
 postgresql-$LEDGER_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc libc6-dev \
-valgrind pkgconf postgresql-$LEDGER_PG_MAJOR-cron pgbouncer"
+valgrind pkgconf postgresql-$LEDGER_PG_MAJOR-cron postgresql-$LEDGER_PG_MAJOR-plproxy pgbouncer"
 
 LEDGER_TMP=""
 LEDGER_CLUSTERS=""
@@ -345,7 +345,8 @@ psql_q() { "$LEDGER_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 # ledger_table_rows DB FILE: every row of every ledger table, each table in
 # its key order, into FILE -- for comparing two copies of one ledger.
 LEDGER_TABLES="accounts:account_id entries:entry_id transfers:transfer_id
-idempotency_keys:idempotency_key holds:hold_id hold_ends:hold_id pending_holds:hold_id"
+idempotency_keys:idempotency_key holds:hold_id hold_ends:hold_id pending_holds:hold_id
+transfers_out:transfer_id"
 ledger_table_rows() {
 	local db=$1 file=$2 table
 	: >"$file"

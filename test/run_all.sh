@@ -19,6 +19,9 @@
 #   cron            test/cron.sh         pg_cron runs the expiry sweep as a role granted only it
 #   client          test/client.sh       libledger + CLI: statuses, lost reply, threads, batches, valgrind
 #   pooler          test/pooler.sh       libledger and the CLI through pgbouncer, transaction and session pooling
+#   router          test/router.sh       ledger_router over 4 shards: placement, SQLSTATEs, cross-shard transfers, recovery, roles, the CLI
+#   router-bank     test/router_bank.sh  sharded bank: kill -9 of clients, router backends, shard postmasters; recovery; exactly once
+#   router-failover test/router_bank.sh failover  the same, with a shard's synchronous standby promoted under load
 #   demo            test/demo.sh         the README's first command still works
 #   bench smoke     bench/run.sh --smoke a few seconds of every benchmark workload
 #
@@ -107,6 +110,9 @@ fuzz        test/fuzz.sh
 cron        test/cron.sh
 client      test/client.sh
 pooler      test/pooler.sh
+router      test/router.sh
+router-bank test/router_bank.sh
+router-failover test/router_bank.sh failover
 demo        test/demo.sh
 bench-smoke bench/run.sh --smoke
 SUITES

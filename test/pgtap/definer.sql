@@ -10,7 +10,8 @@
  *	  must not be NULL, plus the NULLs that are allowed);
  * that the writing functions are VOLATILE (the four postings of 1.0 and
  * 1.1, the batches, hold, capture, release and the expiry sweep of
- * 1.2, and the mode switch of 1.3), and so are ledger_available and
+ * 1.2, the mode switch of 1.3, and the three writing steps of a cross-shard
+ * transfer of 1.4), and so are ledger_available and
  * ledger_holds, which read the clock; and that the data schema and everything in it belong to the
  * installing superuser.
  */
@@ -21,7 +22,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(111);
+SELECT plan(137);
 
 /* Every function that belongs to the extension and lives in its schema. */
 CREATE TEMP VIEW extension_function AS
@@ -42,7 +43,7 @@ SELECT p.oid AS fn_oid,
    AND e.extnamespace = p.pronamespace
  WHERE e.extname = 'ledger';
 
-/* ---- which functions: the eighteen of the API, no more, no fewer ------- */
+/* ---- which functions: the twenty-five of the API, no more, no fewer --- */
 
 SELECT set_eq(
 	$$SELECT signature FROM extension_function$$,
@@ -63,8 +64,15 @@ SELECT set_eq(
 		  'ledger_expire_holds()',
 		  'ledger_balance_at(text,timestamp with time zone)',
 		  'ledger_set_account_mode(text,text)',
-		  'ledger_account_mode(text)'],
-	'the extension''s schema holds exactly the eighteen API functions');
+		  'ledger_account_mode(text)',
+		  'ledger_transfer_check(text,text,bigint,text)',
+		  'ledger_transfer_out(text,text,text,bigint,text)',
+		  'ledger_transfer_in(text,text,bigint,bigint)',
+		  'ledger_transfer_finish(text)',
+		  'ledger_transfers_out(text)',
+		  'ledger_transfers_unfinished(interval)',
+		  'ledger_transfers_in(text[])'],
+	'the extension''s schema holds exactly the twenty-five API functions');
 
 /* ---- SECURITY DEFINER, pinned search_path, not STRICT ------------------- */
 
@@ -105,6 +113,12 @@ SELECT volatility_is('ledger_expire_holds', ARRAY[]::text[], 'volatile',
 					 'ledger_expire_holds is VOLATILE');
 SELECT volatility_is('ledger_set_account_mode', ARRAY['text', 'text'], 'volatile',
 					 'ledger_set_account_mode is VOLATILE');
+SELECT volatility_is('ledger_transfer_out', ARRAY['text', 'text', 'text', 'bigint', 'text'], 'volatile',
+					 'ledger_transfer_out is VOLATILE');
+SELECT volatility_is('ledger_transfer_in', ARRAY['text', 'text', 'bigint', 'bigint'], 'volatile',
+					 'ledger_transfer_in is VOLATILE');
+SELECT volatility_is('ledger_transfer_finish', ARRAY['text'], 'volatile',
+					 'ledger_transfer_finish is VOLATILE');
 
 /*
  * Expiry is decided by clock_timestamp(), not by the statement's start: a
@@ -250,6 +264,13 @@ SELECT is_empty(
 	   WHERE proowner <> (SELECT nspowner FROM pg_catalog.pg_namespace
 						   WHERE nspname = 'ledger')$$,
 	'every API function runs as the owner of schema ledger');
+
+SELECT throws_ok($$SELECT ledger_transfer_out('alice', 'bob', 'XXX', 1, NULL)$$,
+				 '22004', 'idempotency_key must not be null',
+				 'ledger_transfer_out without a key raises 22004');
+SELECT throws_ok($$SELECT ledger_transfer_finish(NULL)$$,
+				 '22004', 'idempotency_key must not be null',
+				 'ledger_transfer_finish(NULL) raises 22004');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -5,7 +5,8 @@
  *	- PUBLIC (so any role nobody granted anything) can execute none of the
  *	  eighteen API functions (the nine of 1.0/1.1, the seven of holds,
  *	  1.2, and the two of escrow mode, 1.3), nor any other function of the
- *	  extension;
+ *	  extension (the six shard-side functions of cross-shard transfers,
+ *	  1.4, included);
  *	- PUBLIC has no privilege on the schema "ledger" nor on any table or
  *	  sequence in it (the hold tables of 1.2 included), and the tables
  *	  themselves grant nothing either, so the schema is not the only wall;

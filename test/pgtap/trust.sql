@@ -19,7 +19,12 @@
  *	- holds follow the same line: the application holds and captures on
  *	  accounts with a floor, also into a source, but cannot hold money of
  *	  a source nor capture such a hold (that takes money out of it); the
- *	  operator can.
+ *	  operator can;
+ *	- cross-shard transfers (1.4) too: the application sends one out of an
+ *	  account with a floor, not out of a source; it cannot run the credit
+ *	  or the finish of one (42501, even granted them: they are the
+ *	  router's), end such a transfer's hold (55000), post under the
+ *	  ledger's own keys (22023), nor forge, change or delete an intent.
  *
  * Roles are created inside the transaction, so the final ROLLBACK removes
  * them from the cluster again.
@@ -31,7 +36,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 CREATE EXTENSION ledger;
 
-SELECT plan(62);
+SELECT plan(72);
 
 /* The operator recipe of the README: may create money. */
 CREATE ROLE tap_operator NOLOGIN;
@@ -260,6 +265,39 @@ SET ROLE tap_operator;
 SELECT is(ledger_capture(2, 10, 'carol'), -980::bigint,
 		  'the operator captures the hold on the source (-1000 + 10 + 20 - 10)');
 SELECT is(ledger_expire_holds(), 0::bigint, 'the operator runs the sweep: nothing expired');
+RESET ROLE;
+
+/* ---- cross-shard transfers (1.4): the same line, and no forged intent ----------------- */
+
+GRANT EXECUTE ON FUNCTION ledger_transfer_out(text, text, text, bigint, text),
+	ledger_transfer_in(text, text, bigint, bigint), ledger_transfer_finish(text) TO tap_mover;
+SET ROLE tap_mover;
+SELECT isnt(ledger_transfer_out('carol', 'far-away', 'EUR', 5, 'x-1'), NULL,
+			'the mover sends 5 of carol''s to an account on another shard');
+SELECT throws_ok($$SELECT ledger_transfer_out('bank', 'far-away', 'EUR', 5, 'x-2')$$, '42501',
+				 'permission denied to take money out of account "bank"',
+				 'the mover cannot send money out of a source');
+SELECT throws_ok($$SELECT ledger_release(h.hold_id) FROM ledger_holds('carol') h WHERE h.status = 'pending'$$,
+				 '55000', NULL, 'nor release the hold of its transfer');
+SELECT throws_ok($$SELECT ledger_hold('carol', 1, NULL, 'lr/out/forged')$$, '22023', NULL,
+				 'nor make a hold under the key prefix of transfers');
+SELECT is(ledger_available('carol'), 576::bigint, 'the transfer holds 5 of carol''s (581 - 5)');
+SELECT throws_ok($$SELECT ledger_transfer_in('bob', 'EUR', 5, 1)$$, '42501',
+				 'permission denied to credit a cross-shard transfer',
+				 'the mover cannot run the credit of a transfer, even granted it');
+SELECT throws_ok($$SELECT ledger_transfer_finish('x-1')$$, '42501',
+				 'permission denied to finish a cross-shard transfer',
+				 'nor its finish (a debit without its credit)');
+RESET ROLE;
+SET ROLE tap_etl;
+SELECT throws_ok($$INSERT INTO ledger.transfers_out
+					(transfer_id, idempotency_key, hold_id, from_account_id, to_account, amount, created_at)
+					VALUES (1000, 'forged', 4, 1, 'x', 1, now())$$,
+				 '42501', 'only the ledger''s functions write ledger table "transfers_out"',
+				 'pg_write_all_data cannot forge a cross-shard transfer''s intent');
+SELECT throws_ok($$UPDATE ledger.transfers_out SET to_account = 'mine'$$, '42501', NULL,
+				 'nor redirect one');
+SELECT throws_ok($$DELETE FROM ledger.transfers_out$$, '42501', NULL, 'nor delete one');
 RESET ROLE;
 
 /* ---- the right is the session's role's, not a definer's ------------------------------ */
