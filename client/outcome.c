@@ -70,8 +70,9 @@ ledger__watch_notices(LedgerConn *conn, PGconn *pg)
 
 /* Class 08 (connection exception), 57P01-57P03 (server going away) and
  * 40003 (statement completion unknown).  Through a router (ledger_router)
- * also XX000: PL/Proxy's error for a lost connection to a shard, after
- * which the shard may have committed (ledger__classify). */
+ * also XX000, PL/Proxy's error for a lost connection to a shard, and for a
+ * write 57014: PL/Proxy passes a cancel on to the shard, which may have
+ * committed already (ledger__classify). */
 static bool
 sqlstate_means_lost(const char *sqlstate)
 {
@@ -132,7 +133,8 @@ ledger__classify(LedgerConn *conn, const PGresult *res, bool is_write,
 	sqlstate = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	if (res == NULL || conn->pg == NULL || PQstatus(conn->pg) == CONNECTION_BAD ||
 		sqlstate_means_lost(sqlstate) ||
-		(conn->router && sqlstate != NULL && strcmp(sqlstate, "XX000") == 0))
+		(conn->router && sqlstate != NULL &&
+		 (strcmp(sqlstate, "XX000") == 0 || (is_write && strcmp(sqlstate, "57014") == 0))))
 	{
 		if (res != NULL && PQresultErrorMessage(res)[0] != '\0')
 			ledger__set_error_from_result(conn, res);

@@ -170,6 +170,7 @@ ledger__forget_session(LedgerConn *conn)
 	conn->prepared = 0;
 	free(conn->schema);
 	conn->schema = NULL;
+	conn->router = false;
 	for (i = 0; i < LEDGER_N_STMTS; i++)
 	{
 		free(conn->texts[i]);

@@ -65,23 +65,25 @@ SELECT ledger_capture(hold_id) FROM ledger_holds('alice');
 SELECT ledger_capture(hold_id, 30, 'bob') FROM ledger_holds('alice');
 -- keys beginning with "lr/" are the ledger's own, for every posting
 SELECT ledger_hold('alice', 1, NULL, 'lr/out/mine');
-SELECT ledger_credit('bob', 1, 'lr/in/' || :t1);
+SELECT ledger_credit('bob', 1, 'lr/in/origin-1');
 SELECT ledger_debit('alice', 1, 'lr/');
 SELECT * FROM ledger_debit_batch(ARRAY['alice'], ARRAY[1], ARRAY['lr/x']);
 SELECT ledger_transfer_out('alice', 'bob', 'EUR', 1, 'lr/x');
 SELECT ledger_hold('alice', 1, NULL, 'lr-outside') > 0 AS other_prefixes_are_fine;
 
--- step 2 on the destination: a credit under the key "lr/in/<transfer id>",
--- in the transfer's currency; the audit reads it back
-SELECT ledger_transfer_in('bob', 'USD', 30, :t1);
-SELECT ledger_transfer_in('nobody', 'EUR', 30, :t1);
+-- step 2 on the destination: a credit under the key "lr/in/<origin>" (the
+-- router makes the origin of the source account and the transfer's key), in
+-- the transfer's currency; the audit reads it back
+SELECT ledger_transfer_in('bob', 'USD', 30, 'origin-1');
+SELECT ledger_transfer_in('nobody', 'EUR', 30, 'origin-1');
 SELECT ledger_transfer_in('bob', 'EUR', 30, NULL);
-SELECT ledger_transfer_in('bob', 'EUR', 0, :t1);
-SELECT ledger_transfer_in('bob', 'EUR', 30, :t1) AS bob;
-SELECT ledger_transfer_in('bob', 'EUR', 30, :t1) AS bob_again;
-SELECT ledger_transfer_in('bob', 'EUR', 31, :t1);
-SELECT idempotency_key = 'lr/in/' || :t1 AS key_of_the_transfer, account, amount
-  FROM ledger_transfers_in(ARRAY['lr/in/' || :t1, 'lr/in/0', 'bank-key']);
+SELECT ledger_transfer_in('bob', 'EUR', 30, '');
+SELECT ledger_transfer_in('bob', 'EUR', 30, repeat('o', 250));
+SELECT ledger_transfer_in('bob', 'EUR', 0, 'origin-1');
+SELECT ledger_transfer_in('bob', 'EUR', 30, 'origin-1') AS bob;
+SELECT ledger_transfer_in('bob', 'EUR', 30, 'origin-1') AS bob_again;
+SELECT ledger_transfer_in('bob', 'EUR', 31, 'origin-1');
+SELECT * FROM ledger_transfers_in(ARRAY['lr/in/origin-1', 'lr/in/origin-0', 'bank-key']);
 SELECT account, amount FROM ledger_transfers_in(NULL);
 
 -- step 3, on the source: the hold captured whole; again, the same id

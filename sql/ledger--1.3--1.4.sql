@@ -8,6 +8,8 @@
  * under "lr/in/<n>" would be taken for a transfer's.  Such keys stop the
  * upgrade; nothing has changed yet.
  */
+-- a backend still running 1.3 cannot add one between the check and the end
+LOCK TABLE ledger.idempotency_keys IN SHARE MODE;
 DO $$
 BEGIN
 	IF EXISTS (SELECT FROM ledger.idempotency_keys
@@ -27,7 +29,8 @@ $$;
  *	 1. on the source shard, ledger_transfer_out: a hold of the amount that
  *		never expires, and this intent row, in one transaction;
  *	 2. on the destination shard, ledger_transfer_in: a credit under the
- *		key "lr/in/<the router's transfer id>";
+ *		key "lr/in/<origin>", the origin made by the router of the source
+ *		account and the transfer's key;
  *	 3. on the source shard, ledger_transfer_finish: the hold captured
  *		whole.
  *
@@ -79,12 +82,12 @@ CREATE FUNCTION ledger_transfer_out(from_account text, to_account text, to_curre
 REVOKE ALL ON FUNCTION ledger_transfer_out(text, text, text, bigint, text) FROM PUBLIC;
 
 CREATE FUNCTION ledger_transfer_in(to_account text, currency text, amount bigint,
-								   transfer_id bigint)
+								   origin text)
 	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'ledger_transfer_in'
 	LANGUAGE C VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION ledger_transfer_in(text, text, bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ledger_transfer_in(text, text, bigint, text) FROM PUBLIC;
 
 CREATE FUNCTION ledger_transfer_finish(idempotency_key text)
 	RETURNS bigint
@@ -150,8 +153,8 @@ REVOKE ALL ON FUNCTION ledger_transfers_unfinished(interval) FROM PUBLIC;
 
 /*
  * On a destination shard, for the router's audit: the credits of
- * cross-shard transfers ("lr/in/<transfer id>"), under the given keys, or
- * all of them (NULL).
+ * cross-shard transfers ("lr/in/<origin>"), under the given keys, or all
+ * of them (NULL).
  */
 CREATE FUNCTION ledger_transfers_in(idempotency_keys text[] DEFAULT NULL)
 	RETURNS TABLE(idempotency_key text, account text, amount bigint)

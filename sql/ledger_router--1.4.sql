@@ -180,7 +180,8 @@ $$ LANGUAGE plproxy;
  *      reason of the destination's.
  *   1. transfer_out on the source: a hold and the intent, together.
  *   2. transfer_in on the destination: a credit under a key made of the
- *      transfer's id, in the currency the intent records.
+ *      transfer's origin (transfer_origin), in the currency the intent
+ *      records.
  *   3. transfer_finish on the source: the hold captured (the debit).
  *
  * Steps 2 and 3 run in transfer_complete, as the extension's owner, whose
@@ -207,15 +208,13 @@ CREATE FUNCTION ledger_router.transfer_out(h int4, from_account text, to_account
 $$ LANGUAGE plproxy;
 
 CREATE FUNCTION ledger_router.transfer_intent(h int4, idempotency_key text)
-	RETURNS TABLE(transfer_id bigint, to_account text, amount bigint, currency text, status text) AS $$
+	RETURNS TABLE(from_account text, to_account text, amount bigint, currency text, status text) AS $$
 	CLUSTER 'ledger_shards'; RUN ON h;
-	SELECT (t.transfer_id OPERATOR(pg_catalog.<<) 10) OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023)
-			AS transfer_id,
-		   t.to_account, t.amount, t.currency, t.status
+	SELECT t.from_account, t.to_account, t.amount, t.currency, t.status
 	  FROM public.ledger_transfers_out($2) t;
 $$ LANGUAGE plproxy;
 
-CREATE FUNCTION ledger_router.transfer_in(to_account text, currency text, amount bigint, transfer_id bigint)
+CREATE FUNCTION ledger_router.transfer_in(to_account text, currency text, amount bigint, origin text)
 	RETURNS bigint AS $$
 	CLUSTER 'ledger_shards'; RUN ON ledger_router.hash(to_account);
 	SELECT public.ledger_transfer_in($1, $2, $3, $4);
@@ -228,11 +227,19 @@ CREATE FUNCTION ledger_router.transfer_finish(h int4, idempotency_key text)
 		OPERATOR(pg_catalog.|) ($1 OPERATOR(pg_catalog.&) 1023);
 $$ LANGUAGE plproxy;
 
--- the key of a transfer's credit on its destination (ledger_transfer_in makes it)
-CREATE FUNCTION ledger_router.credit_key(transfer_id bigint)
+/*
+ * The origin of a cross-shard transfer, over all shards: its source account
+ * (which lives on one shard) and its key (which names one transfer out of
+ * that shard), from the intent as the source shard records it.  Its credit
+ * on the destination has the key "lr/in/" || origin: one key per intent,
+ * whatever number the router's options give the source shard.
+ */
+CREATE FUNCTION ledger_router.transfer_origin(from_account text, idempotency_key text)
 	RETURNS text
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN 'lr/in/' OPERATOR(pg_catalog.||) transfer_id;
+	RETURN pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+		pg_catalog.octet_length(from_account) OPERATOR(pg_catalog.||) ':'
+		OPERATOR(pg_catalog.||) from_account OPERATOR(pg_catalog.||) idempotency_key, 'UTF8')), 'hex');
 
 -- steps 2 and 3 of the transfer under key on shard source; its id
 CREATE FUNCTION ledger_router.transfer_complete(source int4, idempotency_key text)
@@ -243,9 +250,7 @@ CREATE FUNCTION ledger_router.transfer_complete(source int4, idempotency_key tex
 DECLARE
 	intent record;
 BEGIN
-	-- the transfer id, and with it the credit's key, is made of source: it
-	-- must be the shard's own number, or one intent could be credited
-	-- under many keys
+	-- the transfer id returned is made of source: one of the shards
 	IF source IS NULL OR source OPERATOR(pg_catalog.<) 0
 	   OR source OPERATOR(pg_catalog.>=) ledger_router.shards() THEN
 		RAISE EXCEPTION 'no shard has number %', source
@@ -260,10 +265,18 @@ BEGIN
 	-- again after a finish, too: the credit replays, and a finish that ran
 	-- first by itself is made whole
 	PERFORM ledger_router.transfer_in(intent.to_account, intent.currency, intent.amount,
-									  intent.transfer_id);
+									  ledger_router.transfer_origin(intent.from_account, idempotency_key));
 	RETURN ledger_router.transfer_finish(source, idempotency_key);
 END
 $$;
+
+-- whether an error from a shard leaves its commit unknown: a lost
+-- connection (PL/Proxy's own errors are XX000), the server going away, a
+-- cancel; any other error was the shard's, which rolled the call back
+CREATE FUNCTION ledger_router.outcome_unknown(sqlstate text)
+	RETURNS boolean
+	LANGUAGE sql IMMUTABLE
+	RETURN sqlstate OPERATOR(pg_catalog.~) '^(08|57P0|XX000$|57014$|40003$)';
 
 CREATE FUNCTION ledger_transfer(from_account text, to_account text, amount bigint,
 								idempotency_key text DEFAULT NULL)
@@ -277,6 +290,7 @@ DECLARE
 	k text := COALESCE(idempotency_key, 'router/' OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid());
 	currency text;
 	id bigint;
+	held boolean := false;
 	state text;
 	message text;
 	detail text;
@@ -287,38 +301,30 @@ BEGIN
 		RETURN ledger_router.transfer(source, from_account, to_account, amount, idempotency_key);
 	END IF;
 	currency := ledger_router.transfer_check(from_account, to_account, amount, k);
+	-- one block around steps 1 to 3, so that no error after step 1 (a
+	-- cancel between two statements included) escapes as anything but 40003
 	BEGIN
 		id := ledger_router.transfer_out(source, from_account, to_account, currency, amount, k);
-	EXCEPTION WHEN OTHERS OR query_canceled THEN
-		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-		-- a refusal: nothing was held
-		IF ledger_router.condition_name(state) IS NOT NULL OR state OPERATOR(pg_catalog.~) '^(22|LG)' THEN
-			RAISE;
-		END IF;
-		-- anything else (a lost connection to the shard, a cancel): step 1
-		-- may have committed
-		RAISE EXCEPTION 'cross-shard transfer under key "%" may have been recorded: %', k, message
-			USING ERRCODE = 'statement_completion_unknown',
-				  DETAIL = pg_catalog.format('If it was, its money is held on account "%s" and ledger_recover() moves it to account "%s".',
-											 from_account, to_account),
-				  HINT = CASE WHEN idempotency_key IS NULL
-						 THEN 'Do not call it again: without an idempotency key a retry is another transfer.'
-						 ELSE 'Calling again with the same idempotency key finishes it, or refuses it if it was not recorded.' END;
-	END;
-	BEGIN
+		held := true;
 		RETURN ledger_router.transfer_complete(source, k);
 	EXCEPTION WHEN OTHERS OR query_canceled THEN
-		-- held on the source: the transfer happens, now or by recovery.
-		-- 40003: not a refusal; a retry under the same key finishes it.
-		GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-		RAISE EXCEPTION 'cross-shard transfer % is recorded but not finished: %', id, message
+		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+			detail = PG_EXCEPTION_DETAIL;
+		-- step 1 failed on the shard, which rolled it back: as it is.  Only
+		-- a lost connection or a cancel leaves its commit unknown.
+		IF NOT held AND NOT ledger_router.outcome_unknown(state) THEN
+			RAISE;
+		END IF;
+		RAISE EXCEPTION '%', CASE WHEN held
+				THEN pg_catalog.format('cross-shard transfer %s is recorded but not finished: %s', id, message)
+				ELSE pg_catalog.format('cross-shard transfer under key "%s" may have been recorded: %s', k, message) END
 			USING ERRCODE = 'statement_completion_unknown',
 				  DETAIL = pg_catalog.concat_ws(' ', NULLIF(detail, ''),
-					pg_catalog.format('Its money is held on account "%s"; ledger_recover() moves it to account "%s".',
-									  from_account, to_account)),
+					pg_catalog.format('%s money is held on account "%s"; ledger_recover() moves it to account "%s".',
+									  CASE WHEN held THEN 'Its' ELSE 'If it was, its' END, from_account, to_account)),
 				  HINT = CASE WHEN idempotency_key IS NULL
 						 THEN 'Do not call it again: without an idempotency key a retry is another transfer.'
-						 ELSE 'Calling again with the same idempotency key finishes it now.' END;
+						 ELSE 'Calling again with the same idempotency key finishes it (or refuses it if it was not recorded).' END;
 	END;
 END
 $$;
@@ -440,14 +446,37 @@ CREATE FUNCTION ledger_router.transfers_in(h int4, idempotency_keys text[])
 	SELECT * FROM public.ledger_transfers_in($2);
 $$ LANGUAGE plproxy;
 
+-- the audit's view of an intent and of a credit (ledger_verify)
+CREATE TYPE ledger_router.intent AS (transfer_id bigint, credit_key text, from_account text,
+									 to_account text, amount bigint, created_at timestamptz,
+									 status text, captured bigint);
+CREATE TYPE ledger_router.credit AS (credit_key text, account text, amount bigint);
+
+-- every shard's intents, as the audit compares them
+CREATE FUNCTION ledger_router.intents()
+	RETURNS ledger_router.intent[]
+	LANGUAGE sql VOLATILE
+	RETURN ARRAY(
+		SELECT ROW(t.transfer_id,
+				   'lr/in/' OPERATOR(pg_catalog.||) ledger_router.transfer_origin(t.from_account, t.idempotency_key),
+				   t.from_account, t.to_account, t.amount, t.created_at, t.status, t.captured)::ledger_router.intent
+		  FROM pg_catalog.generate_series(0, ledger_router.shards() OPERATOR(pg_catalog.-) 1) h,
+			   LATERAL ledger_router.transfers_out(h) t);
+
 /*
  * Every shard's own audit, and the cross-shard one: each finished transfer
  * has its debit (the hold captured whole) and its credit on the
  * destination (one key, so at most one); every credit under a transfer's
  * key belongs to a transfer; no hold of a transfer ended any other way;
- * none is left unfinished longer than
- * ledger_router.unfinished_limit (default 5 minutes: recovery runs every
- * minute).
+ * none is left unfinished longer than ledger_router.unfinished_limit
+ * (default 5 minutes: recovery runs every minute).
+ *
+ * The reads are three statements, in this order, each over every shard:
+ * the intents, then the credits, then the intents again.  A credit is
+ * posted after its intent committed and before its intent is captured,
+ * so a captured intent of the first read has its credit in the second,
+ * and a credit of the second read has its intent in the third: transfers
+ * running meanwhile are never reported.
  */
 CREATE FUNCTION ledger_verify()
 	RETURNS TABLE(account text, problem text)
@@ -458,20 +487,19 @@ DECLARE
 	n int4 := ledger_router.shards();
 	lag interval := COALESCE(NULLIF(pg_catalog.current_setting('ledger_router.unfinished_limit', true), ''),
 							 '5 minutes')::interval;
+	before ledger_router.intent[];
+	credits ledger_router.credit[];
+	after ledger_router.intent[];
 BEGIN
 	RETURN QUERY SELECT v.account, v.problem
 				   FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
 						LATERAL ledger_router.verify(h) v;
+	before := ledger_router.intents();
+	credits := ARRAY(SELECT ROW(c.idempotency_key, c.account, c.amount)::ledger_router.credit
+					   FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
+							LATERAL ledger_router.transfers_in(h, NULL) c);
+	after := ledger_router.intents();
 	RETURN QUERY
-		WITH o AS (
-			SELECT t.*, ledger_router.credit_key(t.transfer_id) AS in_key,
-				   ledger_router.shard(t.to_account) AS dest
-			  FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
-				   LATERAL ledger_router.transfers_out(h) t),
-		i AS (
-			SELECT c.*
-			  FROM pg_catalog.generate_series(0, n OPERATOR(pg_catalog.-) 1) h,
-				   LATERAL ledger_router.transfers_in(h, NULL) c)
 		SELECT o.from_account,
 			   CASE
 				 WHEN o.status OPERATOR(pg_catalog.=) 'out' THEN
@@ -487,23 +515,24 @@ BEGIN
 					pg_catalog.format('cross-shard transfer %s of %s to account "%s": no such credit on its shard',
 									  o.transfer_id, o.amount, o.to_account)
 			   END
-		  FROM o
-		  LEFT JOIN i ON i.idempotency_key OPERATOR(pg_catalog.=) o.in_key
+		  FROM pg_catalog.unnest(before) o
+		  LEFT JOIN pg_catalog.unnest(credits) c ON c.credit_key OPERATOR(pg_catalog.=) o.credit_key
 		 WHERE (o.status OPERATOR(pg_catalog.=) 'out'
 				AND o.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) lag))
 			OR o.status NOT IN ('out', 'captured')
 			OR (o.status OPERATOR(pg_catalog.=) 'captured'
 				AND (o.captured OPERATOR(pg_catalog.<>) o.amount
-					 OR i.idempotency_key IS NULL
-					 OR i.account OPERATOR(pg_catalog.<>) o.to_account
-					 OR i.amount OPERATOR(pg_catalog.<>) o.amount))
+					 OR c.credit_key IS NULL
+					 OR c.account OPERATOR(pg_catalog.<>) o.to_account
+					 OR c.amount OPERATOR(pg_catalog.<>) o.amount))
 		UNION ALL
 		-- a credit of a cross-shard transfer that no intent made: money created
-		SELECT i.account,
+		SELECT c.account,
 			   pg_catalog.format('credit of %s under key "%s" belongs to no cross-shard transfer',
-								 i.amount, i.idempotency_key)
-		  FROM i
-		 WHERE NOT EXISTS (SELECT FROM o WHERE o.in_key OPERATOR(pg_catalog.=) i.idempotency_key);
+								 c.amount, c.credit_key)
+		  FROM pg_catalog.unnest(credits) c
+		 WHERE NOT EXISTS (SELECT FROM pg_catalog.unnest(after) a
+							WHERE a.credit_key OPERATOR(pg_catalog.=) c.credit_key);
 END
 $$;
 
@@ -584,8 +613,14 @@ BEGIN
 					COALESCE(idempotency_keys[:], pg_catalog.array_fill(NULL::text, ARRAY[n]))) b
 			 ORDER BY b.ordinal;
 	EXCEPTION WHEN OTHERS OR query_canceled THEN
-		-- the shards' parts run apart: some may have committed
 		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+		-- one shard's part only, which it rolled back: as it is
+		IF NOT ledger_router.outcome_unknown(state)
+		   AND (SELECT pg_catalog.count(DISTINCT ledger_router.shard(a)) FROM pg_catalog.unnest(accounts) a)
+			   OPERATOR(pg_catalog.=) 1 THEN
+			RAISE;
+		END IF;
+		-- the shards' parts run apart: some may have committed
 		RAISE EXCEPTION 'the batch''s items on some shards may have been applied: %', message
 			USING ERRCODE = 'statement_completion_unknown',
 				  DETAIL = pg_catalog.format('A shard''s part failed with %s.', state),
@@ -603,6 +638,7 @@ CREATE FUNCTION ledger_transfer_batch(from_accounts text[], to_accounts text[], 
 DECLARE
 	state text;
 	message text;
+	done int4 := 0;
 BEGIN
 	IF ledger_router.batch_ill_formed(from_accounts, to_accounts, amounts, idempotency_keys) THEN
 		RETURN QUERY SELECT * FROM ledger_router.transfer_batch_whole(from_accounts, to_accounts,
@@ -614,27 +650,39 @@ BEGIN
 	to_accounts := to_accounts[:];
 	amounts := amounts[:];
 	idempotency_keys := idempotency_keys[:];
-	FOR i IN 1 .. COALESCE(pg_catalog.cardinality(from_accounts), 0) LOOP
-		ordinal := i;
-		BEGIN
-			result := @extschema@.ledger_transfer(from_accounts[i], to_accounts[i], amounts[i],
-												  idempotency_keys[i]);
-			status := 'ok';
-		EXCEPTION WHEN OTHERS OR query_canceled THEN
-			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-			status := ledger_router.condition_name(state);
-			IF status IS NULL AND i OPERATOR(pg_catalog.=) 1 THEN
-				RAISE;
-			ELSIF status IS NULL THEN
-				RAISE EXCEPTION 'item % of the batch failed after items 1 to % were applied: %', i, i - 1, message
-					USING ERRCODE = 'statement_completion_unknown',
-						  DETAIL = pg_catalog.format('It failed with %s.', state),
-						  HINT = 'Call it again with the same idempotency keys: applied items replay.';
-			END IF;
-			result := NULL;
-		END;
-		RETURN NEXT;
-	END LOOP;
+	-- one block around the items, so that no error after one was applied
+	-- (a cancel between two statements included) escapes as anything but 40003
+	BEGIN
+		FOR i IN 1 .. COALESCE(pg_catalog.cardinality(from_accounts), 0) LOOP
+			ordinal := i;
+			BEGIN
+				result := @extschema@.ledger_transfer(from_accounts[i], to_accounts[i], amounts[i],
+													  idempotency_keys[i]);
+				status := 'ok';
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
+				status := ledger_router.condition_name(state);
+				IF status IS NULL THEN
+					RAISE;
+				END IF;
+				result := NULL;
+			END;
+			done := i;
+			RETURN NEXT;
+		END LOOP;
+	EXCEPTION WHEN OTHERS OR query_canceled THEN
+		GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+		IF done OPERATOR(pg_catalog.=) 0 THEN
+			RAISE;
+		END IF;
+		RAISE EXCEPTION 'the batch stopped after item %: %', done, message
+			USING ERRCODE = 'statement_completion_unknown',
+				  DETAIL = pg_catalog.format('Items 1 to %s were decided (applied or refused); the next failed with %s.',
+											 done, state),
+				  HINT = CASE WHEN idempotency_keys IS NULL
+						 THEN 'Without idempotency keys a retry applies the decided items again: send only the items after them.'
+						 ELSE 'Call it again with the same idempotency keys: applied items replay.' END;
+	END;
 END
 $$;
 

@@ -259,7 +259,7 @@ extern LedgerRefusal ledger_rule_capture(const LedgerItem *item, TimestampTz now
 /* keys the ledger makes itself, for the steps of a cross-shard transfer */
 #define LEDGER_RESERVED_KEY_PREFIX "lr/"
 #define LEDGER_TRANSFER_HOLD_KEY_PREFIX "lr/out/"
-#define LEDGER_TRANSFER_CREDIT_KEY_FORMAT "lr/in/" INT64_FORMAT
+#define LEDGER_TRANSFER_CREDIT_KEY_PREFIX "lr/in/"
 extern void ledger_rule_transfer_hold(const LedgerItem *item);
 extern const char *ledger_refusal_name(LedgerRefusal refusal);
 extern void ledger_raise_refusal(const LedgerItem *item) pg_attribute_noreturn();

@@ -16,7 +16,8 @@
  *		never expires, under the key "lr/out/" || hex(sha256(K)), and the
  *		intent row (ledger.transfers_out) in the same transaction.
  *	 2. ledger_transfer_in, on the destination shard: a credit under the
- *		key "lr/in/<transfer id>", in the currency the intent records.
+ *		key "lr/in/" and the transfer's origin (the router makes it of the
+ *		source account and K), in the currency the intent records.
  *	 3. ledger_transfer_finish, on the source shard: the hold captured
  *		whole, which is the transfer's debit; a capture again replays.
  *
@@ -247,16 +248,18 @@ ledger_transfer_out(PG_FUNCTION_ARGS)
 
 /*
  * ledger_transfer_in(to_account text, currency text, amount bigint,
- *					  transfer_id bigint) RETURNS bigint
+ *					  origin text) RETURNS bigint
  *
  * Step 2 on the destination shard: credits amount to to_account under the
- * key "lr/in/<transfer_id>" (the router's id of the transfer, unique over
- * all shards), and returns the new balance; again, the same balance.
- * currency is the source account's, as the intent on the source records
- * it: another currency here is LG004, and no account LG002 -- then the
- * money stays held on the source, and ledger_verify() reports it.  The
- * router checked both before step 1; only a caller that went around it
- * can meet them.
+ * key "lr/in/" || origin, and returns the new balance; again, the same
+ * balance.  origin names the transfer over all shards: the router makes
+ * it of the source account and the transfer's key (an account lives on
+ * one shard, and a key names one transfer out of it), from the intent as
+ * the source shard records it.  currency is the source account's, as the
+ * intent records it: another currency here is LG004, and no account
+ * LG002 -- then the money stays held on the source, and ledger_verify()
+ * reports it.  The router checked both before step 1; only a caller that
+ * went around it can meet them.
  */
 PG_FUNCTION_INFO_V1(ledger_transfer_in);
 Datum
@@ -265,24 +268,25 @@ ledger_transfer_in(PG_FUNCTION_ARGS)
 	text	   *to = ledger_arg_name(fcinfo, 0, "to_account");
 	text	   *currency = ledger_arg_currency(fcinfo, 1);
 	int64		amount = ledger_arg_amount(fcinfo, 2);
+	text	   *origin = ledger_arg_name(fcinfo, 3, "origin");
 	Datum		values[1] = {PointerGetDatum(to)};
 	LedgerItem	item = {0};
-	int64		transfer_id;
-	bool		same_currency;
 
-	ledger_require_not_null(fcinfo, 3, "transfer_id");
-	transfer_id = PG_GETARG_INT64(3);
 	require_router_right("credit a cross-shard transfer");
+	if (VARSIZE_ANY_EXHDR(origin) > LEDGER_MAX_NAME_BYTES - strlen(LEDGER_TRANSFER_CREDIT_KEY_PREFIX))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("origin must be at most %d bytes",
+						(int) (LEDGER_MAX_NAME_BYTES - strlen(LEDGER_TRANSFER_CREDIT_KEY_PREFIX)))));
 
 	SPI_connect();
 	if (ledger_execute(STMT_FIND_ACCOUNT, values, NULL, true) == 0)
 		ledger_raise_account_not_found(to);
-	same_currency = strcmp(ledger_get_cstring(0, 2), text_to_cstring(currency)) == 0;
-	if (!same_currency)
+	if (strcmp(ledger_get_cstring(0, 2), text_to_cstring(currency)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_LEDGER_CURRENCY_MISMATCH),
-				 errmsg("cannot credit cross-shard transfer " INT64_FORMAT " to account \"%s\": currencies differ",
-						transfer_id, text_to_cstring(to)),
+				 errmsg("cannot credit cross-shard transfer \"%s\" to account \"%s\": currencies differ",
+						text_to_cstring(origin), text_to_cstring(to)),
 				 errdetail("The transfer is in %s; account \"%s\" is in %s.",
 						   text_to_cstring(currency), text_to_cstring(to),
 						   ledger_get_cstring(0, 2))));
@@ -291,7 +295,8 @@ ledger_transfer_in(PG_FUNCTION_ARGS)
 	item.op = LEDGER_CREDIT;
 	item.account = to;
 	item.amount = amount;
-	item.key = cstring_to_text(psprintf(LEDGER_TRANSFER_CREDIT_KEY_FORMAT, transfer_id));
+	item.key = cstring_to_text(psprintf("%s%s", LEDGER_TRANSFER_CREDIT_KEY_PREFIX,
+										text_to_cstring(origin)));
 	item.cross_shard = true;
 	PG_RETURN_INT64(ledger_post_single(&item));
 }

@@ -117,8 +117,8 @@ before=$(psql_q -c "SELECT ledger_balance('$other')")
 # after step 1: held on the source, nothing on the destination
 psql_q -c "SELECT ledger_router.transfer_out($four, 'acct-4', '$other', '$cur', 1, 'cut-1')" >/dev/null
 # after step 2: credited too, not yet captured
-cut2=$(psql_q -c "SELECT ledger_router.transfer_out($four, 'acct-4', '$other', '$cur', 2, 'cut-2')")
-psql_q -c "SELECT ledger_router.transfer_in('$other', '$cur', 2, $cut2)" >/dev/null
+psql_q -c "SELECT ledger_router.transfer_out($four, 'acct-4', '$other', '$cur', 2, 'cut-2')" >/dev/null
+psql_q -c "SELECT ledger_router.transfer_in('$other', '$cur', 2, ledger_router.transfer_origin('acct-4', 'cut-2'))" >/dev/null
 [ "$(psql_q -c "SELECT ledger_balance('acct-4') || ' ' || ledger_available('acct-4') || ' ' || ledger_balance('$other')")" = \
 	"4 1 $((before + 2))" ] || die "the interrupted transfers are not as their steps left them"
 [ "$(psql_q -c "SET ledger_router.unfinished_limit = '0'; SELECT count(*) FROM ledger_verify() WHERE problem LIKE '%unfinished%'")" = 2 ] ||
@@ -258,7 +258,7 @@ before=$(psql_q -c "SELECT ledger_balance('acct-5') || ' ' || ledger_balance('$f
 [ "$(as_app "SELECT ledger_transfer('acct-5', '$far', 5, 'app-1') > 0")" = t ] ||
 	die "the application's cross-shard transfer, through its own mapping and the router's steps"
 [ "$(as_app "SELECT ledger_credit('acct-5', 1)")" = "ERROR:  42501" ] || die "the application credits through the router"
-[ "$(as_app "SELECT ledger_router.transfer_in('$far', 'EUR', 1000, 1)")" = "ERROR:  42501" ] ||
+[ "$(as_app "SELECT ledger_router.transfer_in('$far', 'EUR', 1000, 'mine')")" = "ERROR:  42501" ] ||
 	die "the application runs a transfer's credit by itself"
 src5=$(psql_q -c "SELECT ledger_router.shard('acct-5')")
 [ "$(as_app "SELECT ledger_router.transfer_out($src5, '$idr', '$usd', 'IDR', 100, 'app-2') > 0")" = t ] ||
@@ -285,9 +285,9 @@ xhold=$(psql_q -c "SELECT hold_id FROM ledger_holds('$idr') WHERE status = 'pend
 [ "$(psql_q -c "SET ledger_router.unfinished_limit = '0'; SELECT string_agg(problem, '; ') FROM ledger_verify()")" = \
 	"cross-shard transfer $(psql_q -c "SELECT transfer_id FROM ledger_router.transfers_out($src5) WHERE idempotency_key = 'app-2'") to account \"$usd\" unfinished since $(psql_q -c "SELECT created_at FROM ledger_router.transfers_out($src5) WHERE idempotency_key = 'app-2'")" ] ||
 	die "ledger_verify does not report (only) the rupiah held for a transfer that can never be credited"
-psql_q -c "SELECT ledger_router.transfer_in('$far', 'EUR', 7, 999999)" >/dev/null
+psql_q -c "SELECT ledger_router.transfer_in('$far', 'EUR', 7, 'made-up')" >/dev/null
 [ "$(psql_q -c "SELECT count(*) FROM ledger_verify()
-                WHERE problem = 'credit of 7 under key \"lr/in/999999\" belongs to no cross-shard transfer'")" = 1 ] ||
+                WHERE problem = 'credit of 7 under key \"lr/in/made-up\" belongs to no cross-shard transfer'")" = 1 ] ||
 	die "ledger_verify does not report a transfer's credit that no intent made"
 
 echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, transfers on one shard and across shards (interrupted after each step and recovered), batches, holds routed by their ids, pg_ledger unchanged, per-role mappings hold against an application role; OK"

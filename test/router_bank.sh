@@ -134,7 +134,13 @@ while [ $((SECONDS - start)) -lt "$T" ]; do
 		[ "$MODE" = failover ] && [ "$shard" = 1 ] && continue
 		cluster_crash "shard$shard"
 		sleep 1
-		cluster_restart "shard$shard"
+		# a backend forked while the crash was being dealt may hold the
+		# shared memory a moment longer: the start is refused until it goes
+		for attempt in $(seq 1 20); do
+			cluster_restart "shard$shard" 2>/dev/null && break
+			[ "$attempt" = 20 ] && die "shard$shard did not start again after its crash"
+			sleep 1
+		done
 		shard_kills=$((shard_kills + 1)) ;;
 	esac
 done

@@ -67,7 +67,7 @@ SELECT set_eq(
 		  'ledger_account_mode(text)',
 		  'ledger_transfer_check(text,text,bigint,text)',
 		  'ledger_transfer_out(text,text,text,bigint,text)',
-		  'ledger_transfer_in(text,text,bigint,bigint)',
+		  'ledger_transfer_in(text,text,bigint,text)',
 		  'ledger_transfer_finish(text)',
 		  'ledger_transfers_out(text)',
 		  'ledger_transfers_unfinished(interval)',
@@ -115,7 +115,7 @@ SELECT volatility_is('ledger_set_account_mode', ARRAY['text', 'text'], 'volatile
 					 'ledger_set_account_mode is VOLATILE');
 SELECT volatility_is('ledger_transfer_out', ARRAY['text', 'text', 'text', 'bigint', 'text'], 'volatile',
 					 'ledger_transfer_out is VOLATILE');
-SELECT volatility_is('ledger_transfer_in', ARRAY['text', 'text', 'bigint', 'bigint'], 'volatile',
+SELECT volatility_is('ledger_transfer_in', ARRAY['text', 'text', 'bigint', 'text'], 'volatile',
 					 'ledger_transfer_in is VOLATILE');
 SELECT volatility_is('ledger_transfer_finish', ARRAY['text'], 'volatile',
 					 'ledger_transfer_finish is VOLATILE');
