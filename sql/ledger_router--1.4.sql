@@ -237,9 +237,13 @@ $$ LANGUAGE plproxy;
 CREATE FUNCTION ledger_router.transfer_origin(from_account text, idempotency_key text)
 	RETURNS text
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
-		pg_catalog.octet_length(from_account) OPERATOR(pg_catalog.||) ':'
-		OPERATOR(pg_catalog.||) from_account OPERATOR(pg_catalog.||) idempotency_key, 'UTF8')), 'hex');
+	-- UTF-8 bytes throughout, whatever the router database's encoding: every
+	-- router must make the same origin of one intent
+	RETURN pg_catalog.encode(pg_catalog.sha256(
+		pg_catalog.convert_to(pg_catalog.octet_length(pg_catalog.convert_to(from_account, 'UTF8'))::text
+							  OPERATOR(pg_catalog.||) ':', 'UTF8')
+		OPERATOR(pg_catalog.||) pg_catalog.convert_to(from_account, 'UTF8')
+		OPERATOR(pg_catalog.||) pg_catalog.convert_to(idempotency_key, 'UTF8')), 'hex');
 
 -- steps 2 and 3 of the transfer under key on shard source; its id
 CREATE FUNCTION ledger_router.transfer_complete(source int4, idempotency_key text)
@@ -255,6 +259,8 @@ BEGIN
 	   OR source OPERATOR(pg_catalog.>=) ledger_router.shards() THEN
 		RAISE EXCEPTION 'no shard has number %', source
 			USING ERRCODE = 'invalid_parameter_value';
+	ELSIF idempotency_key IS NULL THEN
+		RAISE EXCEPTION 'idempotency_key must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	SELECT * INTO intent FROM ledger_router.transfer_intent(source, idempotency_key);
 	IF NOT FOUND THEN
@@ -324,7 +330,7 @@ BEGIN
 									  CASE WHEN held THEN 'Its' ELSE 'If it was, its' END, from_account, to_account)),
 				  HINT = CASE WHEN idempotency_key IS NULL
 						 THEN 'Do not call it again: without an idempotency key a retry is another transfer.'
-						 ELSE 'Calling again with the same idempotency key finishes it (or refuses it if it was not recorded).' END;
+						 ELSE 'Calling again with the same idempotency key finishes it, or makes it if it was not recorded.' END;
 	END;
 END
 $$;
@@ -447,7 +453,7 @@ CREATE FUNCTION ledger_router.transfers_in(h int4, idempotency_keys text[])
 $$ LANGUAGE plproxy;
 
 -- the audit's view of an intent and of a credit (ledger_verify)
-CREATE TYPE ledger_router.intent AS (transfer_id bigint, credit_key text, from_account text,
+CREATE TYPE ledger_router.intent AS (shard int4, transfer_id bigint, credit_key text, from_account text,
 									 to_account text, amount bigint, created_at timestamptz,
 									 status text, captured bigint);
 CREATE TYPE ledger_router.credit AS (credit_key text, account text, amount bigint);
@@ -457,7 +463,7 @@ CREATE FUNCTION ledger_router.intents()
 	RETURNS ledger_router.intent[]
 	LANGUAGE sql VOLATILE
 	RETURN ARRAY(
-		SELECT ROW(t.transfer_id,
+		SELECT ROW(h, t.transfer_id,
 				   'lr/in/' OPERATOR(pg_catalog.||) ledger_router.transfer_origin(t.from_account, t.idempotency_key),
 				   t.from_account, t.to_account, t.amount, t.created_at, t.status, t.captured)::ledger_router.intent
 		  FROM pg_catalog.generate_series(0, ledger_router.shards() OPERATOR(pg_catalog.-) 1) h,
@@ -525,6 +531,21 @@ BEGIN
 					 OR c.credit_key IS NULL
 					 OR c.account OPERATOR(pg_catalog.<>) o.to_account
 					 OR c.amount OPERATOR(pg_catalog.<>) o.amount))
+		UNION ALL
+		-- an intent on a shard its account does not live on (the account was
+		-- opened there around the router): its credit could be another's
+		SELECT o.from_account,
+			   pg_catalog.format('cross-shard transfer %s is on shard %s, but account "%s" lives on shard %s',
+								 o.transfer_id, o.shard, o.from_account, ledger_router.shard(o.from_account))
+		  FROM pg_catalog.unnest(before) o
+		 WHERE o.shard OPERATOR(pg_catalog.<>) ledger_router.shard(o.from_account)
+		UNION ALL
+		-- two intents with one credit key: one credit for two debits
+		SELECT pg_catalog.min(o.from_account),
+			   pg_catalog.format('%s cross-shard transfers share the credit key "%s"', pg_catalog.count(*), o.credit_key)
+		  FROM pg_catalog.unnest(before) o
+		 GROUP BY o.credit_key
+		HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1
 		UNION ALL
 		-- a credit of a cross-shard transfer that no intent made: money created
 		SELECT c.account,
@@ -677,10 +698,10 @@ BEGIN
 		END IF;
 		RAISE EXCEPTION 'the batch stopped after item %: %', done, message
 			USING ERRCODE = 'statement_completion_unknown',
-				  DETAIL = pg_catalog.format('Items 1 to %s were decided (applied or refused); the next failed with %s.',
-											 done, state),
+				  DETAIL = pg_catalog.format('Items 1 to %s were decided (applied or refused), item %s may have been applied; it failed with %s.',
+											 done, done OPERATOR(pg_catalog.+) 1, state),
 				  HINT = CASE WHEN idempotency_keys IS NULL
-						 THEN 'Without idempotency keys a retry applies the decided items again: send only the items after them.'
+						 THEN 'Without idempotency keys a retry applies them again: check the accounts before sending any of these items again.'
 						 ELSE 'Call it again with the same idempotency keys: applied items replay.' END;
 	END;
 END

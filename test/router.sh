@@ -290,4 +290,14 @@ psql_q -c "SELECT ledger_router.transfer_in('$far', 'EUR', 7, 'made-up')" >/dev/
                 WHERE problem = 'credit of 7 under key \"lr/in/made-up\" belongs to no cross-shard transfer'")" = 1 ] ||
 	die "ledger_verify does not report a transfer's credit that no intent made"
 
+log "an account opened around the router, on another shard, is reported once it sends a transfer"
+dup_home=$(psql_q -c "SELECT ledger_router.shard('dup-x')")
+dup_wrong=$(( (dup_home + 1) % NSHARDS ))
+shard_sql "$dup_wrong" "SELECT ledger_open_account('dup-x', 'EUR')" >/dev/null
+shard_sql "$dup_wrong" "SELECT ledger_credit('dup-x', 5)" >/dev/null
+shard_sql "$dup_wrong" "SELECT ledger_transfer_out('dup-x', '$far', 'EUR', 1, 'dup')" >/dev/null
+[ "$(psql_q -c "SELECT count(*) FROM ledger_verify()
+                WHERE problem LIKE '%is on shard $dup_wrong, but account \"dup-x\" lives on shard $dup_home'")" = 1 ] ||
+	die "ledger_verify does not report an intent on a shard its account does not live on"
+
 echo "router: placement by FNV-1a on $NSHARDS shards, SQLSTATEs kept, transfers on one shard and across shards (interrupted after each step and recovered), batches, holds routed by their ids, pg_ledger unchanged, per-role mappings hold against an application role; OK"
