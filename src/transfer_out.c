@@ -83,6 +83,17 @@ arg_transfer_key(FunctionCallInfo fcinfo, int argno)
 	return key;
 }
 
+/* A transfer's two accounts: not one and the same (22023). */
+static void
+refuse_transfer_to_self(text *from, text *to)
+{
+	if (ledger_same_text(from, to))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot transfer from account \"%s\" to itself",
+						text_to_cstring(from))));
+}
+
 /*
  * The intent under key, if there is one: its transfer id, and LG003 if it
  * was made for another request.  Inside the caller's SPI connection.
@@ -148,11 +159,7 @@ ledger_transfer_check(PG_FUNCTION_ARGS)
 
 	(void) ledger_arg_amount(fcinfo, 2);
 	(void) arg_transfer_key(fcinfo, 3);
-	if (ledger_same_text(from, to))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot transfer from account \"%s\" to itself",
-						text_to_cstring(from))));
+	refuse_transfer_to_self(from, to);
 	SPI_connect();
 	if (ledger_execute(STMT_FIND_ACCOUNT, values, NULL, true) == 0)
 		ledger_raise_account_not_found(to);
@@ -192,11 +199,7 @@ ledger_transfer_out(PG_FUNCTION_ARGS)
 	int64		hold_id;
 	char	   *from_currency;
 
-	if (ledger_same_text(from, to))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot transfer from account \"%s\" to itself",
-						text_to_cstring(from))));
+	refuse_transfer_to_self(from, to);
 
 	SPI_connect();
 	if (find_intent(key, from, to, amount, &transfer_id))
