@@ -261,6 +261,8 @@ extern LedgerRefusal ledger_rule_capture(const LedgerItem *item, TimestampTz now
 #define LEDGER_TRANSFER_HOLD_KEY_PREFIX "lr/out/"
 #define LEDGER_TRANSFER_CREDIT_KEY_PREFIX "lr/in/"
 extern void ledger_rule_transfer_hold(const LedgerItem *item);
+extern bool ledger_key_is_reserved(text *key);
+extern void ledger_raise_reserved_key(void) pg_attribute_noreturn();
 extern const char *ledger_refusal_name(LedgerRefusal refusal);
 extern void ledger_raise_refusal(const LedgerItem *item) pg_attribute_noreturn();
 extern const char *ledger_operation_name(LedgerOperation op);

@@ -113,16 +113,32 @@ key_has_prefix(const char *key, int len, const char *prefix)
 }
 
 /*
- * A key of the ledger's own (LEDGER_RESERVED_KEY_PREFIX) in a posting that
- * is not a step of a cross-shard transfer: a caller who took one first
- * could make a transfer's credit or hold replay the wrong posting.
+ * Keys of the ledger's own (LEDGER_RESERVED_KEY_PREFIX) belong to the steps
+ * of cross-shard transfers: a caller who took one first could make a
+ * transfer's credit or hold replay the wrong posting.  Also the caller's
+ * key of a cross-shard transfer may not be one (transfer_out.c).
  */
+bool
+ledger_key_is_reserved(text *key)
+{
+	return key != NULL &&
+		key_has_prefix(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), LEDGER_RESERVED_KEY_PREFIX);
+}
+
+void
+ledger_raise_reserved_key(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("idempotency keys beginning with \"%s\" are reserved for the steps of cross-shard transfers",
+					LEDGER_RESERVED_KEY_PREFIX)));
+}
+
+/* A reserved key in a posting that is not a step of a cross-shard transfer. */
 static bool
 key_reserved(const LedgerItem *item)
 {
-	return !item->cross_shard && item->key != NULL &&
-		key_has_prefix(VARDATA_ANY(item->key), VARSIZE_ANY_EXHDR(item->key),
-					   LEDGER_RESERVED_KEY_PREFIX);
+	return !item->cross_shard && ledger_key_is_reserved(item->key);
 }
 
 /*
@@ -387,10 +403,7 @@ ledger_raise_refusal(const LedgerItem *item)
 						 errmsg("cannot transfer from account \"%s\" to itself",
 								text_to_cstring(item->account))));
 			if (key_reserved(item))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("idempotency keys beginning with \"%s\" are reserved for the steps of cross-shard transfers",
-								LEDGER_RESERVED_KEY_PREFIX)));
+				ledger_raise_reserved_key();
 			if (item->op == LEDGER_HOLD)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

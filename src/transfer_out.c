@@ -74,12 +74,8 @@ arg_transfer_key(FunctionCallInfo fcinfo, int argno)
 
 	ledger_require_not_null(fcinfo, argno, "idempotency_key");
 	key = ledger_arg_key(fcinfo, argno);
-	if (VARSIZE_ANY_EXHDR(key) >= strlen(LEDGER_RESERVED_KEY_PREFIX) &&
-		memcmp(VARDATA_ANY(key), LEDGER_RESERVED_KEY_PREFIX, strlen(LEDGER_RESERVED_KEY_PREFIX)) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency keys beginning with \"%s\" are reserved for the steps of cross-shard transfers",
-						LEDGER_RESERVED_KEY_PREFIX)));
+	if (ledger_key_is_reserved(key))
+		ledger_raise_reserved_key();
 	return key;
 }
 
